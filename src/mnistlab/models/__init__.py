@@ -1,0 +1,20 @@
+"""Model registry: ``create_model(name)``, ``list_models()``.
+
+    >>> from mnistlab.models import create_model
+    >>> create_model("resnet").__class__.__name__
+    'ResNetCNN'
+
+Importing this package registers every architecture module below.
+"""
+
+from mnistlab.models import deeper, resnet, simple  # noqa: F401  (registration side effect)
+from mnistlab.models.registry import (  # noqa: F401
+    count_parameters,
+    create_model,
+    describe_models,
+    list_models,
+    register,
+)
+
+# The seed's parameter counts; every model must stay within ±5% of its target.
+REFERENCE_PARAMS = {"simple": 93_322, "deeper": 523_978, "resnet": 285_066}

@@ -1,0 +1,37 @@
+"""Simple CNN: Conv → Pool → Conv → Pool → Conv → FC → FC (93,322 parameters on 28×28).
+
+The layout of the classic Keras MNIST tutorial, without padding, so the parameter count matches
+the seed exactly (320 + 18,496 + 36,928 + 36,928 + 650).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mnistlab.models.blocks import flat_features
+from mnistlab.models.registry import register
+
+
+@register("simple", "Simple CNN: 3 conv + 2 dense layers, ~93K params")
+class SimpleCNN(nn.Module):
+    """Simple CNN: 3 conv + 2 dense layers, ~93K params."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28,
+                 width: int = 32, hidden: int = 64):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(2 * width, 2 * width, 3), nn.ReLU(inplace=True),
+        )
+        n_flat = flat_features(self.features, in_channels, image_size)
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(n_flat, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_classes)
+        )
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))

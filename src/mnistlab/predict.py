@@ -1,0 +1,36 @@
+"""Classify image files with a trained run (``mnistlab predict``).
+
+    >>> from mnistlab.predict import predict_files                      # doctest: +SKIP
+    >>> predict_files("runs/simple-20261125-101500", ["seven.png"])     # doctest: +SKIP
+    [{'file': 'seven.png', 'digit': 7, 'label': '7', 'probability': 0.998, 'probabilities': [...]}]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from mnistlab import runs
+from mnistlab.data.preprocess import load_image, to_mnist
+from mnistlab.evaluation.metrics import softmax
+
+
+def predict_arrays(run_dir: str | Path, images: np.ndarray) -> np.ndarray:
+    """Probabilities for uint8 images ``[N, 28, 28]`` already in MNIST form."""
+    return softmax(runs.predictor(run_dir)(images))
+
+
+def predict_files(run_dir: str | Path, paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """Preprocess each file MNIST-style and return its predicted class and probabilities."""
+    class_names = runs.read_config(run_dir)["data"]["class_names"]
+    images = np.stack([to_mnist(load_image(p)) for p in paths])  # every file checked before any work
+    probs = predict_arrays(run_dir, images)
+    results = []
+    for path, p in zip(paths, probs):
+        k = int(p.argmax())
+        results.append({"file": str(path), "digit": k, "label": class_names[k],
+                        "probability": round(float(p[k]), 6),
+                        "probabilities": [round(float(v), 6) for v in p]})
+    return results

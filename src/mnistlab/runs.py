@@ -1,0 +1,235 @@
+"""A run directory: the config, weights, history and results of one training run.
+
+    >>> from mnistlab.runs import load_model, read_config          # doctest: +SKIP
+    >>> model, config = load_model("runs/simple-20261125-101500")  # doctest: +SKIP
+
+Layout (every later command rebuilds everything from these files alone)::
+
+    config.json          schema_version, kind, framework, dataset, arch, model args,
+                         normalisation, class names, training settings, threads, environment
+    model.safetensors    the best weights (chosen on the validation split)
+    checkpoint.pt        the last epoch's full state, for --resume
+    history.csv          one row per epoch
+    training.json        summary: best epoch, wall time, samples/s, why training stopped
+    predictions.npz      test logits and labels (written once by `mnistlab evaluate`)
+    val_predictions.npz  validation logits and labels (for calibration and ensemble weights)
+    metrics.json         test metrics computed from predictions.npz
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from mnistlab import __version__
+from mnistlab.config import SCHEMA_VERSION
+from mnistlab.errors import UserError
+from mnistlab.fileio import read_json, write_json, write_text, write_with
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+CHECKPOINT = "checkpoint.pt"
+HISTORY = "history.csv"
+TRAINING = "training.json"
+PREDICTIONS = "predictions.npz"
+VAL_PREDICTIONS = "val_predictions.npz"
+METRICS = "metrics.json"
+
+
+def default_run_dir(name: str, root: str | Path = "runs") -> Path:
+    """``runs/<name>-<YYYYmmdd-HHMMSS>``: sortable and never the same twice in a second."""
+    return Path(root) / f"{name}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def prepare_run_dir(path: str | Path, *, force: bool = False) -> Path:
+    """Create ``path`` for a new run; an existing run is replaced only with ``force``."""
+    path = Path(path)
+    if path.exists() and any(path.iterdir()):
+        if not (path / CONFIG).exists():
+            raise UserError(f"{path}: exists and is not a run directory; choose another --out")
+        if not force:
+            raise UserError(f"{path}: a run already exists there; pass --force to overwrite or --resume to continue it")
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def git_commit() -> str | None:
+    """The commit of the mnistlab source tree, when it is a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
+
+
+def environment() -> dict[str, Any]:
+    """Versions and hardware, stored in every config so numbers carry their conditions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "mnistlab": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "git_commit": git_commit(),
+    }
+
+
+def write_config(run_dir: Path, config: dict[str, Any]) -> None:
+    write_json(run_dir / CONFIG, {"schema_version": SCHEMA_VERSION, **config})
+
+
+def read_config(run_dir: str | Path) -> dict[str, Any]:
+    """The run's config, after checking that ``run_dir`` is a run this version can read."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such run directory; train one with 'mnistlab train'")
+    path = run_dir / CONFIG
+    if not path.is_file():
+        raise UserError(f"{run_dir}: not a run directory (no {CONFIG}); give the folder 'mnistlab train' wrote")
+    try:
+        config = read_json(path)
+    except ValueError as exc:
+        raise UserError(f"{path}: unreadable JSON ({exc}); restore it or train again") from None
+    version = config.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise UserError(f"{path}: schema version {version} is not {SCHEMA_VERSION}; use a matching mnistlab version")
+    return config
+
+
+def build_model(config: dict[str, Any]) -> torch.nn.Module:
+    """The untrained PyTorch model a config describes."""
+    from mnistlab.models import create_model
+
+    data = config["data"]
+    return create_model(config["arch"], in_channels=data["in_channels"], num_classes=data["num_classes"],
+                        image_size=data["image_size"], **config.get("model_args", {}))
+
+
+def save_weights(run_dir: Path, model: torch.nn.Module) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    write_with(run_dir / WEIGHTS, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
+
+
+def load_model(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild a PyTorch run's model from its directory, in eval mode."""
+    from safetensors.torch import load_file
+
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    if config.get("framework", "torch") != "torch":
+        raise UserError(f"{run_dir}: a {config['framework']} run; this command needs a PyTorch run")
+    weights = run_dir / WEIGHTS
+    if not weights.is_file():
+        raise UserError(f"{run_dir}: no weights ({WEIGHTS}); the run did not finish an epoch, train it again")
+    model = build_model(config)
+    try:
+        model.load_state_dict(load_file(str(weights)))
+    except Exception as exc:  # safetensors raises several types for damaged files
+        raise UserError(f"{weights}: cannot load weights ({exc}); train the run again") from None
+    return model.eval(), config
+
+
+def normalize_images(images: torch.Tensor, data: dict[str, Any]) -> torch.Tensor:
+    """uint8 ``[N, 28, 28]`` (or ``[N, 1, 28, 28]``) → normalised float32 ``[N, 1, 28, 28]``."""
+    x = images.float().div_(255.0)
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    return (x - data["mean"]) / data["std"]
+
+
+@torch.no_grad()
+def torch_logits(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1024,
+                 channels_last: bool = True) -> torch.Tensor:
+    """Logits of an already normalised batch, computed in chunks, in eval mode."""
+    model.eval()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    outs = []
+    for start in range(0, len(x), batch_size):
+        chunk = x[start: start + batch_size]
+        if channels_last:
+            chunk = chunk.contiguous(memory_format=torch.channels_last)
+        outs.append(model(chunk).float())
+    return torch.cat(outs) if outs else torch.empty(0, 10)
+
+
+def _torch_predictor(run_dir: Path, config: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
+    model, _ = load_model(run_dir)
+    return lambda images: torch_logits(model, normalize_images(torch.as_tensor(images), config["data"])).numpy()
+
+
+# framework name → factory(run_dir, config) returning a function uint8 images → logits.
+# Other frameworks add themselves here, so evaluation and serving never ask which one it is.
+PREDICTORS: dict[str, Callable[[Path, dict[str, Any]], Callable[[np.ndarray], np.ndarray]]] = {
+    "torch": _torch_predictor,
+}
+
+
+def predictor(run_dir: str | Path) -> Callable[[np.ndarray], np.ndarray]:
+    """A function from uint8 images ``[N, 28, 28]`` to logits ``[N, classes]`` for any run."""
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    framework = config.get("framework", "torch")
+    if framework not in PREDICTORS:
+        raise UserError(f"{run_dir}: framework {framework!r} is not available; install mnistlab[{framework}]")
+    return PREDICTORS[framework](run_dir, config)
+
+
+def write_history(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(run_dir / HISTORY, buf.getvalue())
+
+
+def read_history(run_dir: str | Path) -> list[dict[str, float]]:
+    path = Path(run_dir) / HISTORY
+    if not path.is_file():
+        return []
+    with open(path, newline="") as fh:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def save_predictions(path: Path, logits: np.ndarray, labels: np.ndarray) -> None:
+    def writer(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, logits=logits.astype(np.float32), labels=labels.astype(np.int64))
+
+    write_with(path, writer)
+
+
+def load_predictions(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path.parent}: no {path.name}; run 'mnistlab evaluate {path.parent}' first")
+    with np.load(path) as data:
+        return data["logits"], data["labels"]
