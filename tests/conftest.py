@@ -1,0 +1,42 @@
+"""Shared fixtures: the data store points at ../shared/data, nothing touches the network."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch, tmp_path_factory):
+    """Every test runs offline, with a private cache, and finds the data in ../shared/data."""
+    monkeypatch.setenv("MNISTLAB_OFFLINE", "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
+    if SHARED_DATA.is_dir() and "MNISTLAB_DATA_DIR" not in os.environ:
+        monkeypatch.setenv("MNISTLAB_DATA_DIR", str(SHARED_DATA))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    path = Path(os.environ.get("MNISTLAB_DATA_DIR", SHARED_DATA))
+    if not (path / "mnist").is_dir():
+        pytest.skip(f"MNIST not found at {path}; set MNISTLAB_DATA_DIR")
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, data_dir) -> Path:
+    """A `simple` model trained for one epoch on 10,000 images (about 5 s), then evaluated."""
+    from mnistlab.config import TrainConfig
+    from mnistlab.evaluation.evaluate import evaluate_run
+    from mnistlab.training.trainer import train
+
+    os.environ.setdefault("MNISTLAB_OFFLINE", "1")
+    out = tmp_path_factory.mktemp("runs") / "simple"
+    cfg = TrainConfig(arch="simple", epochs=1, train_subset=10_000, batch_size=32, lr=3e-3, seed=0)
+    train(cfg, out, data_dir=str(data_dir), progress=False)
+    evaluate_run(out, data_dir=str(data_dir))
+    return out
