@@ -1,0 +1,33 @@
+"""Wall time and accuracy of the full quickstart (the README's first command), one seed.
+
+    MNISTLAB_DATA_DIR=../shared/data python benchmarks/quickstart_time.py [--seed 0] [--out DIR]
+
+Prints the quickstart's JSON summary (per-model test accuracy, train seconds, samples/s) and the
+total wall time. The test split is read once per model, after training, by `evaluate`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+
+from mnistlab.quickstart import quickstart
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--archs", default="simple,deeper,resnet")
+    args = parser.parse_args()
+    out = args.out or tempfile.mkdtemp(prefix="mnistlab-quickstart-")
+    t0 = time.perf_counter()
+    rows = quickstart(out, seed=args.seed, force=True, archs=tuple(args.archs.split(",")))
+    total = time.perf_counter() - t0
+    print(json.dumps({"seed": args.seed, "total_seconds": round(total, 1), "models": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
