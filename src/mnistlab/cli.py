@@ -204,10 +204,23 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- parser
+# Modules that add their own subcommands: each defines ``add_commands(command)`` where
+# ``command(name, func, help, json_flag=True, data_dir=True)`` returns a new subparser.
+COMMAND_MODULES = (
+    "mnistlab.commands.analysis",
+    "mnistlab.commands.explain",
+    "mnistlab.commands.deploy",
+    "mnistlab.commands.frameworks",
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
     from mnistlab import __version__
 
-    parser = argparse.ArgumentParser(prog="mnistlab", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="mnistlab", description="Train, compare, explain, export and serve digit classifiers on MNIST.")
     parser.add_argument("--version", action="version", version=f"mnistlab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -247,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="overwrite existing runs at --out")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_commands(command)
     return parser
 
 

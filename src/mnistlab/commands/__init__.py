@@ -1,0 +1,1 @@
+"""Subcommands beyond the core, one module per feature; ``mnistlab.cli`` adds them."""
