@@ -53,3 +53,19 @@ def test_other_input_sizes_and_classes(name):
 def test_unknown_model_names_the_choices():
     with pytest.raises(UserError, match="simple"):
         create_model("lenet-9000")
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_weights_round_trip_through_safetensors(name, tmp_path):
+    """Every model saves to safetensors (no tensor registered twice) and loads back identically."""
+    from mnistlab import runs
+
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    runs.save_weights(tmp_path, model)
+    twin = create_model(name).eval()
+    from safetensors.torch import load_file
+
+    twin.load_state_dict(load_file(str(tmp_path / runs.WEIGHTS)))
+    x = torch.randn(3, 1, 28, 28)
+    assert torch.equal(model(x), twin(x))

@@ -33,6 +33,7 @@ import torch
 
 from mnistlab import __version__
 from mnistlab.config import SCHEMA_VERSION
+from mnistlab.data.datasets import normalize
 from mnistlab.errors import UserError
 from mnistlab.fileio import read_json, write_json, write_text, write_with
 
@@ -155,12 +156,9 @@ def load_model(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     return model.eval(), config
 
 
-def normalize_images(images: torch.Tensor, data: dict[str, Any]) -> torch.Tensor:
-    """uint8 ``[N, 28, 28]`` (or ``[N, 1, 28, 28]``) → normalised float32 ``[N, 1, 28, 28]``."""
-    x = images.float().div_(255.0)
-    if x.dim() == 3:
-        x = x.unsqueeze(1)
-    return (x - data["mean"]) / data["std"]
+def normalize_images(images: torch.Tensor | np.ndarray, data: dict[str, Any]) -> torch.Tensor:
+    """uint8 ``[N, 28, 28]`` (or ``[N, 1, 28, 28]``) → float32 ``[N, 1, 28, 28]`` with the run's mean/std."""
+    return normalize(torch.as_tensor(images), data["mean"], data["std"])
 
 
 @torch.no_grad()
@@ -181,7 +179,7 @@ def torch_logits(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1024
 
 def _torch_predictor(run_dir: Path, config: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
     model, _ = load_model(run_dir)
-    return lambda images: torch_logits(model, normalize_images(torch.as_tensor(images), config["data"])).numpy()
+    return lambda images: torch_logits(model, normalize_images(images, config["data"])).numpy()
 
 
 # framework name → factory(run_dir, config) returning a function uint8 images → logits.
@@ -196,6 +194,8 @@ def predictor(run_dir: str | Path) -> Callable[[np.ndarray], np.ndarray]:
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     framework = config.get("framework", "torch")
+    if framework == "keras" and framework not in PREDICTORS:
+        import mnistlab.frameworks.keras  # noqa: F401  (imports TensorFlow, registers its predictor)
     if framework not in PREDICTORS:
         raise UserError(f"{run_dir}: framework {framework!r} is not available; install mnistlab[{framework}]")
     return PREDICTORS[framework](run_dir, config)

@@ -6,7 +6,7 @@
     >>> get_dataset_info("fashion-mnist").class_names[0]
     'T-shirt/top'
     >>> data = load_train_val("mnist", val_size=5000, seed=0)     # doctest: +SKIP
-    >>> normalize(data.val_x, data.info).shape                     # doctest: +SKIP
+    >>> normalize(data.val_x, data.info.mean, data.info.std).shape                     # doctest: +SKIP
     torch.Size([5000, 1, 28, 28])
 
 The whole data set lives in memory as uint8 tensors (55 MB for MNIST); normalisation happens
@@ -167,14 +167,14 @@ def load_train_val(dataset: str, val_size: int = 5000, seed: int = 0, data_dir: 
     return TrainValData(x[train_idx], y[train_idx], x[val_idx], y[val_idx], info, train_idx, val_idx)
 
 
-def normalize(x_uint8: torch.Tensor, info: DatasetInfo) -> torch.Tensor:
+def normalize(x_uint8: torch.Tensor, mean: float, std: float) -> torch.Tensor:
     """uint8 images [N, H, W] or [N, 1, H, W] -> float32 [N, 1, H, W] as (x / 255 - mean) / std."""
     if x_uint8.dtype != torch.uint8:
         raise TypeError(f"normalize expects uint8 images, got {x_uint8.dtype}; normalise only once")
     x = x_uint8.unsqueeze(1) if x_uint8.dim() == 3 else x_uint8
     if x.dim() != 4 or x.shape[1] != 1:
         raise ValueError(f"normalize expects [N, H, W] or [N, 1, H, W], got {list(x_uint8.shape)}")
-    return x.float().div_(255.0).sub_(info.mean).div_(info.std)
+    return x.float().div_(255.0).sub_(mean).div_(std)
 
 
 def summary(dataset: str, data_dir: str | Path | None = None, *, offline: bool | None = None) -> dict:

@@ -8,6 +8,8 @@ accuracy. Dropout 25% closes every conv stage and 50% sits before the last layer
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 from torch import nn
 
@@ -24,10 +26,11 @@ class DeeperCNN(nn.Module):
                  dropout_fc: float = 0.5):
         super().__init__()
         w1, w2, w3 = width, 2 * width, 4 * width
-        self.stage1 = nn.Sequential(ConvBNAct(in_channels, w1), nn.MaxPool2d(2), nn.Dropout(dropout_conv))
-        self.stage2 = nn.Sequential(ConvBNAct(w1, w2), ConvBNAct(w2, w2), nn.MaxPool2d(2), nn.Dropout(dropout_conv))
-        self.stage3 = nn.Sequential(ConvBNAct(w2, w3), ConvBNAct(w3, w3), nn.MaxPool2d(2), nn.Dropout(dropout_conv))
-        self.features = nn.Sequential(self.stage1, self.stage2, self.stage3)
+        self.features = nn.Sequential(OrderedDict(
+            stage1=nn.Sequential(ConvBNAct(in_channels, w1), nn.MaxPool2d(2), nn.Dropout(dropout_conv)),
+            stage2=nn.Sequential(ConvBNAct(w1, w2), ConvBNAct(w2, w2), nn.MaxPool2d(2), nn.Dropout(dropout_conv)),
+            stage3=nn.Sequential(ConvBNAct(w2, w3), ConvBNAct(w3, w3), nn.MaxPool2d(2), nn.Dropout(dropout_conv)),
+        ))
         n_flat = flat_features(self.features, in_channels, image_size)
         self.head = nn.Sequential(
             nn.Flatten(), nn.Linear(n_flat, hidden), nn.ReLU(inplace=True),

@@ -8,6 +8,8 @@ input size.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 from torch import nn
 
@@ -23,11 +25,12 @@ class ResNetCNN(nn.Module):
                  widths: tuple[int, int, int] = (32, 64, 120)):
         super().__init__()
         w1, w2, w3 = widths
-        self.stem = nn.Sequential(ConvBNAct(in_channels, w1), nn.MaxPool2d(2))
-        self.stage1 = ResidualBlock(w1, w1)
-        self.stage2 = ResidualBlock(w1, w2, stride=2)
-        self.stage3 = ResidualBlock(w2, w3, stride=2)
-        self.features = nn.Sequential(self.stem, self.stage1, self.stage2, self.stage3)
+        self.features = nn.Sequential(OrderedDict(
+            stem=nn.Sequential(ConvBNAct(in_channels, w1), nn.MaxPool2d(2)),
+            stage1=ResidualBlock(w1, w1),
+            stage2=ResidualBlock(w1, w2, stride=2),
+            stage3=ResidualBlock(w2, w3, stride=2),
+        ))
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(w3, num_classes))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
