@@ -1,5 +1,86 @@
-"""`mnistlab` subcommands for analysis (being built)."""
+"""`mnistlab plots`, `mnistlab compare` and `mnistlab report`: analysis of finished runs.
+
+    mnistlab plots runs/deeper-20261125-101500
+    mnistlab compare runs/qs/simple runs/qs/deeper runs/qs/resnet --out runs/qs/comparison
+    mnistlab report runs/qs/simple runs/qs/deeper -o runs/qs/report.html
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def cmd_plots(args: argparse.Namespace) -> int:
+    from mnistlab.analysis.analyze import analyze_run
+    from mnistlab.analysis.uncertainty import SCORE_LABELS
+    from mnistlab.cli import emit_json
+
+    summary = analyze_run(args.run_dir, data_dir=args.data_dir, mc_passes=args.mc_passes, mc_limit=args.mc_limit,
+                          log=_log if not args.json else (lambda _m: None))
+    if args.json:
+        emit_json(summary)
+        return 0
+    cal = summary["calibration"]
+    print(f"{args.run_dir}: {len(summary['figures'])} figures under {Path(args.run_dir) / 'plots'}")
+    print(f"ECE {cal['ece_before']:.4f} → {cal['ece_after']:.4f} with T = {cal['temperature']:.3f} (fitted on validation)")
+    for name, a in summary["uncertainty"]["aurocs"].items():
+        auroc = "—" if a["auroc"] is None else f"{a['auroc']:.4f}"
+        print(f"error-detection AUROC, {SCORE_LABELS[name]}: {auroc} ({a['n']:,} images)")
+    if summary.get("curves", {}).get("overfitting"):
+        print(f"overfitting: val loss rose while train loss fell at epoch(s) {summary['curves']['overfitting_epochs']}")
+    for note in summary["notes"]:
+        print(f"note: {note}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from mnistlab.analysis.compare import COLUMNS, compare_runs, default_out, table_rows, write_comparison
+    from mnistlab.cli import emit_json, print_table
+
+    result = compare_runs(args.run_dirs)
+    out = Path(args.out) if args.out else default_out(args.run_dirs)
+    paths = write_comparison(result, out)
+    if args.json:
+        emit_json({**result, "files": paths})
+        return 0
+    print_table("comparison (test split)", COLUMNS, table_rows(result))
+    print(f"written: {out}/comparison.md, .csv, .json and plots/model_comparisons/")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from mnistlab.cli import emit_json
+    from mnistlab.report.html import build_report
+
+    path = build_report(args.run_dirs, args.output, data_dir=args.data_dir, mc_limit=args.mc_limit,
+                        log=_log if not args.json else (lambda _m: None))
+    if args.json:
+        emit_json({"report": str(path), "bytes": path.stat().st_size})
+    else:
+        print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained; open it in any browser)")
+    return 0
 
 
 def add_commands(command) -> None:
     """Add this feature's subcommands through ``command(name, func, help, ...)``."""
+    mc_limit_help = "run MC dropout on the first N test images only (default: all)"
+    p = command("plots", cmd_plots, "write every plot of one run (from its saved logits and history)")
+    p.add_argument("run_dir")
+    p.add_argument("--mc-passes", type=int, default=20, help="Monte-Carlo dropout passes (models with dropout)")
+    p.add_argument("--mc-limit", type=int, metavar="N", help=mc_limit_help)
+
+    p = command("compare", cmd_compare, "compare runs side by side: table (md, csv, json) and plots",
+                data_dir=False)
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", help="folder for the comparison files (default: <common parent>/comparison)")
+
+    p = command("report", cmd_report, "write one self-contained HTML report for one or more runs")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("-o", "--output", default="report.html", help="the HTML file to write (default report.html)")
+    p.add_argument("--mc-limit", type=int, metavar="N", help=mc_limit_help)

@@ -1,0 +1,1 @@
+"""The self-contained HTML report (``mnistlab report``): see :mod:`mnistlab.report.html`."""

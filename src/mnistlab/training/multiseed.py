@@ -1,0 +1,54 @@
+"""Train one configuration with several seeds, so comparisons can show the spread.
+
+    >>> from mnistlab.config import TrainConfig
+    >>> from mnistlab.training.multiseed import parse_seeds, train_seeds
+    >>> parse_seeds("0,1,2")
+    [0, 1, 2]
+    >>> train_seeds(TrainConfig(arch="simple", epochs=1), "runs/simple-seeds", [0, 1, 2])   # doctest: +SKIP
+
+Each seed trains into ``<out>/seed<k>``. The validation split depends on ``split_seed`` only, so
+all seeds share one split and the data is loaded once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+from mnistlab.config import TrainConfig
+from mnistlab.data.datasets import load_train_val
+from mnistlab.errors import UserError
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` or ``"0-4"`` (or a mix) → a list of distinct non-negative seeds."""
+    seeds: list[int] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not match:
+            raise UserError(f"--seeds {text!r}: give integers like 0,1,2 or a range like 0-4")
+        lo, hi = int(match[1]), int(match[2] or match[1])
+        seeds += range(lo, hi + 1)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise UserError(f"--seeds {text!r}: give at least one seed, each once")
+    return seeds
+
+
+def train_seeds(cfg: TrainConfig, out: str | Path, seeds: Sequence[int], *, data_dir: str | None = None,
+                force: bool = False, progress: bool = True) -> list[dict[str, Any]]:
+    """Train ``cfg`` once per seed into ``out/seed<k>``; return each run's summary with its path."""
+    from mnistlab.frameworks import train_function  # torch or keras, as the config says
+
+    train = train_function(cfg.framework)
+    out = Path(out)
+    data = load_train_val(cfg.dataset, val_size=cfg.val_size, seed=cfg.split_seed,
+                          data_dir=data_dir, train_subset=cfg.train_subset)
+    results = []
+    for seed in seeds:
+        run_dir = out / f"seed{seed}"
+        summary = train(dataclasses.replace(cfg, seed=seed), run_dir, data_dir=data_dir, force=force,
+                        progress=progress, data=data)
+        results.append({"run_dir": str(run_dir), "seed": seed, **summary})
+    return results

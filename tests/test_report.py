@@ -1,0 +1,79 @@
+"""The HTML report: every section, no external URL, two runs listed, optional sections, and a real
+render in headless Chromium (images loaded, nothing fetched from outside the file)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from analysis_fixtures import two_runs  # noqa: F401  (fixture)
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def report(two_runs, tmp_path_factory, data_dir) -> Path:
+    """A report of two runs; the second has interpretability figures and an export summary."""
+    from mnistlab.report.html import build_report
+
+    a, b = two_runs
+    interp = b / "plots" / "interpretability"
+    interp.mkdir(parents=True, exist_ok=True)
+    shutil.copy(b / "plots" / "confusion_matrices" / "per_class_metrics.png", interp / "grad_cam.png")
+    (b / "export").mkdir(exist_ok=True)
+    (b / "export" / "onnx.json").write_text(json.dumps({"format": "onnx", "accuracy": 0.97, "max_abs_diff": 1e-6,
+                                                        "latency_ms": {"p50": 0.41, "p95": 0.52}}))
+    return build_report([a, b], tmp_path_factory.mktemp("report") / "report.html", data_dir=str(data_dir))
+
+
+def test_report_has_every_section_and_no_external_url(report):
+    html = report.read_text(encoding="utf-8")
+    for section in ('id="data"', 'id="comparison"', 'id="environment"', "Training curves", "Confusion and per-class",
+                    "<h3>Errors", "<h3>Calibration", "<h3>Uncertainty", "git_commit"):
+        assert section in html, section
+    assert not re.search(r"(?:https?|ftp)://|//[a-z0-9.-]+\.[a-z]{2,}/", html, re.I)
+    sources = re.findall(r'(?:src|href)="([^"#][^"]*)"', html)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+
+
+def test_report_lists_both_runs_and_optional_sections_only_where_present(report):
+    html = report.read_text(encoding="utf-8")
+    for label in ("simple-a", "simple-b"):
+        assert f'href="#model-{label}"' in html and f'id="model-{label}"' in html
+    assert html.count("<h3>Interpretability") == 1 and "Grad cam" in html
+    assert html.count("<h3>Deployment") == 1 and "latency_ms.p95" in html
+    # Two seeds of one architecture: the comparison shows mean ± std.
+    assert re.search(r"<td>0\.\d{4} ± 0\.\d{4}</td>", html)
+    assert (report.parent / "comparison" / "comparison.md").is_file()
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (CI installs it)")
+def test_report_renders_in_headless_chromium(report, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    requests: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            for width in (1280, 390):
+                page = browser.new_page(viewport={"width": width, "height": 900})
+                page.on("request", lambda r: requests.append(r.url))
+                page.goto(report.as_uri(), wait_until="load")
+                images = page.evaluate("[...document.images].map(i => [i.complete, i.naturalWidth])")
+                assert len(images) >= 15
+                assert all(done and w > 0 for done, w in images), images
+                assert "mnistlab report" in page.title()
+                # Nothing pushes the page sideways on a phone (wide figures scroll inside their box).
+                assert page.evaluate("document.documentElement.scrollWidth") <= width
+                page.screenshot(path=str(tmp_path / f"report-{width}.png"))
+                assert (tmp_path / f"report-{width}.png").stat().st_size > 10_000
+        finally:
+            browser.close()
+    assert requests and all(u.startswith(("file://", "data:")) for u in requests), \
+        [u for u in requests if not u.startswith(("file://", "data:"))]
