@@ -1,0 +1,22 @@
+"""Interpretability: Grad-CAM, saliency, filters, feature maps and gradient-flow monitoring.
+
+    >>> from mnistlab.explain import explain_run, gradient_flow_plot   # doctest: +SKIP
+    >>> index = explain_run("runs/simple-20261125-101500")             # doctest: +SKIP
+
+Modules: ``gradcam`` (attributions, captum), ``visualize`` (figures, matplotlib), ``run``
+(writes a run's figures). The gradient-norm monitor the trainer uses lives in
+``mnistlab.training.gradflow``; this package only plots what it logged. The names below are
+imported lazily, so importing the package needs neither captum nor matplotlib.
+"""
+
+from __future__ import annotations
+
+__all__ = ["explain_run", "gradient_flow_plot"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from mnistlab.explain import run
+
+        return getattr(run, name)
+    raise AttributeError(f"module 'mnistlab.explain' has no attribute {name!r}")

@@ -1,0 +1,187 @@
+"""Explain a run: write Grad-CAM, saliency, filter, feature-map and gradient-flow figures.
+
+    >>> from mnistlab.explain import explain_run                    # doctest: +SKIP
+    >>> index = explain_run("runs/simple-20261125-101500")          # four chosen test examples
+    >>> [f["file"] for f in index["files"]][:2]                     # doctest: +SKIP
+    ['gradcam_idx4176.png', 'gradcam_idx9015.png']
+
+Everything goes to ``RUN_DIR/plots/interpretability/`` with an ``index.json`` that lists each
+figure with a caption (the HTML report reads it). The default examples are chosen from the saved
+test logits (``predictions.npz``), not recomputed: the most and least confident correct
+predictions and the most and least confident mistakes.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from mnistlab import runs
+from mnistlab.errors import UserError
+from mnistlab.evaluation.metrics import softmax
+from mnistlab.explain import gradcam as gc
+from mnistlab.training.gradflow import EXPLODING, VANISHING, read_grad_norms
+from mnistlab.fileio import read_json, write_json
+
+OUT_DIR = Path("plots") / "interpretability"
+INDEX = "index.json"
+GRADIENT_FLOW = "gradient_flow.png"
+
+
+def select_examples(logits: np.ndarray, labels: np.ndarray) -> list[tuple[int, str]]:
+    """Test indices worth looking at: correct and misclassified, each at highest and lowest confidence."""
+    probs = softmax(logits)
+    conf, correct = probs.max(1), probs.argmax(1) == labels
+    picks: list[tuple[int, str]] = []
+    for kind, mask in (("correct", correct), ("misclassified", ~correct)):
+        idx = np.flatnonzero(mask)
+        if len(idx):
+            hi, lo = int(idx[np.argmax(conf[idx])]), int(idx[np.argmin(conf[idx])])
+            picks.append((hi, f"{kind}, highest confidence"))
+            if lo != hi:
+                picks.append((lo, f"{kind}, lowest confidence"))
+    return picks
+
+
+def parse_class(value: str | int, class_names: Sequence[str]) -> int:
+    """A class given by name (``"7"``, ``"Sneaker"``) or index, checked against the run's classes."""
+    lowered = [c.lower() for c in class_names]
+    if str(value).lower() in lowered:
+        return lowered.index(str(value).lower())
+    if str(value).isdigit() and int(value) < len(class_names):
+        return int(value)
+    raise UserError(f"unknown class {value!r}; choose one of: {', '.join(class_names)}")
+
+
+def _torch_run(run_dir: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    config = runs.read_config(run_dir)
+    framework = config.get("framework", "torch")
+    if framework != "torch":
+        raise UserError(f"{run_dir}: a {framework} run; 'mnistlab explain' and 'mnistlab gradient-flow' are "
+                        "PyTorch-only for now: explain a PyTorch run of the same architecture")
+    gc._captum()  # fail before any work when the extra is missing
+    model, config = runs.load_model(run_dir)
+    return gc.explainable(model), config
+
+
+def _inputs(run_dir: Path, config: dict[str, Any], indices: Sequence[int] | None, images: Sequence[str] | None,
+            data_dir: str | None) -> list[dict[str, Any]]:
+    """The examples to explain: ``{image (uint8 28×28), label or None, name, note}`` each."""
+    if images:
+        from mnistlab.data.preprocess import load_image, to_mnist
+
+        arrays = [to_mnist(load_image(p)) for p in images]  # every file checked before any work
+        return [{"image": a, "label": None, "name": re.sub(r"[^A-Za-z0-9_-]+", "_", Path(p).stem),
+                 "note": f"file {Path(p).name}"} for p, a in zip(images, arrays)]
+    from mnistlab.data.datasets import load_split
+
+    if indices:
+        picks = [(int(i), "chosen") for i in indices]
+    else:
+        logits, labels = runs.load_predictions(run_dir / runs.PREDICTIONS)
+        picks = select_examples(logits, labels)
+    test_x, test_y = load_split(config["dataset"], "test", data_dir=data_dir)
+    bad = [i for i, _ in picks if not 0 <= i < len(test_y)]
+    if bad:
+        raise UserError(f"--index {bad[0]} is outside the test set; give 0..{len(test_y) - 1}")
+    return [{"image": test_x[i].numpy(), "label": int(test_y[i]), "name": f"idx{i}", "note": f"test #{i}, {note}"}
+            for i, note in picks]
+
+
+def _clear_previous(out: Path) -> None:
+    """Remove the figures a previous ``explain`` listed, so the report never shows stale ones."""
+    index = out / INDEX
+    if index.is_file():
+        for entry in read_json(index).get("files", []):
+            (out / Path(entry["file"]).name).unlink(missing_ok=True)
+
+
+def explain_run(run_dir: str | Path, *, indices: Sequence[int] | None = None, images: Sequence[str] | None = None,
+                target: str | int | None = None, layer: str | None = None,
+                data_dir: str | None = None) -> dict[str, Any]:
+    """Write every interpretability figure for ``run_dir`` and return the index (also saved as JSON)."""
+    from mnistlab.explain import visualize as vis
+
+    run_dir = Path(run_dir)
+    model, config = _torch_run(run_dir)
+    data = config["data"]
+    names = data["class_names"]
+    image_shape = (data["in_channels"], data["image_size"], data["image_size"])
+    target_class = None if target is None else parse_class(target, names)
+    layer = layer or gc.last_spatial_layer(model, image_shape)
+    gc.resolve_layer(model, layer, image_shape)
+    examples = _inputs(run_dir, config, indices, images, data_dir)
+
+    out = run_dir / OUT_DIR
+    _clear_previous(out)
+    files: list[dict[str, Any]] = []
+    summary: list[dict[str, Any]] = []
+    for ex in examples:
+        x = runs.normalize_images(torch.as_tensor(ex["image"])[None], data)
+        with torch.no_grad():
+            probs = softmax(model(x).numpy())[0]
+        pred = int(probs.argmax())
+        runner_up = int(np.argsort(-probs)[1])
+        other = target_class if target_class is not None else (
+            ex["label"] if ex["label"] is not None and ex["label"] != pred else runner_up)
+        classes = [pred] + ([other] if other != pred else [])
+        cams = [gc.gradcam(model, x, k, layer)[0].numpy() for k in classes]
+        sal = gc.saliency(model, x, pred)[0].numpy()
+        truth = f"true {names[ex['label']]} · " if ex["label"] is not None else ""
+        title = f"{ex['note']} · {truth}predicted {names[pred]} ({probs[pred]:.1%}) · layer {layer}"
+        roles = {other: "target" if other == target_class else "true" if other == ex["label"] else "2nd", pred: "pred"}
+        labels = [f"{names[k]} ({roles[k]}, p={probs[k]:.2f})" for k in classes]
+        file = f"gradcam_{ex['name']}.png"
+        vis.save(vis.example_figure(ex["image"], list(zip(labels, cams)), sal, title), out / file)
+        files.append({"file": file, "kind": "gradcam",
+                      "caption": f"{title}: Grad-CAM for {', '.join(labels)} and saliency for the prediction"})
+        summary.append({"example": ex["name"], "note": ex["note"], "label": ex["label"], "predicted": pred,
+                        "confidence": round(float(probs[pred]), 6), "gradcam_classes": classes})
+
+    conv_name, weights = gc.first_conv(model)
+    file = f"filters_{conv_name.replace('.', '_')}.png"
+    vis.save(vis.filters_figure(weights.numpy(), conv_name), out / file)
+    files.append({"file": file, "kind": "filters", "caption": f"first-layer filters ({conv_name})"})
+
+    first = examples[0]
+    maps = gc.feature_maps(model, runs.normalize_images(torch.as_tensor(first["image"])[None], data))
+    file = f"feature_maps_{first['name']}.png"
+    title = f"feature maps of each stage for {first['note']}"
+    vis.save(vis.feature_maps_figure(first["image"], [(n, m.numpy()) for n, m in maps], title), out / file)
+    files.append({"file": file, "kind": "feature_maps", "caption": title,
+                  "stages": [{"name": n, "shape": list(m.shape)} for n, m in maps]})
+
+    flow = gradient_flow_plot(run_dir, update_index=False)
+    if flow is not None:
+        files.append(flow)
+    index = {"run_dir": str(run_dir), "arch": config["arch"], "layer": layer, "examples": summary, "files": files}
+    write_json(out / INDEX, index)
+    return index
+
+
+def gradient_flow_plot(run_dir: str | Path, *, update_index: bool = True) -> dict[str, Any] | None:
+    """Plot ``grad_norms.csv`` to ``plots/interpretability/gradient_flow.png``; None when the run has none."""
+    from mnistlab.explain import visualize as vis
+
+    run_dir = Path(run_dir)
+    rows = read_grad_norms(run_dir)
+    if not rows:
+        return None
+    arch = runs.read_config(run_dir).get("arch", "?")
+    bad = sorted({(r["layer"], r["status"]) for r in rows if r["status"] != "ok"})
+    note = "; ".join(f"{layer} {status}" for layer, status in bad) or "all layers healthy"
+    out = run_dir / OUT_DIR
+    vis.save(vis.gradient_flow_figure(rows, VANISHING, EXPLODING, f"gradient flow: {arch} ({note})"),
+             out / GRADIENT_FLOW)
+    entry = {"file": GRADIENT_FLOW, "kind": "gradient_flow",
+             "caption": f"per-layer gradient norms during training ({note})",
+             "warnings": [f"{layer}: {status}" for layer, status in bad]}
+    if update_index:
+        index = read_json(out / INDEX) if (out / INDEX).is_file() else {"run_dir": str(run_dir), "files": []}
+        index["files"] = [f for f in index["files"] if f["file"] != GRADIENT_FLOW] + [entry]
+        write_json(out / INDEX, index)
+    return entry
