@@ -1,0 +1,181 @@
+"""Inference benchmark: latency at batch 1 and throughput at batch 256 and 1024, per path.
+
+    >>> from mnistlab.export.bench import bench_run             # doctest: +SKIP
+    >>> result = bench_run("runs/simple-20261125-101500", quick=True)  # doctest: +SKIP
+    >>> sorted(result["paths"])                                  # doctest: +SKIP
+    ['int8', 'onnxruntime', 'torch_channels_last', 'torch_eager']
+
+Paths: PyTorch eager (NCHW), PyTorch channels-last (NHWC), ONNX Runtime fp32 and ONNX Runtime
+INT8. Every path gets pixels in [0, 1] and includes the normalisation, as a client would.
+Each measurement warms up first, then repeats until its time box is spent (at least
+``MIN_REPS`` calls); batch-1 latency is reported as p50/p99 of single calls, throughput as
+images per second over the whole box. The result is also written to ``<run_dir>/bench.json``
+(beside, not inside, ``export/``: it is nested, and ``export/*.json`` are kept flat for reports).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mnistlab import runs
+from mnistlab.data.datasets import load_split
+from mnistlab.errors import UserError
+from mnistlab.export import (
+    BENCH_PATHS,
+    BENCH_REPORT,
+    EXPORT_DIR,
+    INT8_FILE,
+    ONNX_FILE,
+    export_path,
+    require_deploy_extra,
+)
+from mnistlab.fileio import write_json
+
+PATHS = BENCH_PATHS
+BATCHES = (256, 1024)
+MIN_REPS = 5
+
+
+def batch1_latency(fn: Callable[[Any], Any], x: Any, seconds: float, max_reps: int = 20_000) -> dict[str, float]:
+    """p50 and p99 of single calls ``fn(x)`` in ms, after a warm-up, within ``seconds``."""
+    warm_end = time.perf_counter() + min(0.2, seconds / 5)
+    while time.perf_counter() < warm_end:
+        fn(x)
+    times: list[int] = []
+    end = time.perf_counter() + seconds
+    while (time.perf_counter() < end or len(times) < MIN_REPS * 10) and len(times) < max_reps:
+        t0 = time.perf_counter_ns()
+        fn(x)
+        times.append(time.perf_counter_ns() - t0)
+    ms = np.asarray(times) / 1e6
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 4), "p99_ms": round(float(np.percentile(ms, 99)), 4),
+            "reps": len(times)}
+
+
+def throughput(fn: Callable[[Any], Any], x: Any, seconds: float) -> float:
+    """Images per second of ``fn(x)`` on a batch, after two warm-up calls, within ``seconds``."""
+    fn(x)
+    fn(x)
+    reps, t0 = 0, time.perf_counter()
+    while reps < MIN_REPS or time.perf_counter() - t0 < seconds:
+        fn(x)
+        reps += 1
+    return round(reps * len(x) / (time.perf_counter() - t0), 1)
+
+
+def _torch_fn(model: torch.nn.Module, channels_last: bool) -> Callable[[torch.Tensor], Any]:
+    if channels_last:  # a copy: ``.to`` converts in place and the eager path shares the module
+        model = copy.deepcopy(model).to(memory_format=torch.channels_last)
+
+    def run(x: torch.Tensor):
+        with torch.inference_mode():
+            return model(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
+
+    return run
+
+
+def _ort_fn(path: Path, threads: int) -> Callable[[np.ndarray], Any]:
+    from mnistlab.export.onnx_export import session
+
+    sess = session(path, threads)
+    name = sess.get_inputs()[0].name
+    return lambda x: sess.run(None, {name: x})
+
+
+def conditions(threads: int, seconds: float) -> dict[str, Any]:
+    """What the numbers depend on: hardware, versions, threads, load, time box."""
+    import onnxruntime
+
+    env = runs.environment()
+    return {
+        "cpu": env["cpu"], "cpu_count": env["cpu_count"], "threads": threads,
+        "torch": env["torch"], "onnxruntime": onnxruntime.__version__, "python": env["python"],
+        "platform": platform.platform(),
+        "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "seconds_per_measurement": seconds, "warmup": "0.2 s (batch 1) / 2 calls (batches)",
+        "input": "MNIST test images as float32 pixels in [0,1]; normalisation included in every path",
+        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
+
+
+def bench_run(run_dir: str | Path, *, threads: int | None = None, quick: bool = False, export: bool = True,
+              data_dir: str | None = None, paths: tuple[str, ...] = PATHS) -> dict[str, Any]:
+    """Benchmark every available inference path of a run; write and return ``<run_dir>/bench.json``.
+
+    Missing ONNX files are exported on the fly when ``export`` is true, else those paths are
+    skipped and the reason is listed under ``skipped``.
+    """
+    require_deploy_extra()
+    from mnistlab.export.onnx_export import NormalizedModel
+
+    unknown = set(paths) - set(PATHS)
+    if unknown:
+        raise UserError(f"unknown path(s) {', '.join(sorted(unknown))}; choose from {', '.join(PATHS)}")
+    run_dir = Path(run_dir)
+    model, config = runs.load_model(run_dir)
+    if threads is not None and threads < 1:
+        raise UserError("--threads must be at least 1")
+    threads = threads or torch.get_num_threads()
+    torch.set_num_threads(threads)
+    seconds = 0.3 if quick else 3.0
+    result: dict[str, Any] = {"run_dir": str(run_dir), "arch": config["arch"], "threads": threads,
+                              "quick": quick, "conditions": conditions(threads, seconds),
+                              "paths": {}, "skipped": {}, "exported": []}
+
+    files = {"onnxruntime": export_path(run_dir, ONNX_FILE), "int8": export_path(run_dir, INT8_FILE)}
+    for name, path in files.items():
+        if name in paths and not path.is_file():
+            if not export:
+                result["skipped"][name] = f"{path.relative_to(run_dir)} missing; run 'mnistlab export --format " \
+                                          f"{'onnx' if name == 'onnxruntime' else 'int8'}' or drop --no-export"
+                continue
+            if name == "onnxruntime":
+                from mnistlab.export.onnx_export import export_onnx
+                export_onnx(run_dir, data_dir=data_dir, threads=threads)
+            else:
+                from mnistlab.export.quantize import export_int8
+                export_int8(run_dir, data_dir=data_dir, threads=threads, seconds=0.2)
+            result["exported"].append(str(path.relative_to(run_dir)))
+
+    test_x, _ = load_split(config["dataset"], "test", data_dir=data_dir)
+    from mnistlab.export.onnx_export import unit_images
+
+    x = unit_images(test_x[: max(BATCHES)].numpy())
+    wrapped = NormalizedModel(model, config["data"]["mean"], config["data"]["std"]).eval()
+    fns: dict[str, Callable[[Any], Any]] = {}
+    for name in paths:
+        if name in result["skipped"]:
+            continue
+        if name.startswith("torch"):
+            fns[name] = _torch_fn(wrapped, channels_last=name == "torch_channels_last")
+        else:
+            fns[name] = _ort_fn(files[name], threads)
+    for name, fn in fns.items():
+        batch = (lambda n: torch.from_numpy(x[:n])) if name.startswith("torch") else (lambda n: x[:n])
+        lat = batch1_latency(fn, batch(1), seconds)
+        row = {"batch1_p50_ms": lat["p50_ms"], "batch1_p99_ms": lat["p99_ms"], "batch1_reps": lat["reps"]}
+        for n in BATCHES:
+            row[f"throughput_{n}"] = throughput(fn, batch(n), seconds)
+        result["paths"][name] = row
+
+    sizes = {"model.safetensors": run_dir / runs.WEIGHTS, f"{EXPORT_DIR}/{ONNX_FILE}": files["onnxruntime"],
+             f"{EXPORT_DIR}/{INT8_FILE}": files["int8"]}
+    result["file_sizes"] = {k: p.stat().st_size for k, p in sizes.items() if p.is_file()}
+    if result["paths"]:
+        best_lat = min(result["paths"].items(), key=lambda kv: kv[1]["batch1_p50_ms"])
+        best_tp = max(result["paths"].items(), key=lambda kv: max(kv[1][f"throughput_{n}"] for n in BATCHES))
+        result["best"] = {"batch1_path": best_lat[0], "batch1_p50_ms": best_lat[1]["batch1_p50_ms"],
+                          "throughput_path": best_tp[0],
+                          "throughput": max(best_tp[1][f"throughput_{n}"] for n in BATCHES)}
+    write_json(run_dir / BENCH_REPORT, result)
+    return result
