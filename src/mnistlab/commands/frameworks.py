@@ -1,5 +1,66 @@
-"""`mnistlab` subcommands for frameworks (being built)."""
+"""`mnistlab frameworks` (PyTorch vs Keras, side by side) and `mnistlab ensemble` (average any runs)."""
+
+from __future__ import annotations
+
+import argparse
+
+from mnistlab.cli import EXIT_OK, emit_json, print_table
+
+
+def cmd_frameworks(args: argparse.Namespace) -> int:
+    from mnistlab.frameworks.compare import TABLE_COLUMNS, compare_frameworks, table_rows
+
+    result = compare_frameworks(args.runs, arch=args.arch, out=args.out, epochs=args.epochs,
+                                train_subset=args.train_subset, threads=args.threads, seed=args.seed,
+                                data_dir=args.data_dir, force=args.force, progress=not args.quiet)
+    if args.json:
+        emit_json(result)
+        return EXIT_OK
+    c = result["conditions"]
+    print_table(f"{c['arch']}: PyTorch vs Keras, {c['threads']} threads, {c['cpu']}", TABLE_COLUMNS,
+                table_rows(result))
+    print(f"table and JSON in {result['out']}")
+    return EXIT_OK
+
+
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    from mnistlab.ensemble import ensemble_runs
+
+    result = ensemble_runs(args.run_dirs, weighted=args.weighted, out=args.out, force=args.force)
+    if args.json:
+        emit_json(result)
+        return EXIT_OK
+    rows = [(m["run_dir"], m["framework"], m["arch"], f"{m['weight']:.3f}",
+             "" if m["val_accuracy"] is None else f"{m['val_accuracy']:.4f}", f"{m['test_accuracy']:.4f}")
+            for m in result["members"]]
+    val = "" if result["val_accuracy"] is None else f"{result['val_accuracy']:.4f}"
+    rows.append(("ensemble", "", "", "", val, f"{result['accuracy']:.4f}"))
+    print_table(f"ensemble ({result['weighting']} weights)", ["run", "framework", "arch", "weight", "val acc", "test acc"],
+                rows)
+    print(f"saved in {result['run_dir']}")
+    return EXIT_OK
 
 
 def add_commands(command) -> None:
     """Add this feature's subcommands through ``command(name, func, help, ...)``."""
+    from mnistlab.models import list_models
+
+    p = command("frameworks", cmd_frameworks,
+                "train (or take) a PyTorch and a Keras run of one architecture and compare them side by side")
+    p.add_argument("runs", nargs="*", metavar="RUN_DIR",
+                   help="an evaluated PyTorch run and a Keras run to compare instead of training new ones")
+    p.add_argument("--arch", choices=list_models(), default="simple")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--train-subset", type=int, help="train on this many images (default: all 55,000)")
+    p.add_argument("--threads", type=int, help="threads for both frameworks (default: all cores)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="folder for both runs and the table (default runs/frameworks-<arch>-<time>)")
+    p.add_argument("--force", action="store_true", help="overwrite existing runs at --out")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+    p = command("ensemble", cmd_ensemble, "average the class probabilities of runs of any framework",
+                data_dir=False)
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="evaluated runs (predictions.npz)")
+    p.add_argument("--weighted", action="store_true", help="weigh each run by its validation accuracy")
+    p.add_argument("--out", help="ensemble directory (default runs/ensemble-<time>)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing ensemble at --out")

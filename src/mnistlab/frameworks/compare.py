@@ -1,0 +1,235 @@
+"""PyTorch vs Keras on one architecture, measured in one run on one machine.
+
+    >>> from mnistlab.frameworks.compare import compare_frameworks          # doctest: +SKIP
+    >>> result = compare_frameworks([], arch="simple", epochs=3, out="runs/fw")  # doctest: +SKIP
+    >>> [row["test_accuracy"] for row in result["rows"]]                    # doctest: +SKIP
+    [0.99..., 0.99...]
+
+Each measurement runs in a fresh child process (``python -m mnistlab.frameworks.compare``), one
+framework at a time, so peak memory is the child's own maximum resident set size
+(``getrusage(RUSAGE_SELF).ru_maxrss``: framework import + data + model + work) and neither
+framework's thread pool or allocator disturbs the other's timings. Per framework: a *train*
+child (train with identical settings, then evaluate) and an *inference* child (load the saved
+model, time batch-1 latency and batch-256 throughput on test images, with the same thread count).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from mnistlab.errors import UserError
+from mnistlab.fileio import read_json, write_json, write_text
+
+FRAMEWORKS = ("torch", "keras")
+TABLE_COLUMNS = ["", "PyTorch", "Keras"]
+_ROWS = [  # (label, key, format)
+    ("test accuracy", "test_accuracy", "{:.4f}"),
+    ("train wall time (s)", "train_seconds", "{:.1f}"),
+    ("training samples/s", "train_samples_per_s", "{:,.0f}"),
+    ("latency, batch 1, p50 (ms)", "latency_ms_p50", "{:.3f}"),
+    ("throughput, batch 256 (images/s)", "throughput_b256", "{:,.0f}"),
+    ("parameters", "params", "{:,}"),
+    ("model file (KB)", "model_kb", "{:.0f}"),
+    ("peak memory, train + evaluate (MB RSS)", "peak_rss_train_mb", "{:.0f}"),
+    ("peak memory, inference (MB RSS)", "peak_rss_infer_mb", "{:.0f}"),
+    ("epochs (best)", "epochs", "{}"),
+]
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _forward(run_dir: Path, framework: str, threads: int) -> tuple[Callable[[np.ndarray], Any], Callable]:
+    """(model call on a normalised batch, uint8 → normalised batch) for one run, in inference mode."""
+    from mnistlab import runs
+
+    config = runs.read_config(run_dir)
+    if framework == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+        model = runs.load_model(run_dir)[0].to(memory_format=torch.channels_last)  # as the trainer runs it
+
+        def call(x):
+            with torch.inference_mode():
+                return model(x)
+
+        def prepare(u8):
+            x = runs.normalize_images(torch.as_tensor(u8), config["data"])
+            return x.contiguous(memory_format=torch.channels_last)
+
+        return call, prepare
+    from mnistlab.frameworks.keras import forward_function, load_keras_model, set_threads, tf, to_nhwc
+
+    set_threads(threads)
+    forward = forward_function(load_keras_model(run_dir))
+    return (lambda x: forward(x).numpy()), (lambda u8: tf.constant(to_nhwc(u8, config["data"])))
+
+
+def measure_inference(run_dir: Path, framework: str, threads: int, *, data_dir: str | None = None,
+                      latency_calls: int = 300, seconds: float = 3.0) -> dict[str, float]:
+    """p50/p90 latency of one image and images/s at batch 256, after warm-up, on test images."""
+    from mnistlab import runs
+    from mnistlab.data.datasets import load_split
+
+    images = load_split(runs.read_config(run_dir)["dataset"], "test", data_dir)[0][:256].numpy()
+    call, prepare = _forward(run_dir, framework, threads)
+    singles = [prepare(images[i % len(images)][None]) for i in range(latency_calls)]
+    batch = prepare(images)
+    for x in singles[:30]:
+        call(x)
+    times = []
+    for x in singles:
+        t0 = time.perf_counter()
+        call(x)
+        times.append(time.perf_counter() - t0)
+    for _ in range(3):
+        call(batch)
+    n, t0 = 0, time.perf_counter()
+    while n < 10 or time.perf_counter() - t0 < seconds:
+        call(batch)
+        n += 1
+    elapsed = time.perf_counter() - t0
+    return {"latency_ms_p50": statistics.median(times) * 1e3,
+            "latency_ms_p90": float(np.percentile(times, 90)) * 1e3,
+            "throughput_b256": n * len(images) / elapsed}
+
+
+def _child(spec: dict[str, Any]) -> dict[str, Any]:
+    """The work of one child process; returns what the parent records."""
+    run_dir = Path(spec["run_dir"])
+    if spec["task"] == "train":
+        from mnistlab.config import TrainConfig
+        from mnistlab.evaluation.evaluate import evaluate_run
+        from mnistlab.frameworks import train_function
+
+        cfg = TrainConfig.from_dict(spec["config"])
+        train_function(cfg.framework)(cfg, run_dir, data_dir=spec["data_dir"], force=spec["force"],
+                                      progress=spec["progress"])
+        evaluate_run(run_dir, data_dir=spec["data_dir"])
+        return {"peak_rss_train_mb": _peak_rss_mb()}
+    result = measure_inference(run_dir, spec["framework"], spec["threads"], data_dir=spec["data_dir"],
+                               latency_calls=spec["latency_calls"], seconds=spec["seconds"])
+    return {**result, "peak_rss_infer_mb": _peak_rss_mb()}
+
+
+def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, "-m", "mnistlab.frameworks.compare", json.dumps(spec)],
+                          stdout=subprocess.PIPE, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    if proc.returncode != 0:
+        raise RuntimeError(f"the {spec['framework']} {spec['task']} step failed (exit {proc.returncode}); see stderr")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _pick_runs(run_dirs: Sequence[str | Path]) -> dict[str, Path]:
+    from mnistlab import runs
+
+    if len(run_dirs) != 2:
+        raise UserError("give exactly two runs (one PyTorch, one Keras) or none to train both")
+    by_fw = {runs.read_config(d).get("framework", "torch"): Path(d) for d in run_dirs}
+    if set(by_fw) != set(FRAMEWORKS):
+        raise UserError("give one PyTorch run and one Keras run (see 'framework' in their config.json)")
+    archs = {runs.read_config(d)["arch"] for d in by_fw.values()}
+    if len(archs) != 1:
+        raise UserError(f"the runs have different architectures ({', '.join(sorted(archs))}); compare twins")
+    for d in by_fw.values():
+        if not (d / runs.METRICS).is_file():
+            raise UserError(f"{d}: not evaluated; run 'mnistlab evaluate {d}' first")
+    return by_fw
+
+
+def compare_frameworks(run_dirs: Sequence[str | Path] = (), *, arch: str = "simple", out: str | Path | None = None,
+                       epochs: int = 3, train_subset: int | None = None, threads: int | None = None,
+                       seed: int = 0, data_dir: str | None = None, force: bool = False, progress: bool = True,
+                       latency_calls: int = 300, seconds: float = 3.0) -> dict[str, Any]:
+    """Train (or take) a PyTorch and a Keras run, measure both, write ``frameworks.json`` and ``.md``.
+
+    ``latency_calls`` batch-1 calls are timed, and batch-256 calls repeat for ``seconds``.
+    """
+    from mnistlab import runs
+    from mnistlab.config import TrainConfig
+    from mnistlab.frameworks import require_keras
+
+    require_keras()
+    threads = threads or os.cpu_count() or 1
+    load_before = os.getloadavg()
+    peaks: dict[str, dict[str, Any]] = {fw: {} for fw in FRAMEWORKS}
+    if run_dirs:
+        by_fw = _pick_runs(run_dirs)
+        arch = runs.read_config(by_fw["torch"])["arch"]
+    out = Path(out) if out else runs.default_run_dir(f"frameworks-{arch}")
+    if not run_dirs:
+        by_fw = {fw: out / fw for fw in FRAMEWORKS}
+        for fw in FRAMEWORKS:
+            cfg = TrainConfig(arch=arch, framework=fw, epochs=epochs, train_subset=train_subset, threads=threads,
+                              seed=seed)
+            peaks[fw] = _run_child({"task": "train", "framework": fw, "run_dir": str(by_fw[fw]), "config": cfg.to_dict(),
+                                    "data_dir": data_dir, "force": force, "progress": progress})
+    rows = []
+    for fw in FRAMEWORKS:
+        d = by_fw[fw]
+        infer = _run_child({"task": "infer", "framework": fw, "run_dir": str(d), "threads": threads,
+                            "data_dir": data_dir, "latency_calls": latency_calls, "seconds": seconds})
+        config, metrics, training = runs.read_config(d), read_json(d / runs.METRICS), read_json(d / runs.TRAINING)
+        model_file = runs.weights_path(d, config)
+        rows.append({"framework": fw, "run_dir": str(d), "test_accuracy": metrics["accuracy"],
+                     "train_seconds": training["train_seconds"], "train_samples_per_s": training["samples_per_s"],
+                     **infer, "params": config["params"], "model_file": model_file.name,
+                     "model_kb": model_file.stat().st_size / 1024,
+                     "peak_rss_train_mb": peaks[fw].get("peak_rss_train_mb"),
+                     "epochs": f"{training['epochs_run']} ({training['best_epoch']})"})
+    env = runs.read_config(by_fw["keras"])["environment"]
+    train = runs.read_config(by_fw["torch"])["train"]
+    result = {"out": str(out), "rows": rows, "conditions": {
+        "arch": arch, "epochs": train["epochs"], "train_subset": train["train_subset"], "seed": train["seed"],
+        "batch_size": train["batch_size"], "threads": threads,
+        "train_threads": runs.read_config(by_fw["torch"]).get("threads"), "cpu": env.get("cpu"), "cpu_count": os.cpu_count(),
+        "torch": env.get("torch"), "tensorflow": env.get("tensorflow"), "keras": env.get("keras"),
+        "load_avg_before": [round(v, 2) for v in load_before], "load_avg_after": [round(v, 2) for v in os.getloadavg()],
+        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "peak_memory": "ru_maxrss of a fresh child process per framework and step"}}
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "frameworks.json", result)
+    write_text(out / "frameworks.md", markdown_table(result))
+    return result
+
+
+def table_rows(result: dict[str, Any]) -> list[list[str]]:
+    """One row per measure, one column per framework."""
+    by_fw = {r["framework"]: r for r in result["rows"]}
+
+    def cell(fw: str, key: str, fmt: str) -> str:
+        value = by_fw[fw].get(key)
+        return "n/a" if value is None else fmt.format(value)
+
+    return [[label] + [cell(fw, key, fmt) for fw in FRAMEWORKS] for label, key, fmt in _ROWS]
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    c = result["conditions"]
+    lines = [f"| {c['arch']} | PyTorch {c['torch']} | Keras {c['keras']} (TF {c['tensorflow']}) |",
+             "|---|---:|---:|"]
+    lines += [f"| {' | '.join(row)} |" for row in table_rows(result)]
+    subset = "all" if c["train_subset"] is None else f"{c['train_subset']:,}"
+    lines.append("")
+    lines.append(f"{c['epochs']} epochs max on {subset} training images, batch {c['batch_size']}, seed {c['seed']}; "
+                 f"{c['train_threads']} threads for training, {c['threads']} for inference, on {c['cpu']} "
+                 f"({c['cpu_count']} cores); load average "
+                 f"{c['load_avg_before'][0]} before, {c['load_avg_after'][0]} after; {c['date']}.")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(json.dumps(_child(json.loads(sys.argv[1]))))

@@ -1,0 +1,131 @@
+"""Keras 3 twins of ``mnistlab.models``: same layers, same parameter counts, channels-last input.
+
+    >>> from mnistlab.frameworks.keras.models import create_keras_model   # doctest: +SKIP
+    >>> model = create_keras_model("simple")                              # doctest: +SKIP
+    >>> model.count_params(), model.input_shape                           # doctest: +SKIP
+    (93322, (None, 28, 28, 1))
+
+Only built-in Keras layers are used (functional API), so a saved ``model.keras`` loads with
+plain ``keras.saving.load_model`` without mnistlab installed. Layer names mirror the PyTorch
+modules (``stage2_1_conv`` is ``stage2[1][0]``) so the two can be read side by side.
+
+Where the frameworks' defaults differ, the PyTorch behaviour is copied so the comparison is
+about the frameworks, not their defaults: batch norm momentum 0.1 (Keras says 0.9) and epsilon
+1e-5; weights drawn as PyTorch draws them (uniform ±1/√fan_in for kernels and biases) instead of
+Keras's Glorot-uniform kernels and zero biases.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+from mnistlab.errors import UserError
+from mnistlab.frameworks.keras import keras
+
+
+def _kernel_init() -> Any:
+    # PyTorch's kaiming_uniform(a=√5) is uniform ±1/√fan_in = VarianceScaling(1/3, fan_in, uniform).
+    return keras.initializers.VarianceScaling(scale=1 / 3, mode="fan_in", distribution="uniform")
+
+
+def _bias_init(fan_in: int) -> Any:
+    bound = 1 / math.sqrt(fan_in)
+    return keras.initializers.RandomUniform(-bound, bound)
+
+
+def _conv(x, filters: int, size: int, name: str, *, stride: int = 1, padding: str = "valid", bias: bool = True):
+    fan_in = x.shape[-1] * size * size
+    return keras.layers.Conv2D(filters, size, strides=stride, padding=padding, use_bias=bias,
+                               kernel_initializer=_kernel_init(),
+                               bias_initializer=_bias_init(fan_in) if bias else "zeros", name=name)(x)
+
+
+def _dense(x, units: int, name: str):
+    return keras.layers.Dense(units, kernel_initializer=_kernel_init(), bias_initializer=_bias_init(x.shape[-1]),
+                              name=name)(x)
+
+
+def _bn(x, name: str):
+    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)(x)
+
+
+def conv_bn_act(x, filters: int, name: str, *, stride: int = 1, act: bool = True):
+    """``blocks.ConvBNAct``: 3×3 conv without bias → BatchNorm → ReLU.
+
+    PyTorch's padding=1 and Keras's 'same' give the same output sizes here (28→28, 14→7, 7→4);
+    with stride 2 on an even side Keras pads only after, PyTorch on both sides.
+    """
+    x = _conv(x, filters, 3, f"{name}_conv", stride=stride, padding="same", bias=False)
+    x = _bn(x, f"{name}_bn")
+    return keras.layers.ReLU(name=f"{name}_relu")(x) if act else x
+
+
+def residual_block(x, filters: int, name: str, *, stride: int = 1):
+    """``blocks.ResidualBlock``: two ConvBN layers plus a skip (1×1 projection + BN when the shape changes)."""
+    y = conv_bn_act(x, filters, f"{name}_conv1", stride=stride)
+    y = conv_bn_act(y, filters, f"{name}_conv2", act=False)
+    shortcut = x
+    if stride != 1 or x.shape[-1] != filters:
+        shortcut = _conv(x, filters, 1, f"{name}_shortcut_conv", stride=stride, bias=False)
+        shortcut = _bn(shortcut, f"{name}_shortcut_bn")
+    return keras.layers.ReLU(name=f"{name}_relu")(keras.layers.Add(name=f"{name}_add")([y, shortcut]))
+
+
+def simple(inputs, num_classes: int, width: int = 32, hidden: int = 64):
+    """``models.simple.SimpleCNN``: 3 unpadded convs + 2 dense layers."""
+    x = _conv(inputs, width, 3, "features_0_conv")
+    x = keras.layers.ReLU(name="features_1_relu")(x)
+    x = keras.layers.MaxPooling2D(2, name="features_2_pool")(x)
+    x = _conv(x, 2 * width, 3, "features_3_conv")
+    x = keras.layers.ReLU(name="features_4_relu")(x)
+    x = keras.layers.MaxPooling2D(2, name="features_5_pool")(x)
+    x = _conv(x, 2 * width, 3, "features_6_conv")
+    x = keras.layers.ReLU(name="features_7_relu")(x)
+    x = keras.layers.Flatten(name="head_0_flatten")(x)
+    x = keras.layers.ReLU(name="head_2_relu")(_dense(x, hidden, "head_1_dense"))
+    return _dense(x, num_classes, "head_3_dense")
+
+
+def deeper(inputs, num_classes: int, width: int = 32, hidden: int = 212, dropout_conv: float = 0.25,
+           dropout_fc: float = 0.5):
+    """``models.deeper.DeeperCNN``: stages of 1, 2, 2 ConvBNAct layers, each closed by pool + dropout."""
+    x = inputs
+    for stage, (filters, n_convs) in enumerate([(width, 1), (2 * width, 2), (4 * width, 2)], start=1):
+        for i in range(n_convs):
+            x = conv_bn_act(x, filters, f"stage{stage}_{i}")
+        x = keras.layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
+        x = keras.layers.Dropout(dropout_conv, name=f"stage{stage}_dropout")(x)
+    x = keras.layers.Flatten(name="head_flatten")(x)
+    x = keras.layers.ReLU(name="head_relu")(_dense(x, hidden, "head_dense1"))
+    x = keras.layers.Dropout(dropout_fc, name="head_dropout")(x)
+    return _dense(x, num_classes, "head_dense2")
+
+
+def resnet(inputs, num_classes: int, widths: tuple[int, int, int] = (32, 64, 120)):
+    """``models.resnet.ResNetCNN``: stem + pool, residual stages (strides 1, 2, 2), global average pool."""
+    w1, w2, w3 = widths
+    x = conv_bn_act(inputs, w1, "stem")
+    x = keras.layers.MaxPooling2D(2, name="stem_pool")(x)
+    x = residual_block(x, w1, "stage1")
+    x = residual_block(x, w2, "stage2", stride=2)
+    x = residual_block(x, w3, "stage3", stride=2)
+    x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
+    return _dense(x, num_classes, "head_dense")
+
+
+KERAS_MODELS: dict[str, Callable[..., Any]] = {"simple": simple, "deeper": deeper, "resnet": resnet}
+
+
+def create_keras_model(name: str, *, in_channels: int = 1, num_classes: int = 10, image_size: int = 28,
+                       **kwargs: Any) -> "keras.Model":
+    """The Keras twin of ``mnistlab.models.create_model(name, ...)``; input ``[N, H, W, C]``, output logits."""
+    if name not in KERAS_MODELS:
+        raise UserError(f"no Keras twin of model {name!r}; choose one of: {', '.join(sorted(KERAS_MODELS))}")
+    inputs = keras.Input((image_size, image_size, in_channels), name="image")
+    return keras.Model(inputs, KERAS_MODELS[name](inputs, num_classes, **kwargs), name=name)
+
+
+def trainable_parameters(model: "keras.Model") -> int:
+    """Trainable weights only, as ``count_parameters`` counts them for PyTorch (BN running stats excluded)."""
+    return int(sum(math.prod(w.shape) for w in model.trainable_weights))

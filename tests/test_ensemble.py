@@ -1,0 +1,82 @@
+"""Ensembles: the pure averaging on fixed logits, and the run-directory version with its checks."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mnistlab import runs
+from mnistlab.ensemble import average_probabilities, ensemble_logits, ensemble_runs
+from mnistlab.errors import UserError
+from mnistlab.evaluation.metrics import softmax
+
+# Two members on four images (labels 0, 1, 1, 0): A is right on images 0, 1, 2 (accuracy 0.75),
+# B only on 1 and 3 (0.5), but confidently; their average is right on all four.
+LOGITS_A = np.log(np.array([[0.9, 0.1], [0.45, 0.55], [0.4, 0.6], [0.4, 0.6]]))
+LOGITS_B = np.log(np.array([[0.3, 0.7], [0.1, 0.9], [0.55, 0.45], [0.95, 0.05]]))
+LABELS = np.array([0, 1, 1, 0])
+
+
+def test_average_probabilities_by_hand():
+    probs = average_probabilities([softmax(LOGITS_A), softmax(LOGITS_B)])
+    np.testing.assert_allclose(probs, [[0.6, 0.4], [0.275, 0.725], [0.475, 0.525], [0.675, 0.325]])
+    weighted = average_probabilities([softmax(LOGITS_A), softmax(LOGITS_B)], weights=[3, 1])
+    np.testing.assert_allclose(weighted[0], [0.75 * 0.9 + 0.25 * 0.3, 0.75 * 0.1 + 0.25 * 0.7])
+    np.testing.assert_allclose(softmax(ensemble_logits([LOGITS_A, LOGITS_B])), probs, rtol=1e-6)
+    with pytest.raises(ValueError):
+        average_probabilities([probs, probs], weights=[1, -1])
+
+
+def _fake_run(path, logits, labels, val_logits, val_labels, framework="torch"):
+    path.mkdir(parents=True)
+    runs.write_config(path, {"kind": "train", "framework": framework, "dataset": "mnist", "arch": "simple",
+                             "params": 100, "data": {"class_names": ["a", "b"], "num_classes": 2}})
+    runs.save_predictions(path / runs.PREDICTIONS, logits, labels)
+    runs.save_predictions(path / runs.VAL_PREDICTIONS, val_logits, val_labels)
+    return path
+
+
+def test_ensemble_runs_uniform_and_weighted(tmp_path):
+    # On validation A is right on 2 of 2 images, B on 1 of 2: weights 2/3 and 1/3.
+    val_a, val_b = np.log([[0.9, 0.1], [0.2, 0.8]]), np.log([[0.9, 0.1], [0.7, 0.3]])
+    a = _fake_run(tmp_path / "a", LOGITS_A, LABELS, val_a, np.array([0, 1]))
+    b = _fake_run(tmp_path / "b", LOGITS_B, LABELS, val_b, np.array([0, 1]), framework="keras")
+
+    result = ensemble_runs([a, b], out=tmp_path / "ens")
+    assert result["accuracy"] == pytest.approx(1.0)
+    assert [m["test_accuracy"] for m in result["members"]] == [0.75, 0.5]
+    saved_logits, saved_labels = runs.load_predictions(tmp_path / "ens" / runs.PREDICTIONS)
+    np.testing.assert_allclose(softmax(saved_logits)[1], [0.275, 0.725], rtol=1e-5)
+    np.testing.assert_array_equal(saved_labels, LABELS)
+    config = runs.read_config(tmp_path / "ens")
+    assert config["kind"] == "ensemble" and [m["framework"] for m in config["members"]] == ["torch", "keras"]
+    assert json.loads((tmp_path / "ens" / runs.METRICS).read_text())["accuracy"] == pytest.approx(1.0)
+
+    weighted = ensemble_runs([a, b], weighted=True, out=tmp_path / "ensw")
+    assert [m["weight"] for m in weighted["members"]] == pytest.approx([2 / 3, 1 / 3])
+    expected = average_probabilities([softmax(LOGITS_A), softmax(LOGITS_B)], weights=[2, 1])
+    np.testing.assert_allclose(softmax(runs.load_predictions(tmp_path / "ensw" / runs.PREDICTIONS)[0]), expected,
+                               rtol=1e-5)
+
+
+def test_ensemble_refuses_runs_with_different_test_labels(tmp_path):
+    val = np.log([[0.9, 0.1]])
+    a = _fake_run(tmp_path / "a", LOGITS_A, LABELS, val, np.array([0]))
+    b = _fake_run(tmp_path / "b", LOGITS_B, np.array([1, 1, 1, 0]), val, np.array([0]))
+    with pytest.raises(UserError, match="different test sets"):
+        ensemble_runs([a, b], out=tmp_path / "ens")
+    with pytest.raises(UserError, match="at least two"):
+        ensemble_runs([a], out=tmp_path / "ens")
+
+
+def test_cli_ensemble_of_a_real_run_with_itself(trained_run, tmp_path, capsys):
+    """Two copies of one run: the ensemble's accuracy equals the member's, via the CLI."""
+    from mnistlab.cli import main
+
+    rc = main(["ensemble", str(trained_run), str(trained_run), "--weighted", "--out", str(tmp_path / "e"), "--json"])
+    result = json.loads(capsys.readouterr().out)
+    member = json.loads((trained_run / runs.METRICS).read_text())["accuracy"]
+    assert rc == 0 and result["accuracy"] == pytest.approx(member)
+    assert main(["ensemble", str(trained_run), str(tmp_path / "missing"), "--out", str(tmp_path / "f")]) == 2

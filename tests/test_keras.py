@@ -1,0 +1,173 @@
+"""The Keras twins: parameter counts, optimiser parity with PyTorch, a short run, the .keras file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from mnistlab.frameworks import keras_available
+
+# `pytest -m "not keras"` leaves these out; without TensorFlow they skip themselves.
+_skip = pytest.mark.skipif(not keras_available(), reason="needs mnistlab[keras] (keras + tensorflow-cpu)")
+
+
+def needs_keras(test):
+    return pytest.mark.keras(_skip(test))
+
+
+@pytest.fixture(scope="session")
+def keras_run(tmp_path_factory, data_dir):
+    """The Keras twin of conftest's `trained_run`: `simple`, 1 epoch on 6,000 images, evaluated."""
+    from mnistlab.config import TrainConfig
+    from mnistlab.evaluation.evaluate import evaluate_run
+    from mnistlab.frameworks.keras.train import train
+
+    out = tmp_path_factory.mktemp("keras") / "simple"
+    cfg = TrainConfig(arch="simple", framework="keras", epochs=1, train_subset=6000, batch_size=32, lr=3e-3)
+    train(cfg, out, data_dir=str(data_dir), progress=False)
+    evaluate_run(out, data_dir=str(data_dir))
+    return out
+
+
+@needs_keras
+@pytest.mark.parametrize("arch", ["simple", "deeper", "resnet"])
+def test_parameter_counts_match_pytorch_twins(arch):
+    from mnistlab.frameworks.keras.models import create_keras_model, trainable_parameters
+    from mnistlab.models import count_parameters, create_model
+
+    model = create_keras_model(arch)
+    torch_params = count_parameters(create_model(arch))
+    assert abs(trainable_parameters(model) - torch_params) <= 0.01 * torch_params
+    assert model.input_shape == (None, 28, 28, 1)
+    assert model(np.zeros((2, 28, 28, 1), np.float32)).shape == (2, 10)
+
+
+@needs_keras
+@pytest.mark.parametrize("optimizer,scheduler", [("adam", "onecycle"), ("adamw", "step")])
+def test_optimiser_and_schedule_follow_pytorch(optimizer, scheduler):
+    """Same weights, same batches: after 12 steps the Keras and PyTorch weights agree."""
+    from mnistlab.config import TrainConfig
+    from mnistlab.frameworks.keras import keras
+    from mnistlab.frameworks.keras.train import Stepper, learning_rate
+    from mnistlab.training.trainer import make_optimizer, make_scheduler
+
+    cfg = TrainConfig(lr=0.05, weight_decay=0.01, epochs=3, optimizer=optimizer, scheduler=scheduler, step_size=1)
+    rng = np.random.default_rng(0)
+    w, b = rng.standard_normal((4, 3)).astype(np.float32), rng.standard_normal(3).astype(np.float32)
+    inputs = keras.Input((4,))
+    kmodel = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    kmodel.layers[-1].set_weights([w, b])
+    tmodel = torch.nn.Linear(4, 3)
+    with torch.no_grad():
+        tmodel.weight.copy_(torch.from_numpy(w.T))
+        tmodel.bias.copy_(torch.from_numpy(b))
+    stepper, opt = Stepper(kmodel, cfg), make_optimizer(tmodel, cfg)
+    sched, per_batch = make_scheduler(opt, cfg, steps_per_epoch=4)
+    for step in range(12):
+        epoch = step // 4 + 1
+        x, y = rng.standard_normal((8, 4)).astype(np.float32), rng.integers(0, 3, 8)
+        lr, _ = learning_rate(cfg, step, epoch, 4)
+        assert lr == pytest.approx(opt.param_groups[0]["lr"], rel=1e-6)
+        stepper.set_hyper(*learning_rate(cfg, step, epoch, 4))
+        stepper.step(x, y.astype(np.int64))
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(tmodel(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+        opt.step()
+        if per_batch:
+            sched.step()
+        elif step % 4 == 3:
+            sched.step()
+    kw, kb = kmodel.layers[-1].get_weights()
+    assert not np.allclose(kw, w, atol=1e-2)  # the weights moved
+    np.testing.assert_allclose(kw, tmodel.weight.detach().numpy().T, atol=2e-5)
+    np.testing.assert_allclose(kb, tmodel.bias.detach().numpy(), atol=2e-5)
+
+
+@needs_keras
+def test_short_keras_run_writes_the_run_layout_and_learns(keras_run):
+    from mnistlab import runs
+
+    config = runs.read_config(keras_run)
+    assert config["framework"] == "keras" and config["params"] == 93_322
+    assert (keras_run / "model.keras").is_file()
+    history = runs.read_history(keras_run)
+    assert list(history[0]) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds",
+                                "samples_per_s"]
+    training = json.loads((keras_run / runs.TRAINING).read_text())
+    assert training["best_val_acc"] >= 0.93  # 1 epoch on 6k images; PyTorch's twin gets ~0.95
+    metrics = json.loads((keras_run / runs.METRICS).read_text())
+    assert metrics["framework"] == "keras" and metrics["accuracy"] >= 0.93
+
+
+@needs_keras
+def test_keras_file_loads_in_plain_keras_with_the_same_logits(keras_run, data_dir, tmp_path):
+    """A fresh interpreter that never imports mnistlab loads model.keras and reproduces the saved logits."""
+    from mnistlab import runs
+
+    logits, labels = runs.load_predictions(keras_run / runs.PREDICTIONS)
+    config = runs.read_config(keras_run)
+    from mnistlab.data.datasets import load_split
+
+    x = load_split("mnist", "test", str(data_dir))[0][:200].numpy()
+    np.save(tmp_path / "x.npy", ((x / 255.0 - config["data"]["mean"]) / config["data"]["std"])[..., None].astype(np.float32))
+    script = ("import os, sys, numpy as np; os.environ['KERAS_BACKEND'] = 'tensorflow'; import keras; "
+              "m = keras.saving.load_model(sys.argv[1]); "
+              "np.save(sys.argv[3], m.predict(np.load(sys.argv[2]), verbose=0)); "
+              "assert 'mnistlab' not in sys.modules")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    subprocess.run([sys.executable, "-c", script, str(keras_run / "model.keras"), str(tmp_path / "x.npy"),
+                    str(tmp_path / "out.npy")], check=True, env=env, cwd=tmp_path)
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), logits[:200], atol=1e-4)
+
+
+@needs_keras
+def test_cli_trains_keras_and_load_model_refuses_it(keras_run, data_dir, tmp_path, capsys):
+    from mnistlab import runs
+    from mnistlab.cli import main
+    from mnistlab.errors import UserError
+
+    with pytest.raises(UserError, match="keras run"):
+        runs.load_model(keras_run)
+    out = tmp_path / "cli"
+    rc = main(["train", "--framework", "keras", "--arch", "simple", "--epochs", "1", "--train-subset", "200",
+               "--val-size", "100", "--out", str(out), "--quiet", "--json", "--data-dir", str(data_dir)])
+    assert rc == 0
+    assert json.loads(capsys.readouterr().out)["run_dir"] == str(out)
+    assert runs.read_config(out)["framework"] == "keras"
+    assert main(["train", "--resume", str(out), "--quiet"]) == 2
+
+
+@pytest.mark.keras
+def test_missing_keras_is_a_one_line_user_error(monkeypatch):
+    import mnistlab.frameworks as fw
+    from mnistlab.errors import UserError
+
+    monkeypatch.setattr(fw, "keras_available", lambda: False)
+    with pytest.raises(UserError, match=r"pip install 'mnistlab\[keras\]'"):
+        fw.train_function("keras")
+
+
+@needs_keras
+def test_frameworks_compares_two_existing_runs(trained_run, keras_run, tmp_path, data_dir):
+    """`mnistlab frameworks TORCH_RUN KERAS_RUN`: both measured in child processes, table written."""
+    from mnistlab.errors import UserError
+    from mnistlab.frameworks.compare import compare_frameworks
+
+    with pytest.raises(UserError, match="one PyTorch run and one Keras run"):
+        compare_frameworks([trained_run, trained_run], out=tmp_path / "bad")
+    result = compare_frameworks([trained_run, keras_run], out=tmp_path / "fw", data_dir=str(data_dir),
+                                latency_calls=20, seconds=0.2)
+    rows = {r["framework"]: r for r in result["rows"]}
+    assert rows["torch"]["params"] == rows["keras"]["params"] == 93_322
+    for row in rows.values():
+        assert row["latency_ms_p50"] > 0 and row["throughput_b256"] > 0 and row["peak_rss_infer_mb"] > 50
+        assert row["peak_rss_train_mb"] is None  # existing runs: training was not measured here
+    assert rows["keras"]["model_file"] == "model.keras"
+    table = (tmp_path / "fw" / "frameworks.md").read_text()
+    assert "| test accuracy |" in table and "n/a" in table
