@@ -21,9 +21,10 @@ def _offline(monkeypatch, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
+    """The folder holding mnist/ (MNISTLAB_DATA_DIR or ../shared/data); tests needing it skip without it."""
     path = Path(os.environ.get("MNISTLAB_DATA_DIR", SHARED_DATA))
     if not (path / "mnist").is_dir():
-        pytest.skip(f"MNIST not found at {path}; set MNISTLAB_DATA_DIR")
+        pytest.skip(f"MNIST not found at {path}; run 'mnistlab data fetch' and set MNISTLAB_DATA_DIR")
     return path
 
 

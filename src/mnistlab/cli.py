@@ -85,7 +85,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- train
 TRAIN_FLAGS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "scheduler", "step_size",
                "gamma", "patience", "monitor", "seed", "augment", "degrees", "val_size",
-               "train_subset", "threads", "dataset")
+               "train_subset", "threads", "dataset", "framework", "amp")
 
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
@@ -113,6 +113,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-size", type=int, help=h["val_size"])
     p.add_argument("--train-subset", type=int, help=h["train_subset"])
     p.add_argument("--threads", type=int, help=h["threads"])
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, help=h["amp"] + " (default off)")
+    p.add_argument("--framework", choices=["torch", "keras"], help="torch (default) or keras (needs mnistlab[keras])")
 
 
 def train_config_from_args(args: argparse.Namespace):
@@ -124,17 +126,22 @@ def train_config_from_args(args: argparse.Namespace):
 
 def cmd_train(args: argparse.Namespace) -> int:
     from mnistlab import runs
-    from mnistlab.training.trainer import train
+    from mnistlab.frameworks import train_function
 
     if args.resume:
+        if args.seeds:
+            raise UserError("--seeds trains new runs; it cannot be combined with --resume")
         out = Path(args.resume)
+        train = train_function(runs.read_config(out).get("framework", "torch"))
         summary = train(None, out, data_dir=args.data_dir, resume=True, progress=not args.quiet)  # type: ignore[arg-type]
     else:
         if not args.arch:
             raise UserError("--arch is required (or --resume RUN_DIR); see 'mnistlab models'")
         cfg = train_config_from_args(args)
+        if args.seeds:
+            return train_several_seeds(args, cfg)
         out = Path(args.out) if args.out else runs.default_run_dir(cfg.arch)
-        summary = train(cfg, out, data_dir=args.data_dir, force=args.force, progress=not args.quiet)
+        summary = train_function(cfg.framework)(cfg, out, data_dir=args.data_dir, force=args.force, progress=not args.quiet)
     summary = {"run_dir": str(out), **summary}
     if args.json:
         emit_json(summary)
@@ -144,6 +151,23 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"val loss {summary['best_val_loss']:.4f}; {summary['train_seconds']:.0f}s, "
               f"{summary['samples_per_s']:,.0f} samples/s ({summary['stop_reason']})")
         print(f"next: mnistlab evaluate {out}")
+    return EXIT_OK
+
+
+def train_several_seeds(args: argparse.Namespace, cfg) -> int:
+    from mnistlab import runs
+    from mnistlab.training.multiseed import parse_seeds, train_seeds
+
+    out = Path(args.out) if args.out else runs.default_run_dir(f"{cfg.arch}-seeds")
+    results = train_seeds(cfg, out, parse_seeds(args.seeds), data_dir=args.data_dir, force=args.force,
+                          progress=not args.quiet)
+    if args.json:
+        emit_json(results)
+        return EXIT_OK
+    print_table(f"{cfg.arch}: {len(results)} seeds", ["seed", "best epoch", "val acc", "train s", "path"],
+                [(r["seed"], r["best_epoch"], f"{r['best_val_acc']:.4f}", f"{r['train_seconds']:.0f}", r["run_dir"])
+                 for r in results])
+    print(f"next: for r in {out}/seed*; do mnistlab evaluate $r; done; mnistlab compare {out}/seed*")
     return EXIT_OK
 
 
@@ -190,9 +214,16 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_out()
     rows = quickstart(out, smoke=args.smoke, data_dir=args.data_dir, seed=args.seed, force=args.force,
                       progress=not args.quiet)
+    from mnistlab.report.html import build_report
+
+    # A smoke run checks that MC dropout works on a slice of the test set rather than all of it.
+    report = build_report([r["run_dir"] for r in rows], out / "report.html", data_dir=args.data_dir,
+                          mc_limit=1000 if args.smoke else None,
+                          log=(lambda msg: print(msg, file=sys.stderr)) if not args.quiet else (lambda _m: None))
     total = time.perf_counter() - t0
     if args.json:
-        emit_json({"out": str(out), "smoke": args.smoke, "total_seconds": round(total, 1), "models": rows})
+        emit_json({"out": str(out), "smoke": args.smoke, "total_seconds": round(total, 1), "models": rows,
+                   "report": str(report)})
         return EXIT_OK
     print_table(f"quickstart{' (smoke)' if args.smoke else ''}: MNIST test set, seed {args.seed}",
                 ["arch", "test acc", "val acc", "params", "epochs", "train s", "samples/s", "size KB", "ECE"],
@@ -200,6 +231,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
                   r["epochs"], f"{r['train_seconds']:.0f}", f"{r['samples_per_s']:,.0f}",
                   f"{r['model_bytes'] / 1024:.0f}", f"{r['ece']:.4f}") for r in rows])
     print(f"runs in {out}; total {total:.0f}s")
+    print(f"report: {report}")
     return EXIT_OK
 
 
@@ -245,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory (default runs/<arch>-<time>)")
     p.add_argument("--force", action="store_true", help="overwrite an existing run at --out")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run that was stopped")
+    p.add_argument("--seeds", metavar="LIST", help="train one run per seed (e.g. 0,1,2 or 0-4) into --out/seed<k>")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
     p = command("evaluate", cmd_evaluate, "evaluate a run on the test split once; write metrics.json")

@@ -34,7 +34,7 @@ class TrainConfig:
 
     arch: str = opt("simple", "model name from the registry")
     dataset: str = opt("mnist", "mnist or fashion-mnist")
-    framework: str = opt("torch", "torch (keras arrives with its extra)")
+    framework: str = opt("torch", "torch or keras (Keras 3 on TensorFlow, needs mnistlab[keras])")
     epochs: int = opt(10, "upper bound; early stopping may end sooner")
     batch_size: int = opt(128, "images per optimiser step")
     lr: float = opt(1e-3, "Adam's learning rate (OneCycle's peak)")
@@ -55,6 +55,7 @@ class TrainConfig:
     train_subset: int | None = opt(None, "train on this many images (after the validation carve)")
     threads: int | None = opt(None, "torch intra-op threads; None = all cores")
     channels_last: bool = opt(True, "NHWC memory layout: ~1.4× faster convolutions on CPU")
+    amp: bool = opt(False, "mixed precision: bf16 autocast on CPU, fp16 with loss scaling on CUDA")
     model_args: dict[str, Any] = field(default_factory=dict, metadata={"help": "extra keyword arguments for the model factory"})
 
     def __post_init__(self) -> None:
@@ -64,6 +65,7 @@ class TrainConfig:
             (self.lr > 0, "--lr must be positive"),
             (self.weight_decay >= 0, "--weight-decay must be 0 or more"),
             (self.scheduler in SCHEDULERS, f"--scheduler must be one of {', '.join(SCHEDULERS)}"),
+            (self.framework in ("torch", "keras"), "--framework must be torch or keras"),
             (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}"),
             (self.monitor in MONITORS, f"--monitor must be one of {', '.join(MONITORS)}"),
             (self.patience >= 0, "--patience must be 0 or more"),

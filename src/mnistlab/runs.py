@@ -130,6 +130,11 @@ def build_model(config: dict[str, Any]) -> torch.nn.Module:
                         image_size=data["image_size"], **config.get("model_args", {}))
 
 
+def weights_path(run_dir: str | Path, config: dict[str, Any]) -> Path:
+    """The run's model file: ``model.safetensors``, or what the config names (``model.keras``)."""
+    return Path(run_dir) / config.get("model_file", WEIGHTS)
+
+
 def save_weights(run_dir: Path, model: torch.nn.Module) -> None:
     from safetensors.torch import save_file
 

@@ -49,7 +49,7 @@ def evaluate_run(run_dir: str | Path, *, data_dir: str | None = None) -> dict[st
 
 def run_summary(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
     """Facts about the run that sit beside its metrics: size, params, training time."""
-    weights = run_dir / runs.WEIGHTS
+    weights = runs.weights_path(run_dir, config)
     training = read_json(run_dir / runs.TRAINING) if (run_dir / runs.TRAINING).is_file() else {}
     return {
         "arch": config["arch"],

@@ -18,7 +18,7 @@ import datetime as _dt
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,7 @@ from mnistlab.config import TrainConfig
 from mnistlab.data.augment import RandomAffine
 from mnistlab.data.datasets import TrainValData, load_train_val
 from mnistlab.errors import UserError
+from mnistlab.training.gradflow import GradNormMonitor
 from mnistlab.fileio import write_json, write_with
 from mnistlab.models import count_parameters
 from mnistlab.training.progress import EpochProgress
@@ -87,11 +88,13 @@ def run_config(cfg: TrainConfig, data: TrainValData, model: torch.nn.Module, thr
 
 
 def train(cfg: TrainConfig, out: str | Path, *, data_dir: str | None = None, resume: bool = False,
-          force: bool = False, progress: bool = True, data: TrainValData | None = None) -> dict[str, Any]:
+          force: bool = False, progress: bool = True, data: TrainValData | None = None,
+          on_epoch_end: Callable[[dict[str, float], torch.nn.Module], None] | None = None) -> dict[str, Any]:
     """Train ``cfg`` into the run directory ``out`` and return the training summary.
 
     ``resume=True`` continues the run in ``out`` from its last completed epoch, with the
     settings stored there. ``data`` may be passed to reuse tensors already in memory.
+    ``on_epoch_end(row, model)`` is called after each epoch's checkpoint (benchmarks use it).
     """
     out = Path(out)
     state = None
@@ -123,8 +126,12 @@ def train(cfg: TrainConfig, out: str | Path, *, data_dir: str | None = None, res
                          image_size=data.info.image_size, **cfg.model_args)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    grad_monitor = GradNormMonitor(model, out)  # per-layer gradient norms → grad_norms.csv
     steps_per_epoch = math.ceil(len(train_y) / cfg.batch_size)
     opt = make_optimizer(model, cfg)
+    amp_device = next(model.parameters()).device.type
+    amp_dtype = torch.float16 if amp_device == "cuda" else torch.bfloat16  # CPUs have no fast fp16
+    scaler = torch.amp.GradScaler(amp_device, enabled=cfg.amp and amp_dtype == torch.float16)  # bf16 needs none
     sched, per_batch = make_scheduler(opt, cfg, steps_per_epoch)
     augment = RandomAffine(cfg.degrees, cfg.translate, (1 - cfg.scale, 1 + cfg.scale),
                            fill=-data.info.mean / data.info.std) if cfg.augment else None
@@ -162,13 +169,17 @@ def train(cfg: TrainConfig, out: str | Path, *, data_dir: str | None = None, res
                     xb = augment(xb, gen)
                 if cfg.channels_last:
                     xb = xb.contiguous(memory_format=torch.channels_last)
-                logits = model(xb)
-                loss = F.cross_entropy(logits, yb)
+                with torch.autocast(amp_device, dtype=amp_dtype, enabled=cfg.amp):
+                    logits = model(xb)
+                    loss = F.cross_entropy(logits, yb)
                 if not torch.isfinite(loss):
                     raise TrainingFailed(f"loss became {loss.item()} at epoch {epoch}; lower --lr")
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt)  # no-op unless fp16; the monitor sees true gradients
+                grad_monitor.step()
+                scaler.step(opt)
+                scaler.update()
                 if per_batch:
                     sched.step()
                 loss_sum += loss.item() * len(yb)
@@ -185,6 +196,7 @@ def train(cfg: TrainConfig, out: str | Path, *, data_dir: str | None = None, res
                    "val_loss": val_loss, "val_acc": val_acc, "lr": lr, "seconds": seconds,
                    "samples_per_s": seen / train_seconds}
             history.append(row)
+            grad_monitor.end_epoch(epoch)  # warns on stderr when a layer's gradients vanish or explode
             improved = val_loss < best["val_loss"] if cfg.monitor == "val_loss" else val_acc > best["val_acc"]
             if improved:
                 best = {"epoch": epoch, "val_loss": val_loss, "val_acc": val_acc}
@@ -202,6 +214,8 @@ def train(cfg: TrainConfig, out: str | Path, *, data_dir: str | None = None, res
                     "elapsed": elapsed, "done": bool(done)}
             write_with(out / runs.CHECKPOINT, lambda tmp: torch.save(ckpt, tmp))
             bar.end_epoch(row, " *" if improved else "")
+            if on_epoch_end is not None:
+                on_epoch_end(row, model)
             if done:
                 break
 
