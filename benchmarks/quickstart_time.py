@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 
 from mnistlab.quickstart import quickstart
 
@@ -23,10 +22,8 @@ def main() -> None:
     parser.add_argument("--archs", default="simple,deeper,resnet")
     args = parser.parse_args()
     out = args.out or tempfile.mkdtemp(prefix="mnistlab-quickstart-")
-    t0 = time.perf_counter()
-    rows = quickstart(out, seed=args.seed, force=True, archs=tuple(args.archs.split(",")))
-    total = time.perf_counter() - t0
-    print(json.dumps({"seed": args.seed, "total_seconds": round(total, 1), "models": rows}, indent=2))
+    result = quickstart(out, seed=args.seed, force=True, archs=tuple(args.archs.split(",")), progress=True)
+    print(json.dumps({"seed": args.seed, **result}, indent=2))
 
 
 if __name__ == "__main__":

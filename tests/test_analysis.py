@@ -18,7 +18,7 @@ from mnistlab.cli import main
 from mnistlab.errors import UserError
 from mnistlab.evaluation.metrics import confusion_matrix, ece, per_class, softmax, top_confusions
 
-from analysis_fixtures import synthetic, two_runs  # noqa: F401  (fixtures)
+pytest_plugins = ["analysis_fixtures"]  # session fixtures shared with test_report.py
 
 NAMES = [str(d) for d in range(10)]
 HISTORY = [{"epoch": e, "train_loss": tl, "val_loss": vl, "train_acc": 1 - tl / 3, "val_acc": 1 - vl / 3,

@@ -6,7 +6,6 @@ import json
 import logging
 import shutil
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis_fixtures import two_runs  # noqa: F401  (fixture)
+pytest_plugins = ["analysis_fixtures"]  # session fixtures shared with test_analysis.py
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -206,32 +205,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- quickstart
 def cmd_quickstart(args: argparse.Namespace) -> int:
-    from mnistlab.data import store
     from mnistlab.quickstart import default_out, quickstart
 
-    t0 = time.perf_counter()
-    store.fetch("mnist", data_dir=args.data_dir)
     out = Path(args.out) if args.out else default_out()
-    rows = quickstart(out, smoke=args.smoke, data_dir=args.data_dir, seed=args.seed, force=args.force,
-                      progress=not args.quiet)
-    from mnistlab.report.html import build_report
-
-    # A smoke run checks that MC dropout works on a slice of the test set rather than all of it.
-    report = build_report([r["run_dir"] for r in rows], out / "report.html", data_dir=args.data_dir,
-                          mc_limit=1000 if args.smoke else None,
-                          log=(lambda msg: print(msg, file=sys.stderr)) if not args.quiet else (lambda _m: None))
-    total = time.perf_counter() - t0
+    result = quickstart(out, smoke=args.smoke, data_dir=args.data_dir, seed=args.seed, force=args.force,
+                        progress=not args.quiet)
     if args.json:
-        emit_json({"out": str(out), "smoke": args.smoke, "total_seconds": round(total, 1), "models": rows,
-                   "report": str(report)})
+        emit_json(result)
         return EXIT_OK
+    rows = result["models"]
     print_table(f"quickstart{' (smoke)' if args.smoke else ''}: MNIST test set, seed {args.seed}",
                 ["arch", "test acc", "val acc", "params", "epochs", "train s", "samples/s", "size KB", "ECE"],
                 [(r["arch"], f"{r['test_accuracy']:.4f}", f"{r['val_accuracy']:.4f}", f"{r['params']:,}",
                   r["epochs"], f"{r['train_seconds']:.0f}", f"{r['samples_per_s']:,.0f}",
                   f"{r['model_bytes'] / 1024:.0f}", f"{r['ece']:.4f}") for r in rows])
-    print(f"runs in {out}; total {total:.0f}s")
-    print(f"report: {report}")
+    print(f"runs in {out}; total {result['total_seconds']:.0f}s")
+    print(f"report: {result['report']}")
     return EXIT_OK
 
 

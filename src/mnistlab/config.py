@@ -37,7 +37,7 @@ class TrainConfig:
     framework: str = opt("torch", "torch or keras (Keras 3 on TensorFlow, needs mnistlab[keras])")
     epochs: int = opt(10, "upper bound; early stopping may end sooner")
     batch_size: int = opt(128, "images per optimiser step")
-    lr: float = opt(1e-3, "Adam's learning rate (OneCycle's peak)")
+    lr: float = opt(3e-3, "Adam's learning rate (OneCycle's peak)")
     optimizer: str = opt("adam", "adam (L2 added to the gradient, the seed's) or adamw (decoupled)")
     weight_decay: float = opt(1e-4, "L2 penalty (the seed preset uses 1e-3)")
     scheduler: str = opt("onecycle", "onecycle, step (×gamma every step_size epochs) or none")

@@ -32,6 +32,7 @@ from mnistlab.training.gradflow import GradNormMonitor
 from mnistlab.fileio import write_json, write_with
 from mnistlab.models import count_parameters
 from mnistlab.training.progress import EpochProgress
+from mnistlab.training.selection import EpochSelector, epoch_row
 
 
 class TrainingFailed(RuntimeError):
@@ -137,8 +138,8 @@ def train(cfg: TrainConfig, out: str | Path, *, data_dir: str | None = None, res
                            fill=-data.info.mean / data.info.std) if cfg.augment else None
 
     history: list[dict[str, float]] = []
-    best = {"epoch": 0, "val_loss": math.inf, "val_acc": -1.0}
-    bad_epochs, start_epoch, elapsed = 0, 1, 0.0
+    selector = EpochSelector(cfg.monitor, cfg.patience, cfg.epochs)
+    start_epoch, elapsed = 1, 0.0
     if state is None:
         runs.write_config(out, run_config(cfg, data, model, threads))
     else:
@@ -146,10 +147,10 @@ def train(cfg: TrainConfig, out: str | Path, *, data_dir: str | None = None, res
         opt.load_state_dict(state["optimizer"])
         if sched is not None:
             sched.load_state_dict(state["scheduler"])
-        history, best, bad_epochs = state["history"], state["best"], state["bad_epochs"]
+        history = state["history"]
+        selector.load_state(state)
         start_epoch, elapsed = state["epoch"] + 1, state["elapsed"]
 
-    stop_reason = "max_epochs"
     with EpochProgress(cfg.arch, enabled=progress) as bar:
         if state is not None:
             bar.log(f"resuming {out} at epoch {start_epoch}")
@@ -192,26 +193,18 @@ def train(cfg: TrainConfig, out: str | Path, *, data_dir: str | None = None, res
             val_loss, val_acc = evaluate_split(model, val_x, val_y, cfg.channels_last)
             seconds = time.perf_counter() - t0
             elapsed += seconds
-            row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen,
-                   "val_loss": val_loss, "val_acc": val_acc, "lr": lr, "seconds": seconds,
-                   "samples_per_s": seen / train_seconds}
+            row = epoch_row(epoch, loss_sum, correct, seen, val_loss, val_acc, lr, seconds, train_seconds)
             history.append(row)
             grad_monitor.end_epoch(epoch)  # warns on stderr when a layer's gradients vanish or explode
-            improved = val_loss < best["val_loss"] if cfg.monitor == "val_loss" else val_acc > best["val_acc"]
+            improved = selector.update(row)
             if improved:
-                best = {"epoch": epoch, "val_loss": val_loss, "val_acc": val_acc}
-                bad_epochs = 0
                 runs.save_weights(out, model)
-            else:
-                bad_epochs += 1
-            done = epoch == cfg.epochs or (cfg.patience and bad_epochs >= cfg.patience)
-            if cfg.patience and bad_epochs >= cfg.patience and epoch < cfg.epochs:
-                stop_reason = "early_stopping"
+            done = selector.done(epoch)
             runs.write_history(out, history)
             ckpt = {"model": model.state_dict(), "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict() if sched is not None else None,
-                    "epoch": epoch, "history": history, "best": best, "bad_epochs": bad_epochs,
-                    "elapsed": elapsed, "done": bool(done)}
+                    "epoch": epoch, "history": history, **selector.state(),
+                    "elapsed": elapsed, "done": done}
             write_with(out / runs.CHECKPOINT, lambda tmp: torch.save(ckpt, tmp))
             bar.end_epoch(row, " *" if improved else "")
             if on_epoch_end is not None:
@@ -219,11 +212,6 @@ def train(cfg: TrainConfig, out: str | Path, *, data_dir: str | None = None, res
             if done:
                 break
 
-    summary = {
-        "best_epoch": best["epoch"], "best_val_loss": best["val_loss"], "best_val_acc": best["val_acc"],
-        "epochs_run": len(history), "stop_reason": stop_reason, "train_seconds": round(elapsed, 2),
-        "samples_per_s": round(sum(r["samples_per_s"] for r in history) / len(history), 1),
-        "resumed": resume,
-    }
+    summary = selector.summary(history, elapsed, resumed=resume)
     write_json(out / runs.TRAINING, summary)
     return summary

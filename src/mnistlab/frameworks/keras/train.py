@@ -39,6 +39,7 @@ from mnistlab.fileio import write_json
 from mnistlab.frameworks.keras import MODEL_FILE, forward_function, keras, keras_logits, set_threads, tf
 from mnistlab.frameworks.keras.models import create_keras_model, trainable_parameters
 from mnistlab.training.progress import EpochProgress
+from mnistlab.training.selection import EpochSelector, epoch_row
 from mnistlab.training.trainer import TrainingFailed, epoch_generator, run_config
 
 # XLA compilation of the training step: off, because on the 2-core dev machine it made the
@@ -163,8 +164,8 @@ def train(cfg: TrainConfig, out: str | Path, *, data_dir: str | None = None, res
     augment = RandomAffine(cfg.degrees, cfg.translate, (1 - cfg.scale, 1 + cfg.scale),
                            fill=-data.info.mean / data.info.std) if cfg.augment else None
     history: list[dict[str, float]] = []
-    best = {"epoch": 0, "val_loss": math.inf, "val_acc": -1.0}
-    bad_epochs, elapsed, stop_reason, step = 0, 0.0, "max_epochs", 0
+    selector = EpochSelector(cfg.monitor, cfg.patience, cfg.epochs)
+    elapsed, step = 0.0, 0
     with EpochProgress(f"{cfg.arch} (keras)", enabled=progress) as bar:
         for epoch in range(1, cfg.epochs + 1):
             t0 = time.perf_counter()
@@ -192,27 +193,16 @@ def train(cfg: TrainConfig, out: str | Path, *, data_dir: str | None = None, res
             val_loss, val_acc = evaluate_split(forward, val_x, val_y)
             seconds = time.perf_counter() - t0
             elapsed += seconds
-            row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen,
-                   "val_loss": val_loss, "val_acc": val_acc, "lr": lr, "seconds": seconds,
-                   "samples_per_s": seen / train_seconds}
+            row = epoch_row(epoch, loss_sum, correct, seen, val_loss, val_acc, lr, seconds, train_seconds)
             history.append(row)
-            improved = val_loss < best["val_loss"] if cfg.monitor == "val_loss" else val_acc > best["val_acc"]
+            improved = selector.update(row)
             if improved:
-                best, bad_epochs = {"epoch": epoch, "val_loss": val_loss, "val_acc": val_acc}, 0
                 save_model(model, out / MODEL_FILE)
-            else:
-                bad_epochs += 1
             runs.write_history(out, history)
             bar.end_epoch(row, " *" if improved else "")
-            if cfg.patience and bad_epochs >= cfg.patience:
-                stop_reason = "early_stopping" if epoch < cfg.epochs else stop_reason
+            if selector.done(epoch):
                 break
 
-    summary = {
-        "best_epoch": best["epoch"], "best_val_loss": best["val_loss"], "best_val_acc": best["val_acc"],
-        "epochs_run": len(history), "stop_reason": stop_reason, "train_seconds": round(elapsed, 2),
-        "samples_per_s": round(sum(r["samples_per_s"] for r in history) / len(history), 1),
-        "resumed": False,
-    }
+    summary = selector.summary(history, elapsed, resumed=False)
     write_json(out / runs.TRAINING, summary)
     return summary
