@@ -19,10 +19,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None)
-    parser.add_argument("--archs", default="simple,deeper,resnet")
+    parser.add_argument("--models", default="simple,deeper,resnet,keras:simple")
     args = parser.parse_args()
     out = args.out or tempfile.mkdtemp(prefix="mnistlab-quickstart-")
-    result = quickstart(out, seed=args.seed, force=True, archs=tuple(args.archs.split(",")), progress=True)
+    result = quickstart(out, seed=args.seed, force=True, models=tuple(args.models.split(",")), progress=True)
     print(json.dumps({"seed": args.seed, **result}, indent=2))
 
 

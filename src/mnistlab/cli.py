@@ -29,7 +29,7 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
 
     table = Table(title=title)
     for col in columns:
-        table.add_column(col, justify="left" if col in ("arch", "model", "file", "name", "path") else "right")
+        table.add_column(col, justify="left" if col in ("arch", "framework", "model", "file", "name", "path") else "right")
     for row in rows:
         table.add_row(*[str(v) for v in row])
     Console(file=sys.stdout, width=max(100, len(columns) * 14)).print(table)
@@ -209,15 +209,17 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else default_out()
     result = quickstart(out, smoke=args.smoke, data_dir=args.data_dir, seed=args.seed, force=args.force,
-                        progress=not args.quiet)
+                        progress=not args.quiet, models=tuple(args.models.split(",")))
     if args.json:
         emit_json(result)
         return EXIT_OK
     rows = result["models"]
     print_table(f"quickstart{' (smoke)' if args.smoke else ''}: MNIST test set, seed {args.seed}",
-                ["arch", "test acc", "val acc", "params", "epochs", "train s", "samples/s", "size KB", "ECE"],
-                [(r["arch"], f"{r['test_accuracy']:.4f}", f"{r['val_accuracy']:.4f}", f"{r['params']:,}",
-                  r["epochs"], f"{r['train_seconds']:.0f}", f"{r['samples_per_s']:,.0f}",
+                ["arch", "framework", "test acc", "val acc", "params", "epochs", "train s", "samples/s",
+                 "size KB", "ECE"],
+                [(r["arch"], r["framework"], f"{r['test_accuracy']:.4f}", f"{r['val_accuracy']:.4f}",
+                  f"{r['params']:,}", r["epochs"] or "—", f"{r['train_seconds']:.0f}",
+                  f"{r['samples_per_s']:,.0f}" if r["samples_per_s"] else "—",
                   f"{r['model_bytes'] / 1024:.0f}", f"{r['ece']:.4f}") for r in rows])
     print(f"runs in {out}; total {result['total_seconds']:.0f}s")
     print(f"report: {result['report']}")
@@ -239,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     import importlib
 
     from mnistlab import __version__
+    from mnistlab.quickstart import MODELS as QUICKSTART_MODELS
 
     parser = argparse.ArgumentParser(
         prog="mnistlab", description="Train, compare, explain, export and serve digit classifiers on MNIST.")
@@ -278,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("quickstart", cmd_quickstart, "fetch data, train the three architectures, evaluate, compare")
     p.add_argument("--smoke", action="store_true", help="tiny budget (seconds): checks that everything runs")
+    p.add_argument("--models", default=",".join(QUICKSTART_MODELS),
+                   help="comma-separated models, 'keras:' for the Keras twin (default: %(default)s)")
     p.add_argument("--out", help="folder for the runs (default runs/quickstart-<time>)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="overwrite existing runs at --out")

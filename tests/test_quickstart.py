@@ -1,0 +1,36 @@
+"""The main job on a smoke budget: every model trained, evaluated, compared and reported."""
+
+import json
+
+from mnistlab.cli import main
+from mnistlab.frameworks import keras_available
+from mnistlab.quickstart import quickstart
+
+
+def test_smoke_quickstart_trains_evaluates_and_reports(tmp_path, data_dir):
+    models = ("simple", "keras:simple") if keras_available() else ("simple",)
+    result = quickstart(tmp_path / "qs", smoke=True, progress=False, models=models)
+    rows = result["models"]
+    assert [r["framework"] for r in rows[: len(models)]] == [m.rpartition(":")[0] or "torch" for m in models]
+    for row in rows:
+        assert 0.1 < row["test_accuracy"] <= 1  # a smoke run learns something, far above chance
+        assert (tmp_path / "qs").joinpath(row["run_dir"].rsplit("/", 1)[-1], "metrics.json").is_file()
+    html = (tmp_path / "qs" / "report.html").read_text()
+    assert "simple" in html and "<img" in html
+    if keras_available():  # the seed's cross-framework ensemble is the last row
+        assert rows[-1]["framework"] == "torch+keras"
+
+
+def test_quickstart_json_and_no_overwrite(tmp_path, capsys, data_dir):
+    out = tmp_path / "qs"
+    args = ["quickstart", "--smoke", "--quiet", "--models", "simple", "--out", str(out)]
+    assert main([*args, "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["report"].endswith("report.html") and [m["arch"] for m in printed["models"]] == ["simple"]
+    assert main(args) == 2
+    assert "--force" in capsys.readouterr().err
+
+
+def test_quickstart_unknown_model_is_a_usage_error(tmp_path, capsys, data_dir):
+    assert main(["quickstart", "--smoke", "--models", "simple,vgg", "--out", str(tmp_path / "q")]) == 2
+    assert "vgg" in capsys.readouterr().err
