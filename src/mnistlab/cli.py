@@ -83,7 +83,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- train
 TRAIN_FLAGS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "scheduler", "step_size",
-               "gamma", "patience", "monitor", "seed", "augment", "degrees", "val_size",
+               "gamma", "patience", "monitor", "seed", "augment", "degrees", "val_size", "split_seed",
                "train_subset", "threads", "dataset", "framework", "amp")
 
 
@@ -110,6 +110,7 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, help="random affine augmentation (default on)")
     p.add_argument("--degrees", type=float, help=h["degrees"])
     p.add_argument("--val-size", type=int, help=h["val_size"])
+    p.add_argument("--split-seed", type=int, help=h["split_seed"])
     p.add_argument("--train-subset", type=int, help=h["train_subset"])
     p.add_argument("--threads", type=int, help=h["threads"])
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, help=h["amp"] + " (default off)")
