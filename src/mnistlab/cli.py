@@ -29,7 +29,8 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
 
     table = Table(title=title)
     for col in columns:
-        table.add_column(col, justify="left" if col in ("arch", "framework", "model", "file", "name", "path") else "right")
+        table.add_column(col, overflow="fold",
+                         justify="left" if col in ("arch", "framework", "model", "file", "name", "path") else "right")
     for row in rows:
         table.add_row(*[str(v) for v in row])
     Console(file=sys.stdout, width=max(100, len(columns) * 14)).print(table)
