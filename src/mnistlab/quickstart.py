@@ -18,7 +18,6 @@ from typing import Any
 from mnistlab import runs
 from mnistlab.data import store
 from mnistlab.config import TrainConfig
-from mnistlab.data.datasets import load_train_val
 from mnistlab.ensemble import ensemble_runs
 from mnistlab.evaluation.evaluate import evaluate_run
 from mnistlab.errors import UserError
@@ -56,11 +55,8 @@ def quickstart(out: str | Path, *, smoke: bool = False, data_dir: str | None = N
             continue
         overrides = dict(SMOKE) if smoke else {"epochs": EPOCHS.get(arch, 10)}
         cfg = TrainConfig(arch=arch, framework=framework, seed=seed, patience=0, **overrides)
-        data = load_train_val(cfg.dataset, val_size=cfg.val_size, seed=cfg.split_seed,
-                              data_dir=data_dir, train_subset=cfg.train_subset)
         run_dir = out / name.replace(":", "-")
-        summary = train_function(framework)(cfg, run_dir, data_dir=data_dir, force=force,
-                                            progress=progress, data=data)
+        summary = train_function(framework)(cfg, run_dir, data_dir=data_dir, force=force, progress=progress)
         metrics = evaluate_run(run_dir, data_dir=data_dir)
         rows.append({
             "arch": arch, "framework": framework, "run_dir": str(run_dir), "test_accuracy": metrics["accuracy"],

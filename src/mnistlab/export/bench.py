@@ -8,7 +8,7 @@
 Paths: PyTorch eager (NCHW), PyTorch channels-last (NHWC), ONNX Runtime fp32 and ONNX Runtime
 INT8. Every path gets pixels in [0, 1] and includes the normalisation, as a client would.
 Each measurement warms up first, then repeats until its time box is spent (at least
-``MIN_REPS`` calls); batch-1 latency is reported as p50/p99 of single calls, throughput as
+``mnistlab.timing.MIN_REPS`` calls); batch-1 latency is reported as p50/p99 of single calls, throughput as
 images per second over the whole box. The result is also written to ``<run_dir>/bench.json``
 (beside, not inside, ``export/``: it is nested, and ``export/*.json`` are kept flat for reports).
 """
@@ -19,7 +19,6 @@ import copy
 import datetime as _dt
 import os
 import platform
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,37 +39,10 @@ from mnistlab.export import (
     require_deploy_extra,
 )
 from mnistlab.fileio import write_json
+from mnistlab.timing import batch1_latency, throughput
 
 PATHS = BENCH_PATHS
 BATCHES = (256, 1024)
-MIN_REPS = 5
-
-
-def batch1_latency(fn: Callable[[Any], Any], x: Any, seconds: float, max_reps: int = 20_000) -> dict[str, float]:
-    """p50 and p99 of single calls ``fn(x)`` in ms, after a warm-up, within ``seconds``."""
-    warm_end = time.perf_counter() + min(0.2, seconds / 5)
-    while time.perf_counter() < warm_end:
-        fn(x)
-    times: list[int] = []
-    end = time.perf_counter() + seconds
-    while (time.perf_counter() < end or len(times) < MIN_REPS * 10) and len(times) < max_reps:
-        t0 = time.perf_counter_ns()
-        fn(x)
-        times.append(time.perf_counter_ns() - t0)
-    ms = np.asarray(times) / 1e6
-    return {"p50_ms": round(float(np.percentile(ms, 50)), 4), "p99_ms": round(float(np.percentile(ms, 99)), 4),
-            "reps": len(times)}
-
-
-def throughput(fn: Callable[[Any], Any], x: Any, seconds: float) -> float:
-    """Images per second of ``fn(x)`` on a batch, after two warm-up calls, within ``seconds``."""
-    fn(x)
-    fn(x)
-    reps, t0 = 0, time.perf_counter()
-    while reps < MIN_REPS or time.perf_counter() - t0 < seconds:
-        fn(x)
-        reps += 1
-    return round(reps * len(x) / (time.perf_counter() - t0), 1)
 
 
 def _torch_fn(model: torch.nn.Module, channels_last: bool) -> Callable[[torch.Tensor], Any]:

@@ -36,7 +36,7 @@ from mnistlab.export import (
     export_path,
     require_deploy_extra,
 )
-from mnistlab.export.bench import batch1_latency, throughput
+from mnistlab.timing import batch1_latency, throughput
 from mnistlab.export.onnx_export import export_onnx, ort_logits, session, unit_images
 from mnistlab.fileio import write_json, write_with
 

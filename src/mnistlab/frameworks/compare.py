@@ -83,6 +83,7 @@ def measure_inference(run_dir: Path, framework: str, threads: int, *, data_dir: 
     """p50/p90 latency of one image and images/s at batch 256, after warm-up, on test images."""
     from mnistlab import runs
     from mnistlab.data.datasets import load_split
+    from mnistlab.timing import throughput
 
     images = load_split(runs.read_config(run_dir)["dataset"], "test", data_dir)[0][:256].numpy()
     call, prepare = _forward(run_dir, framework, threads)
@@ -95,16 +96,9 @@ def measure_inference(run_dir: Path, framework: str, threads: int, *, data_dir: 
         t0 = time.perf_counter()
         call(x)
         times.append(time.perf_counter() - t0)
-    for _ in range(3):
-        call(batch)
-    n, t0 = 0, time.perf_counter()
-    while n < 10 or time.perf_counter() - t0 < seconds:
-        call(batch)
-        n += 1
-    elapsed = time.perf_counter() - t0
     return {"latency_ms_p50": statistics.median(times) * 1e3,
             "latency_ms_p90": float(np.percentile(times, 90)) * 1e3,
-            "throughput_b256": n * len(images) / elapsed}
+            "throughput_b256": throughput(call, batch, seconds)}
 
 
 def _child(spec: dict[str, Any]) -> dict[str, Any]:
