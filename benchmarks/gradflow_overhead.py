@@ -19,8 +19,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from mnistlab import runs
 from mnistlab.data.datasets import get_dataset_info, load_split
+from mnistlab.frameworks.pytorch import normalize_images
 from mnistlab.training.gradflow import GradNormMonitor
 from mnistlab.models import create_model, list_models
 
@@ -55,7 +55,7 @@ def main() -> None:
     info = get_dataset_info("mnist")
     images, labels = load_split("mnist", "train")
     n = args.batches * args.batch_size
-    x = runs.normalize_images(images[:n], {"mean": info.mean, "std": info.std})
+    x = normalize_images(images[:n], {"mean": info.mean, "std": info.std})
     y = labels[:n]
     print(f"threads {args.threads}, {args.batches} batches of {args.batch_size}, median of {args.repeats}")
     print(f"{'arch':<8} {'without':>10} {'with':>10} {'diff':>7} {'in step()':>10}")

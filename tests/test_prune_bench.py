@@ -10,6 +10,7 @@ import torch
 
 from mnistlab import cli, runs
 from mnistlab.export import BENCH_PATHS
+from mnistlab.frameworks.pytorch import load_model
 
 pytest.importorskip("onnxruntime")  # the deploy extra
 pytest_plugins = ["deploy_fixtures"]  # session fixtures shared with the other deploy tests
@@ -26,7 +27,7 @@ def test_prune_reaches_requested_sparsity_and_makes_runs(deploy_run, tmp_path, d
     for row in rows[1:]:
         assert row["sparsity_reached"] == pytest.approx(row["sparsity_target"], abs=1e-3)
         assert row["val_acc"] >= row["val_acc_pruned"]  # fine-tuning keeps the best validation epoch
-        model, config = runs.load_model(run / row["run_dir"])  # a run directory every command accepts
+        model, config = load_model(run / row["run_dir"])  # a run directory every command accepts
         assert sparsity(model)[0] == pytest.approx(row["sparsity_target"], abs=1e-3)
         assert config["pruning"]["sparsity_target"] == row["sparsity_target"]
     assert rows[1]["test_acc"] > 0.9  # half the weights of the fixture model cost little

@@ -8,6 +8,7 @@ import pytest
 from mnistlab import runs
 from mnistlab.config import TrainConfig, preset
 from mnistlab.errors import UserError
+from mnistlab.frameworks.pytorch import load_model
 from mnistlab.training import trainer
 from mnistlab.training.trainer import train
 
@@ -27,7 +28,7 @@ def test_run_directory_explains_itself(trained_run):
     assert config["data"]["class_names"] == [str(i) for i in range(10)]
     history = runs.read_history(trained_run)
     assert len(history) == 1 and {"train_loss", "val_loss", "val_acc", "lr", "seconds"} <= set(history[0])
-    model, _ = runs.load_model(trained_run)  # rebuilt from the directory alone
+    model, _ = load_model(trained_run)  # rebuilt from the directory alone
     assert not model.training
 
 

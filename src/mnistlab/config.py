@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mnistlab.errors import UserError
+from mnistlab.frameworks.extras import FRAMEWORKS
 
 SCHEMA_VERSION = 1
 SCHEDULERS = ("onecycle", "step", "none")
@@ -65,7 +66,7 @@ class TrainConfig:
             (self.lr > 0, "--lr must be positive"),
             (self.weight_decay >= 0, "--weight-decay must be 0 or more"),
             (self.scheduler in SCHEDULERS, f"--scheduler must be one of {', '.join(SCHEDULERS)}"),
-            (self.framework in ("torch", "keras"), "--framework must be torch or keras"),
+            (self.framework in FRAMEWORKS, f"--framework must be one of {', '.join(FRAMEWORKS)}"),
             (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}"),
             (self.monitor in MONITORS, f"--monitor must be one of {', '.join(MONITORS)}"),
             (self.patience >= 0, "--patience must be 0 or more"),

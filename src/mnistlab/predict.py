@@ -15,11 +15,12 @@ import numpy as np
 from mnistlab import runs
 from mnistlab.data.preprocess import load_image, to_mnist
 from mnistlab.evaluation.metrics import softmax
+from mnistlab.inference import predictor
 
 
 def predict_arrays(run_dir: str | Path, images: np.ndarray) -> np.ndarray:
     """Probabilities for uint8 images ``[N, 28, 28]`` already in MNIST form."""
-    return softmax(runs.predictor(run_dir)(images))
+    return softmax(predictor(run_dir)(images))
 
 
 def predict_files(run_dir: str | Path, paths: Sequence[str | Path]) -> list[dict[str, Any]]:

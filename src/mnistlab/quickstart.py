@@ -21,7 +21,7 @@ from mnistlab.config import TrainConfig
 from mnistlab.ensemble import ensemble_runs
 from mnistlab.evaluation.evaluate import evaluate_run
 from mnistlab.errors import UserError
-from mnistlab.frameworks import FRAMEWORKS, KERAS_MISSING, keras_available, train_function
+from mnistlab.frameworks import FRAMEWORKS, require, train_function
 from mnistlab.models import list_models
 
 # "framework:arch"; the Keras twin of `simple` runs when the keras extra is installed, so the
@@ -50,8 +50,10 @@ def quickstart(out: str | Path, *, smoke: bool = False, data_dir: str | None = N
     log = _stderr_log if progress else (lambda _msg: None)
     rows = []
     for name, framework, arch in [_parse_model(m) for m in models]:  # every name checked before any work
-        if framework == "keras" and not keras_available():
-            log(f"skipping {name}: {KERAS_MISSING}")
+        try:
+            require(framework)
+        except UserError as exc:  # an optional framework's extra is missing: the others still run
+            log(f"skipping {name}: {exc}")
             continue
         overrides = dict(SMOKE) if smoke else {"epochs": EPOCHS.get(arch, 10)}
         cfg = TrainConfig(arch=arch, framework=framework, seed=seed, patience=0, **overrides)

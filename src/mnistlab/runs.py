@@ -1,7 +1,8 @@
 """A run directory: the config, weights, history and results of one training run.
 
-    >>> from mnistlab.runs import load_model, read_config          # doctest: +SKIP
-    >>> model, config = load_model("runs/simple-20261125-101500")  # doctest: +SKIP
+    >>> from mnistlab.runs import read_config, read_history       # doctest: +SKIP
+    >>> read_config("runs/simple-20261125-101500")["arch"]         # doctest: +SKIP
+    'simple'
 
 Layout (every later command rebuilds everything from these files alone)::
 
@@ -14,6 +15,9 @@ Layout (every later command rebuilds everything from these files alone)::
     predictions.npz      test logits and labels (written once by `mnistlab evaluate`)
     val_predictions.npz  validation logits and labels (for calibration and ensemble weights)
     metrics.json         test metrics computed from predictions.npz
+
+This module knows files, not frameworks: rebuilding a model and predicting live in
+:mod:`mnistlab.inference` and :mod:`mnistlab.frameworks`.
 """
 
 from __future__ import annotations
@@ -26,14 +30,13 @@ import platform
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from mnistlab import __version__
 from mnistlab.config import SCHEMA_VERSION
-from mnistlab.data.datasets import normalize
 from mnistlab.errors import UserError
 from mnistlab.fileio import read_json, write_json, write_text, write_with
 
@@ -121,15 +124,6 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     return config
 
 
-def build_model(config: dict[str, Any]) -> torch.nn.Module:
-    """The untrained PyTorch model a config describes."""
-    from mnistlab.models import create_model
-
-    data = config["data"]
-    return create_model(config["arch"], in_channels=data["in_channels"], num_classes=data["num_classes"],
-                        image_size=data["image_size"], **config.get("model_args", {}))
-
-
 def weights_path(run_dir: str | Path, config: dict[str, Any]) -> Path:
     """The run's model file: ``model.safetensors``, or what the config names (``model.keras``)."""
     return Path(run_dir) / config.get("model_file", WEIGHTS)
@@ -140,70 +134,6 @@ def save_weights(run_dir: Path, model: torch.nn.Module) -> None:
 
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     write_with(run_dir / WEIGHTS, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
-
-
-def load_model(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Rebuild a PyTorch run's model from its directory, in eval mode."""
-    from safetensors.torch import load_file
-
-    run_dir = Path(run_dir)
-    config = read_config(run_dir)
-    if config.get("framework", "torch") != "torch":
-        raise UserError(f"{run_dir}: a {config['framework']} run; this command needs a PyTorch run")
-    weights = run_dir / WEIGHTS
-    if not weights.is_file():
-        raise UserError(f"{run_dir}: no weights ({WEIGHTS}); the run did not finish an epoch, train it again")
-    model = build_model(config)
-    try:
-        model.load_state_dict(load_file(str(weights)))
-    except Exception as exc:  # safetensors raises several types for damaged files
-        raise UserError(f"{weights}: cannot load weights ({exc}); train the run again") from None
-    return model.eval(), config
-
-
-def normalize_images(images: torch.Tensor | np.ndarray, data: dict[str, Any]) -> torch.Tensor:
-    """uint8 ``[N, 28, 28]`` (or ``[N, 1, 28, 28]``) → float32 ``[N, 1, 28, 28]`` with the run's mean/std."""
-    return normalize(torch.as_tensor(images), data["mean"], data["std"])
-
-
-@torch.no_grad()
-def torch_logits(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1024,
-                 channels_last: bool = True) -> torch.Tensor:
-    """Logits of an already normalised batch, computed in chunks, in eval mode."""
-    model.eval()
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    outs = []
-    for start in range(0, len(x), batch_size):
-        chunk = x[start: start + batch_size]
-        if channels_last:
-            chunk = chunk.contiguous(memory_format=torch.channels_last)
-        outs.append(model(chunk).float())
-    return torch.cat(outs) if outs else torch.empty(0, 10)
-
-
-def _torch_predictor(run_dir: Path, config: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
-    model, _ = load_model(run_dir)
-    return lambda images: torch_logits(model, normalize_images(images, config["data"])).numpy()
-
-
-# framework name → factory(run_dir, config) returning a function uint8 images → logits.
-# Other frameworks add themselves here, so evaluation and serving never ask which one it is.
-PREDICTORS: dict[str, Callable[[Path, dict[str, Any]], Callable[[np.ndarray], np.ndarray]]] = {
-    "torch": _torch_predictor,
-}
-
-
-def predictor(run_dir: str | Path) -> Callable[[np.ndarray], np.ndarray]:
-    """A function from uint8 images ``[N, 28, 28]`` to logits ``[N, classes]`` for any run."""
-    run_dir = Path(run_dir)
-    config = read_config(run_dir)
-    framework = config.get("framework", "torch")
-    if framework == "keras" and framework not in PREDICTORS:
-        import mnistlab.frameworks.keras  # noqa: F401  (imports TensorFlow, registers its predictor)
-    if framework not in PREDICTORS:
-        raise UserError(f"{run_dir}: framework {framework!r} is not available; install mnistlab[{framework}]")
-    return PREDICTORS[framework](run_dir, config)
 
 
 def write_history(run_dir: Path, rows: list[dict[str, Any]]) -> None:

@@ -113,9 +113,10 @@ def analyze_run(run_dir: str | Path, *, data_dir: str | None = None, mc_passes: 
 def _test_images(config: dict[str, Any], labels: np.ndarray, data_dir: str | None,
                  notes: list[str]) -> np.ndarray | None:
     """The uint8 test images the saved logits belong to, or None (with a note) if they differ."""
-    from mnistlab.data.datasets import load_split
+    from mnistlab.data.datasets import load_test_split
 
-    x, y = load_split(config["dataset"], "test", data_dir)
+    # Pictures of the saved predictions' own images (errors, examples); nothing is chosen from them.
+    x, y = load_test_split(config["dataset"], data_dir, purpose="plots of the evaluated test images")
     if len(y) != len(labels) or not np.array_equal(y.numpy(), labels):
         notes.append("the saved test labels do not match the test split on disk; example images skipped")
         return None
@@ -125,15 +126,19 @@ def _test_images(config: dict[str, Any], labels: np.ndarray, data_dir: str | Non
 def mc_dropout_for_run(run_dir: Path, config: dict[str, Any], images: np.ndarray | None, passes: int,
                        limit: int | None, notes: list[str], log: Callable[[str], None]) -> dict[str, np.ndarray] | None:
     """Read ``mc_dropout.npz`` or compute and save it; None (with a note) where it does not apply."""
-    framework = config.get("framework", "torch")
-    if framework != "torch":
-        notes.append(f"MC dropout skipped: a {framework} run (it needs the PyTorch model's dropout layers)")
+    from mnistlab.frameworks import unsupported
+
+    reason = unsupported(config.get("framework", "torch"), "mc_dropout")
+    if reason:
+        notes.append(f"MC dropout skipped: {reason}")
         return None
     cached = load_mc(run_dir)
     n_wanted = None if images is None else min(limit or len(images), len(images))
     if cached is not None and int(cached["passes"]) == passes and (n_wanted is None or len(cached["indices"]) == n_wanted):
         return cached
-    model, _ = runs.load_model(run_dir)
+    from mnistlab.frameworks.pytorch import load_model, normalize_images
+
+    model, _ = load_model(run_dir)
     if not has_dropout(model):
         notes.append(f"MC dropout skipped: the {config['arch']} model has no dropout layers")
         return None
@@ -144,7 +149,7 @@ def mc_dropout_for_run(run_dir: Path, config: dict[str, Any], images: np.ndarray
 
     indices = np.arange(n_wanted)
     log(f"{run_dir}: MC dropout, {passes} passes over {n_wanted:,} test images")
-    x = runs.normalize_images(torch.as_tensor(images[indices]), config["data"])
+    x = normalize_images(torch.as_tensor(images[indices]), config["data"])
     result = {**mc_dropout(model, x, passes=passes, seed=config["train"]["seed"]),
               "indices": indices, "passes": np.array(passes)}
 

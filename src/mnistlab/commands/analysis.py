@@ -8,24 +8,20 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr)
+from mnistlab.commands.output import EXIT_OK, emit_json, log, print_table
 
 
 def cmd_plots(args: argparse.Namespace) -> int:
     from mnistlab.analysis.analyze import analyze_run
     from mnistlab.analysis.uncertainty import SCORE_LABELS
-    from mnistlab.cli import emit_json
 
     summary = analyze_run(args.run_dir, data_dir=args.data_dir, mc_passes=args.mc_passes, mc_limit=args.mc_limit,
-                          log=_log if not args.json else (lambda _m: None))
+                          log=log if not args.json else (lambda _m: None))
     if args.json:
         emit_json(summary)
-        return 0
+        return EXIT_OK
     cal = summary["calibration"]
     print(f"{args.run_dir}: {len(summary['figures'])} figures under {Path(args.run_dir) / 'plots'}")
     print(f"ECE {cal['ece_before']:.4f} → {cal['ece_after']:.4f} with T = {cal['temperature']:.3f} (fitted on validation)")
@@ -36,35 +32,33 @@ def cmd_plots(args: argparse.Namespace) -> int:
         print(f"overfitting: val loss rose while train loss fell at epoch(s) {summary['curves']['overfitting_epochs']}")
     for note in summary["notes"]:
         print(f"note: {note}")
-    return 0
+    return EXIT_OK
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from mnistlab.analysis.compare import COLUMNS, compare_runs, default_out, table_rows, write_comparison
-    from mnistlab.cli import emit_json, print_table
 
     result = compare_runs(args.run_dirs)
     out = Path(args.out) if args.out else default_out(args.run_dirs)
     paths = write_comparison(result, out)
     if args.json:
         emit_json({**result, "files": paths})
-        return 0
+        return EXIT_OK
     print_table("comparison (test split)", COLUMNS, table_rows(result))
     print(f"written: {out}/comparison.md, .csv, .json and plots/model_comparisons/")
-    return 0
+    return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from mnistlab.cli import emit_json
     from mnistlab.report.html import build_report
 
     path = build_report(args.run_dirs, args.output, data_dir=args.data_dir, mc_limit=args.mc_limit,
-                        log=_log if not args.json else (lambda _m: None))
+                        log=log if not args.json else (lambda _m: None))
     if args.json:
         emit_json({"report": str(path), "bytes": path.stat().st_size})
     else:
         print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained; open it in any browser)")
-    return 0
+    return EXIT_OK
 
 
 def add_commands(command) -> None:

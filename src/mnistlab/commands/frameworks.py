@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mnistlab.cli import EXIT_OK, emit_json, print_table
+from mnistlab.commands.output import EXIT_OK, emit_json, print_table
 
 
 def cmd_frameworks(args: argparse.Namespace) -> int:

@@ -192,3 +192,19 @@ def summary(dataset: str, data_dir: str | Path | None = None, *, offline: bool |
     out["measured_mean"] = mean = float(hist @ levels / hist.sum())
     out["measured_std"] = float(np.sqrt(hist @ (levels - mean) ** 2 / hist.sum()))
     return out
+
+
+def load_test_split(dataset: str, data_dir: str | Path | None = None, *,
+                    purpose: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The test split, for the callers that must measure on it; ``purpose`` says why, in one line.
+
+    The one door to the test images: ``evaluate`` scores a finished run here once, and the few
+    other callers (an export's self-check, a benchmark's inputs, pictures of chosen test
+    examples) name their reason. Nothing that chooses (a checkpoint, a temperature, weights,
+    hyper-parameters) may call it.
+
+    >>> x, y = load_test_split("mnist", purpose="final evaluation of a finished run")  # doctest: +SKIP
+    """
+    if not purpose.strip():
+        raise ValueError("load_test_split needs a purpose: say why the test split is read")
+    return load_split(dataset, "test", data_dir)

@@ -5,7 +5,7 @@
     >>> metrics["accuracy"]                                     # doctest: +SKIP
     0.991
 
-This is the only place the test split is read. Validation logits are saved beside the test
+This is where a run meets the test split (``load_test_split``; the other readers say why). Validation logits are saved beside the test
 logits so that later decisions (temperature, ensemble weights) can be made without the test set.
 """
 
@@ -16,24 +16,26 @@ from pathlib import Path
 from typing import Any
 
 from mnistlab import runs
-from mnistlab.data.datasets import load_split, load_train_val
+from mnistlab.data.datasets import load_test_split, load_train_val
 from mnistlab.errors import UserError
 from mnistlab.evaluation.metrics import compute_metrics
 from mnistlab.fileio import read_json, write_json
+from mnistlab.inference import predictor
 
 
 def evaluate_run(run_dir: str | Path, *, data_dir: str | None = None) -> dict[str, Any]:
     """Compute and save test (and validation) logits and the test metrics of one run."""
     run_dir = Path(run_dir)
     config = runs.read_config(run_dir)
-    predict = runs.predictor(run_dir)
+    predict = predictor(run_dir)
     dataset = config["dataset"]
 
     data = config["data"]
     val = load_train_val(dataset, val_size=data["val_size"], seed=data["split_seed"], data_dir=data_dir)
     runs.save_predictions(run_dir / runs.VAL_PREDICTIONS, predict(val.val_x.numpy()), val.val_y.numpy())
 
-    test_x, test_y = load_split(dataset, "test", data_dir=data_dir)
+    # The one scoring of a finished run: the test split is read here, once, and nothing chosen from it.
+    test_x, test_y = load_test_split(dataset, data_dir, purpose="final evaluation of a finished run")
     t0 = time.perf_counter()
     logits = predict(test_x.numpy())
     seconds = time.perf_counter() - t0

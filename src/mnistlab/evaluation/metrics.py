@@ -17,6 +17,8 @@ import numpy as np
 from sklearn.metrics import confusion_matrix as _sk_confusion_matrix
 from sklearn.metrics import precision_recall_fscore_support
 
+HIGH_CONFIDENCE = 0.9  # an error made with at least this probability counts as a confident error
+
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64) / temperature
@@ -66,7 +68,7 @@ def top_confusions(cm: np.ndarray, n: int = 10) -> list[dict[str, Any]]:
             for c, t, p in pairs[:n]]
 
 
-def high_confidence_errors(logits: np.ndarray, labels: np.ndarray, threshold: float = 0.9) -> int:
+def high_confidence_errors(logits: np.ndarray, labels: np.ndarray, threshold: float = HIGH_CONFIDENCE) -> int:
     """How many wrong predictions had a top probability above ``threshold``."""
     probs = softmax(logits)
     wrong = probs.argmax(1) != labels

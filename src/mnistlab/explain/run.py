@@ -1,4 +1,4 @@
-"""Explain a run: write Grad-CAM, saliency, filter, feature-map and gradient-flow figures.
+"""Explain a run of any framework: write Grad-CAM, saliency, filter, feature-map and gradient-flow figures.
 
     >>> from mnistlab.explain import explain_run                    # doctest: +SKIP
     >>> index = explain_run("runs/simple-20261125-101500")          # four chosen test examples
@@ -8,7 +8,9 @@
 Everything goes to ``RUN_DIR/plots/interpretability/`` with an ``index.json`` that lists each
 figure with a caption (the HTML report reads it). The default examples are chosen from the saved
 test logits (``predictions.npz``), not recomputed: the most and least confident correct
-predictions and the most and least confident mistakes.
+predictions and the most and least confident mistakes. The framework's explainer comes from
+the framework table (:mod:`mnistlab.frameworks`), so PyTorch and Keras runs get the same
+pictures under the same file names.
 """
 
 from __future__ import annotations
@@ -18,18 +20,18 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 
-from mnistlab import runs
+from mnistlab import frameworks, runs
 from mnistlab.errors import UserError
 from mnistlab.evaluation.metrics import softmax
-from mnistlab.explain import gradcam as gc
+from mnistlab.explain.backend import Explainer
 from mnistlab.training.gradflow import EXPLODING, VANISHING, read_grad_norms
 from mnistlab.fileio import read_json, write_json
 
 OUT_DIR = Path("plots") / "interpretability"
 INDEX = "index.json"
 GRADIENT_FLOW = "gradient_flow.png"
+FILTERS = "filters.png"  # one name for every framework: layer names differ between the twins
 
 
 def select_examples(logits: np.ndarray, labels: np.ndarray) -> list[tuple[int, str]]:
@@ -57,15 +59,11 @@ def parse_class(value: str | int, class_names: Sequence[str]) -> int:
     raise UserError(f"unknown class {value!r}; choose one of: {', '.join(class_names)}")
 
 
-def _torch_run(run_dir: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+def _explainer(run_dir: Path) -> tuple[Explainer, dict[str, Any]]:
     config = runs.read_config(run_dir)
-    framework = config.get("framework", "torch")
-    if framework != "torch":
-        raise UserError(f"{run_dir}: a {framework} run; 'mnistlab explain' and 'mnistlab gradient-flow' are "
-                        "PyTorch-only for now: explain a PyTorch run of the same architecture")
-    gc._captum()  # fail before any work when the extra is missing
-    model, config = runs.load_model(run_dir)
-    return gc.explainable(model), config
+    if config.get("kind") == "ensemble":
+        raise UserError(f"{run_dir}: an ensemble has no single model to explain; explain one of its members")
+    return frameworks.explainer_factory(config.get("framework", "torch"))(run_dir, config), config
 
 
 def _inputs(run_dir: Path, config: dict[str, Any], indices: Sequence[int] | None, images: Sequence[str] | None,
@@ -77,14 +75,15 @@ def _inputs(run_dir: Path, config: dict[str, Any], indices: Sequence[int] | None
         arrays = [to_mnist(load_image(p)) for p in images]  # every file checked before any work
         return [{"image": a, "label": None, "name": re.sub(r"[^A-Za-z0-9_-]+", "_", Path(p).stem),
                  "note": f"file {Path(p).name}"} for p, a in zip(images, arrays)]
-    from mnistlab.data.datasets import load_split
+    from mnistlab.data.datasets import load_test_split
 
     if indices:
         picks = [(int(i), "chosen") for i in indices]
     else:
         logits, labels = runs.load_predictions(run_dir / runs.PREDICTIONS)
         picks = select_examples(logits, labels)
-    test_x, test_y = load_split(config["dataset"], "test", data_dir=data_dir)
+    # Pictures of chosen test examples, picked from the saved test logits; nothing is chosen by them.
+    test_x, test_y = load_test_split(config["dataset"], data_dir, purpose="explain chosen test examples")
     bad = [i for i, _ in picks if not 0 <= i < len(test_y)]
     if bad:
         raise UserError(f"--index {bad[0]} is outside the test set; give 0..{len(test_y) - 1}")
@@ -107,13 +106,11 @@ def explain_run(run_dir: str | Path, *, indices: Sequence[int] | None = None, im
     from mnistlab.explain import visualize as vis
 
     run_dir = Path(run_dir)
-    model, config = _torch_run(run_dir)
-    data = config["data"]
-    names = data["class_names"]
-    image_shape = (data["in_channels"], data["image_size"], data["image_size"])
+    explainer, config = _explainer(run_dir)
+    names = config["data"]["class_names"]
     target_class = None if target is None else parse_class(target, names)
-    layer = layer or gc.last_spatial_layer(model, image_shape)
-    gc.resolve_layer(model, layer, image_shape)
+    layer = layer or explainer.default_layer()
+    explainer.check_layer(layer)
     examples = _inputs(run_dir, config, indices, images, data_dir)
 
     out = run_dir / OUT_DIR
@@ -121,16 +118,14 @@ def explain_run(run_dir: str | Path, *, indices: Sequence[int] | None = None, im
     files: list[dict[str, Any]] = []
     summary: list[dict[str, Any]] = []
     for ex in examples:
-        x = runs.normalize_images(torch.as_tensor(ex["image"])[None], data)
-        with torch.no_grad():
-            probs = softmax(model(x).numpy())[0]
+        probs = explainer.probabilities(ex["image"])
         pred = int(probs.argmax())
         runner_up = int(np.argsort(-probs)[1])
         other = target_class if target_class is not None else (
             ex["label"] if ex["label"] is not None and ex["label"] != pred else runner_up)
         classes = [pred] + ([other] if other != pred else [])
-        cams = [gc.gradcam(model, x, k, layer)[0].numpy() for k in classes]
-        sal = gc.saliency(model, x, pred)[0].numpy()
+        cams = [explainer.gradcam(ex["image"], k, layer) for k in classes]
+        sal = explainer.saliency(ex["image"], pred)
         truth = f"true {names[ex['label']]} · " if ex["label"] is not None else ""
         title = f"{ex['note']} · {truth}predicted {names[pred]} ({probs[pred]:.1%}) · layer {layer}"
         roles = {other: "target" if other == target_class else "true" if other == ex["label"] else "2nd", pred: "pred"}
@@ -142,23 +137,23 @@ def explain_run(run_dir: str | Path, *, indices: Sequence[int] | None = None, im
         summary.append({"example": ex["name"], "note": ex["note"], "label": ex["label"], "predicted": pred,
                         "confidence": round(float(probs[pred]), 6), "gradcam_classes": classes})
 
-    conv_name, weights = gc.first_conv(model)
-    file = f"filters_{conv_name.replace('.', '_')}.png"
-    vis.save(vis.filters_figure(weights.numpy(), conv_name), out / file)
-    files.append({"file": file, "kind": "filters", "caption": f"first-layer filters ({conv_name})"})
+    conv_name, weights = explainer.first_conv()
+    vis.save(vis.filters_figure(weights, conv_name), out / FILTERS)
+    files.append({"file": FILTERS, "kind": "filters", "caption": f"first-layer filters ({conv_name})"})
 
     first = examples[0]
-    maps = gc.feature_maps(model, runs.normalize_images(torch.as_tensor(first["image"])[None], data))
+    maps = explainer.feature_maps(first["image"])
     file = f"feature_maps_{first['name']}.png"
     title = f"feature maps of each stage for {first['note']}"
-    vis.save(vis.feature_maps_figure(first["image"], [(n, m.numpy()) for n, m in maps], title), out / file)
+    vis.save(vis.feature_maps_figure(first["image"], maps, title), out / file)
     files.append({"file": file, "kind": "feature_maps", "caption": title,
                   "stages": [{"name": n, "shape": list(m.shape)} for n, m in maps]})
 
     flow = gradient_flow_plot(run_dir, update_index=False)
     if flow is not None:
         files.append(flow)
-    index = {"run_dir": str(run_dir), "arch": config["arch"], "layer": layer, "examples": summary, "files": files}
+    index = {"run_dir": str(run_dir), "arch": config["arch"], "framework": config.get("framework", "torch"),
+             "layer": layer, "examples": summary, "files": files}
     write_json(out / INDEX, index)
     return index
 

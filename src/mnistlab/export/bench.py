@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from mnistlab import runs
-from mnistlab.data.datasets import load_split
+from mnistlab.data.datasets import load_test_split
 from mnistlab.errors import UserError
 from mnistlab.export import (
     BENCH_PATHS,
@@ -39,10 +39,12 @@ from mnistlab.export import (
     require_deploy_extra,
 )
 from mnistlab.fileio import write_json
+from mnistlab.frameworks.pytorch import load_model
 from mnistlab.timing import batch1_latency, throughput
 
 PATHS = BENCH_PATHS
 BATCHES = (256, 1024)
+FULL_SECONDS, QUICK_SECONDS = 3.0, 0.3  # time per measurement: for a README figure, for a test
 
 
 def _torch_fn(model: torch.nn.Module, channels_last: bool) -> Callable[[torch.Tensor], Any]:
@@ -94,12 +96,12 @@ def bench_run(run_dir: str | Path, *, threads: int | None = None, quick: bool = 
     if unknown:
         raise UserError(f"unknown path(s) {', '.join(sorted(unknown))}; choose from {', '.join(PATHS)}")
     run_dir = Path(run_dir)
-    model, config = runs.load_model(run_dir)
+    model, config = load_model(run_dir)
     if threads is not None and threads < 1:
         raise UserError("--threads must be at least 1")
     threads = threads or torch.get_num_threads()
     torch.set_num_threads(threads)
-    seconds = 0.3 if quick else 3.0
+    seconds = QUICK_SECONDS if quick else FULL_SECONDS
     result: dict[str, Any] = {"run_dir": str(run_dir), "arch": config["arch"], "threads": threads,
                               "quick": quick, "conditions": conditions(threads, seconds),
                               "paths": {}, "skipped": {}, "exported": []}
@@ -119,7 +121,8 @@ def bench_run(run_dir: str | Path, *, threads: int | None = None, quick: bool = 
                 export_int8(run_dir, data_dir=data_dir, threads=threads, seconds=0.2)
             result["exported"].append(str(path.relative_to(run_dir)))
 
-    test_x, _ = load_split(config["dataset"], "test", data_dir=data_dir)
+    # Timing inputs only (no label is read): real digits, so activations look like the service's.
+    test_x, _ = load_test_split(config["dataset"], data_dir, purpose="benchmark inputs: real digits to time")
     from mnistlab.export.onnx_export import unit_images
 
     x = unit_images(test_x[: max(BATCHES)].numpy())

@@ -31,11 +31,13 @@ import torch
 from torch import nn
 
 from mnistlab import __version__, runs
-from mnistlab.data.datasets import load_split
+from mnistlab.data.datasets import load_test_split
 from mnistlab.errors import UserError
 from mnistlab.evaluation.metrics import accuracy
 from mnistlab.export import ONNX_FILE, ONNX_REPORT, export_path, require_deploy_extra
 from mnistlab.fileio import write_bytes, write_json
+from mnistlab.frameworks.pytorch import load_model, normalize_images, torch_logits
+from mnistlab.models import NUM_CLASSES
 
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 MAX_ABS_DIFF = 1e-4
@@ -91,7 +93,7 @@ def ort_logits(sess, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     x = unit_images(images)
     name = sess.get_inputs()[0].name
     outs = [sess.run(None, {name: x[i: i + batch_size]})[0] for i in range(0, len(x), batch_size)]
-    return np.concatenate(outs) if outs else np.empty((0, 10), np.float32)
+    return np.concatenate(outs) if outs else np.empty((0, NUM_CLASSES), np.float32)
 
 
 def metadata(run_dir: Path, config: dict[str, Any]) -> dict[str, str]:
@@ -150,16 +152,17 @@ def export_onnx(run_dir: str | Path, *, data_dir: str | None = None, threads: in
     if threads is not None and threads < 1:
         raise UserError("--threads must be at least 1")
     run_dir = Path(run_dir)
-    model, config = runs.load_model(run_dir)
+    model, config = load_model(run_dir)
     threads = threads or torch.get_num_threads()
     torch.set_num_threads(threads)
     proto = to_onnx_proto(model, config, run_dir)
     path = export_path(run_dir, ONNX_FILE)
     write_bytes(path, proto.SerializeToString())
 
-    test_x, test_y = load_split(config["dataset"], "test", data_dir=data_dir)
+    # The self-check: the exported file must agree with PyTorch on the same test images (nothing is chosen).
+    test_x, test_y = load_test_split(config["dataset"], data_dir, purpose="ONNX export self-check against PyTorch")
     labels = test_y.numpy()
-    torch_out = runs.torch_logits(model, runs.normalize_images(test_x, config["data"])).numpy()
+    torch_out = torch_logits(model, normalize_images(test_x, config["data"])).numpy()
     onnx_out = ort_logits(session(path, threads), test_x.numpy())
     max_diff = float(np.abs(onnx_out[:N_COMPARE] - torch_out[:N_COMPARE]).max())
     torch_acc, onnx_acc = accuracy(torch_out, labels), accuracy(onnx_out, labels)

@@ -37,6 +37,7 @@ from mnistlab.data.datasets import load_train_val
 from mnistlab.errors import UserError
 from mnistlab.evaluation.evaluate import evaluate_run
 from mnistlab.fileio import write_json, write_text
+from mnistlab.frameworks.pytorch import load_model, normalize_images
 from mnistlab.training.trainer import epoch_generator, evaluate_split, make_optimizer
 
 PRUNE_DIR = "prune"
@@ -70,7 +71,7 @@ def sparsity(model: nn.Module) -> tuple[float, int, int]:
 def finetune(model: nn.Module, cfg: TrainConfig, data, epochs: int) -> tuple[float, float, int]:
     """Fine-tune a masked model; keep the best epoch on validation. Returns (val acc before, best, epoch)."""
     norm = {"mean": data.info.mean, "std": data.info.std}
-    train_x, val_x = runs.normalize_images(data.train_x, norm), runs.normalize_images(data.val_x, norm)
+    train_x, val_x = normalize_images(data.train_x, norm), normalize_images(data.val_x, norm)
     _, before = evaluate_split(model, val_x, data.val_y, cfg.channels_last)
     best, best_epoch, best_state = before, 0, copy.deepcopy(model.state_dict())
     opt = make_optimizer(model, cfg)
@@ -100,7 +101,7 @@ def prune_one(run_dir: Path, config: dict[str, Any], data, amount: float, epochs
               data_dir: str | None) -> dict[str, Any]:
     """Prune the run's model to ``amount``, fine-tune, save as ``prune/sparsity-<amount>/``, evaluate."""
     t0 = time.perf_counter()
-    model, _ = runs.load_model(run_dir)
+    model, _ = load_model(run_dir)
     cfg = TrainConfig.from_dict({**config["train"], "lr": lr})
     torch.manual_seed(cfg.seed)
     prune.global_unstructured(prunable(model), pruning_method=prune.L1Unstructured, amount=amount)
@@ -131,13 +132,13 @@ def base_row(run_dir: Path, config: dict[str, Any], data, data_dir: str | None) 
     """The unpruned model's row (sparsity 0), from its saved predictions when they exist."""
     from mnistlab.evaluation.metrics import accuracy
 
-    model, _ = runs.load_model(run_dir)
+    model, _ = load_model(run_dir)
     reached, zeros, total = sparsity(model)
     if (run_dir / runs.PREDICTIONS).is_file():
         test_acc = accuracy(*runs.load_predictions(run_dir / runs.PREDICTIONS))
     else:
         test_acc = evaluate_run(run_dir, data_dir=data_dir)["accuracy"]
-    _, val_acc = evaluate_split(model, runs.normalize_images(data.val_x, config["data"]), data.val_y, True)
+    _, val_acc = evaluate_split(model, normalize_images(data.val_x, config["data"]), data.val_y, True)
     raw = (run_dir / runs.WEIGHTS).read_bytes()
     return {"sparsity_target": 0.0, "sparsity_reached": round(reached, 6), "zero_weights": zeros,
             "prunable_weights": total, "val_acc_pruned": val_acc, "val_acc": val_acc, "best_finetune_epoch": 0,
@@ -177,7 +178,7 @@ def prune_run(run_dir: str | Path, sparsities: list[float], *, finetune_epochs: 
         raise UserError("sparsities must lie strictly between 0 and 1, e.g. 0.5,0.7,0.9")
     if finetune_epochs < 0:
         raise UserError("--finetune-epochs must be 0 or more")
-    runs.load_model(run_dir)  # fails early, with a clear message, on a run without weights
+    load_model(run_dir)  # fails early, with a clear message, on a run without weights
     config = runs.read_config(run_dir)
     threads = config.get("threads") or torch.get_num_threads()
     torch.set_num_threads(threads)

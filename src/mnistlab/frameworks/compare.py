@@ -24,15 +24,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from mnistlab.errors import UserError
 from mnistlab.fileio import read_json, write_json, write_text
+from mnistlab.frameworks.extras import FRAMEWORKS, LABELS
 
-FRAMEWORKS = ("torch", "keras")
-TABLE_COLUMNS = ["", "PyTorch", "Keras"]
+TABLE_COLUMNS = ["", *(LABELS[fw] for fw in FRAMEWORKS)]
 _ROWS = [  # (label, key, format)
     ("test accuracy", "test_accuracy", "{:.4f}"),
     ("train wall time (s)", "train_seconds", "{:.1f}"),
@@ -51,42 +51,19 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def _forward(run_dir: Path, framework: str, threads: int) -> tuple[Callable[[np.ndarray], Any], Callable]:
-    """(model call on a normalised batch, uint8 → normalised batch) for one run, in inference mode."""
-    from mnistlab import runs
-
-    config = runs.read_config(run_dir)
-    if framework == "torch":
-        import torch
-
-        torch.set_num_threads(threads)
-        model = runs.load_model(run_dir)[0].to(memory_format=torch.channels_last)  # as the trainer runs it
-
-        def call(x):
-            with torch.inference_mode():
-                return model(x)
-
-        def prepare(u8):
-            x = runs.normalize_images(torch.as_tensor(u8), config["data"])
-            return x.contiguous(memory_format=torch.channels_last)
-
-        return call, prepare
-    from mnistlab.frameworks.keras import forward_function, load_keras_model, set_threads, tf, to_nhwc
-
-    set_threads(threads)
-    forward = forward_function(load_keras_model(run_dir))
-    return (lambda x: forward(x).numpy()), (lambda u8: tf.constant(to_nhwc(u8, config["data"])))
-
-
 def measure_inference(run_dir: Path, framework: str, threads: int, *, data_dir: str | None = None,
                       latency_calls: int = 300, seconds: float = 3.0) -> dict[str, float]:
     """p50/p90 latency of one image and images/s at batch 256, after warm-up, on test images."""
     from mnistlab import runs
-    from mnistlab.data.datasets import load_split
+    from mnistlab.data.datasets import load_test_split
     from mnistlab.timing import throughput
 
-    images = load_split(runs.read_config(run_dir)["dataset"], "test", data_dir)[0][:256].numpy()
-    call, prepare = _forward(run_dir, framework, threads)
+    # Timing inputs only (no label is read): the same real digits for both frameworks.
+    dataset = runs.read_config(run_dir)["dataset"]
+    images = load_test_split(dataset, data_dir, purpose="framework comparison: inputs to time")[0][:256].numpy()
+    from mnistlab.frameworks import inference_parts
+
+    call, prepare = inference_parts(framework)(run_dir, runs.read_config(run_dir), threads)
     singles = [prepare(images[i % len(images)][None]) for i in range(latency_calls)]
     batch = prepare(images)
     for x in singles[:30]:

@@ -9,6 +9,9 @@ Importing this package registers every architecture module below.
 
 from mnistlab.models import deeper, resnet, simple  # noqa: F401  (registration side effect)
 from mnistlab.models.registry import (  # noqa: F401
+    IMAGE_SIZE,
+    IN_CHANNELS,
+    NUM_CLASSES,
     count_parameters,
     create_model,
     describe_models,

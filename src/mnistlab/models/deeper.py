@@ -14,14 +14,14 @@ import torch
 from torch import nn
 
 from mnistlab.models.blocks import ConvBNAct, flat_features
-from mnistlab.models.registry import register
+from mnistlab.models.registry import IMAGE_SIZE, IN_CHANNELS, NUM_CLASSES, register
 
 
 @register("deeper", "Deeper CNN: 5 conv layers with batch norm and dropout, ~524K params")
 class DeeperCNN(nn.Module):
     """Deeper CNN: 5 conv layers with batch norm and dropout, ~524K params."""
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28,
+    def __init__(self, in_channels: int = IN_CHANNELS, num_classes: int = NUM_CLASSES, image_size: int = IMAGE_SIZE,
                  width: int = 32, hidden: int = 212, dropout_conv: float = 0.25,
                  dropout_fc: float = 0.5):
         super().__init__()

@@ -17,6 +17,12 @@ from torch import nn
 
 from mnistlab.errors import UserError
 
+# Both data sets have ten classes of 28×28 grey images; every factory takes these as defaults
+# and any other size as keyword arguments (the data registry says what each data set needs).
+NUM_CLASSES = 10
+IMAGE_SIZE = 28
+IN_CHANNELS = 1
+
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 _DESCRIPTIONS: dict[str, str] = {}
 

@@ -14,14 +14,14 @@ import torch
 from torch import nn
 
 from mnistlab.models.blocks import ConvBNAct, ResidualBlock
-from mnistlab.models.registry import register
+from mnistlab.models.registry import IMAGE_SIZE, IN_CHANNELS, NUM_CLASSES, register
 
 
 @register("resnet", "ResNet-style: 3 residual stages + global average pooling, ~285K params")
 class ResNetCNN(nn.Module):
     """ResNet-style: 3 residual stages + global average pooling, ~285K params."""
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28,
+    def __init__(self, in_channels: int = IN_CHANNELS, num_classes: int = NUM_CLASSES, image_size: int = IMAGE_SIZE,
                  widths: tuple[int, int, int] = (32, 64, 120)):
         super().__init__()
         w1, w2, w3 = widths

@@ -10,14 +10,14 @@ import torch
 from torch import nn
 
 from mnistlab.models.blocks import flat_features
-from mnistlab.models.registry import register
+from mnistlab.models.registry import IMAGE_SIZE, IN_CHANNELS, NUM_CLASSES, register
 
 
 @register("simple", "Simple CNN: 3 conv + 2 dense layers, ~93K params")
 class SimpleCNN(nn.Module):
     """Simple CNN: 3 conv + 2 dense layers, ~93K params."""
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28,
+    def __init__(self, in_channels: int = IN_CHANNELS, num_classes: int = NUM_CLASSES, image_size: int = IMAGE_SIZE,
                  width: int = 32, hidden: int = 64):
         super().__init__()
         self.features = nn.Sequential(

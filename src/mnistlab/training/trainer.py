@@ -30,6 +30,7 @@ from mnistlab.data.datasets import TrainValData, load_train_val
 from mnistlab.errors import UserError
 from mnistlab.training.gradflow import GradNormMonitor
 from mnistlab.fileio import write_json, write_with
+from mnistlab.frameworks.pytorch import normalize_images, torch_logits
 from mnistlab.models import count_parameters
 from mnistlab.training.progress import EpochProgress
 from mnistlab.training.selection import EpochSelector, epoch_row
@@ -61,7 +62,7 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch
 
 def evaluate_split(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, channels_last: bool) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of ``model`` on a normalised split."""
-    logits = runs.torch_logits(model, x, channels_last=channels_last)
+    logits = torch_logits(model, x, channels_last=channels_last)
     return F.cross_entropy(logits, y).item(), (logits.argmax(1) == y).float().mean().item()
 
 
@@ -118,7 +119,7 @@ def train(cfg: TrainConfig, out: str | Path, *, data_dir: str | None = None, res
         data = load_train_val(cfg.dataset, val_size=cfg.val_size, seed=cfg.split_seed,
                               data_dir=data_dir, train_subset=cfg.train_subset)
     norm = {"mean": data.info.mean, "std": data.info.std}
-    train_x, val_x = runs.normalize_images(data.train_x, norm), runs.normalize_images(data.val_x, norm)
+    train_x, val_x = normalize_images(data.train_x, norm), normalize_images(data.val_x, norm)
     train_y, val_y = data.train_y, data.val_y
 
     from mnistlab.models import create_model

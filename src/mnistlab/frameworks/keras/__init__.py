@@ -4,8 +4,8 @@
     >>> from mnistlab.frameworks.keras.models import create_keras_model  # doctest: +SKIP
 
 Importing this package imports TensorFlow (seconds), so nothing in mnistlab imports it until a
-Keras run is trained or read; ``runs.predictor`` does so when it meets ``framework: keras``,
-and this module then adds itself to ``runs.PREDICTORS``.
+Keras run is trained or read: the framework table (:mod:`mnistlab.frameworks`) names this
+module as the Keras predictor and loads it on first use.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from mnistlab import runs
 from mnistlab.errors import UserError
-from mnistlab.frameworks import KERAS_MISSING, keras_available
+from mnistlab.frameworks.extras import KERAS_MISSING, keras_available
+from mnistlab.models import NUM_CLASSES
 
 if not keras_available():
     raise UserError(KERAS_MISSING)
@@ -63,7 +63,7 @@ def forward_function(model: "keras.Model") -> Callable[[Any], Any]:
 def keras_logits(forward: Callable[[Any], Any], x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     """Logits of a normalised NHWC array, computed in chunks."""
     outs = [forward(tf.constant(x[i: i + batch_size])).numpy() for i in range(0, len(x), batch_size)]
-    return np.concatenate(outs) if outs else np.empty((0, 10), np.float32)
+    return np.concatenate(outs) if outs else np.empty((0, NUM_CLASSES), np.float32)
 
 
 def load_keras_model(run_dir: str | Path) -> "keras.Model":
@@ -73,10 +73,16 @@ def load_keras_model(run_dir: str | Path) -> "keras.Model":
     return keras.saving.load_model(path, compile=False)
 
 
-def _keras_predictor(run_dir: Path, config: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
+def inference_parts(run_dir: Path, config: dict[str, Any], threads: int) -> tuple[Callable, Callable]:
+    """(model call on a prepared batch, uint8 images → prepared batch): what a timing measures apart."""
+    set_threads(threads)
+    forward = forward_function(load_keras_model(run_dir))
+    return (lambda x: forward(x).numpy()), (lambda images: tf.constant(to_nhwc(images, config["data"])))
+
+
+def predictor(run_dir: Path, config: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
+    """A function from uint8 images ``[N, 28, 28]`` to logits ``[N, classes]`` for a Keras run."""
     set_threads(config.get("threads") or os.cpu_count() or 1)
     forward = forward_function(load_keras_model(run_dir))
     return lambda images: keras_logits(forward, to_nhwc(images, config["data"]))
 
-
-runs.PREDICTORS["keras"] = _keras_predictor

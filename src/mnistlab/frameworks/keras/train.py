@@ -37,6 +37,7 @@ from mnistlab.data.datasets import TrainValData, load_train_val
 from mnistlab.errors import UserError
 from mnistlab.fileio import write_json
 from mnistlab.frameworks.keras import MODEL_FILE, forward_function, keras, keras_logits, set_threads, tf
+from mnistlab.frameworks.pytorch import build_model, normalize_images
 from mnistlab.frameworks.keras.models import create_keras_model, trainable_parameters
 from mnistlab.training.progress import EpochProgress
 from mnistlab.training.selection import EpochSelector, epoch_row
@@ -147,13 +148,13 @@ def train(cfg: TrainConfig, out: str | Path, *, data_dir: str | None = None, res
         data = load_train_val(cfg.dataset, val_size=cfg.val_size, seed=cfg.split_seed,
                               data_dir=data_dir, train_subset=cfg.train_subset)
     norm = {"mean": data.info.mean, "std": data.info.std}
-    train_x = runs.normalize_images(data.train_x, norm)  # NCHW torch, for the shared augmentation
+    train_x = normalize_images(data.train_x, norm)  # NCHW torch, for the shared augmentation
     train_y = data.train_y.numpy().astype(np.int64)
-    val_x, val_y = _nhwc(runs.normalize_images(data.val_x, norm)), data.val_y.numpy().astype(np.int64)
+    val_x, val_y = _nhwc(normalize_images(data.val_x, norm)), data.val_y.numpy().astype(np.int64)
 
     dims = dict(in_channels=1, num_classes=data.info.num_classes, image_size=data.info.image_size)
     model = create_keras_model(cfg.arch, **dims, **cfg.model_args)
-    config = run_config(cfg, data, runs.build_model({"arch": cfg.arch, "data": dims, "model_args": cfg.model_args}),
+    config = run_config(cfg, data, build_model({"arch": cfg.arch, "data": dims, "model_args": cfg.model_args}),
                         threads)
     config["environment"].update(keras=keras.__version__, tensorflow=tf.__version__)
     config.update(framework="keras", params=trainable_parameters(model), model_file=MODEL_FILE)

@@ -1,0 +1,67 @@
+"""`mnistlab data fetch|verify|info` and `mnistlab models`: what there is to train on and with.
+
+    mnistlab data verify --dataset all
+    mnistlab models --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from mnistlab.commands.output import EXIT_FAILED, EXIT_OK, emit_json, print_table
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from mnistlab.data import store
+
+    names = store.list_dataset_names() if args.dataset == "all" else [args.dataset]
+    results = {}
+    for name in names:
+        if args.action == "fetch":
+            paths = store.fetch(name, data_dir=args.data_dir)
+            results[name] = {k: str(v) for k, v in paths.items()}
+        elif args.action == "verify":
+            results[name] = store.verify(name, data_dir=args.data_dir)
+        else:
+            results[name] = store.info(name, data_dir=args.data_dir)
+    if args.json:
+        emit_json(results)
+        return EXIT_OK
+    for name, result in results.items():
+        if args.action == "fetch":
+            print(f"{name}: verified")
+            for key, path in result.items():
+                print(f"  {key:<13} {path}")
+        elif args.action == "verify":
+            print_table(f"{name}: verify", ["file", "ok", "bytes", "sha256", "path"],
+                        [(r["name"], "yes" if r["ok"] else f"NO: {r.get('problem')}", r.get("bytes"),
+                          (r.get("sha256") or "")[:16], r.get("path")) for r in result])
+        else:
+            print(json.dumps(result, indent=2))
+    bad = [r for result in results.values() if args.action == "verify" for r in result if not r["ok"]]
+    return EXIT_FAILED if bad else EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from mnistlab.models import REFERENCE_PARAMS, count_parameters, create_model, describe_models
+
+    rows = [{"name": name, "params": count_parameters(create_model(name)), "description": desc,
+             "reference_params": REFERENCE_PARAMS.get(name)} for name, desc in describe_models().items()]
+    if args.json:
+        emit_json(rows)
+    else:
+        print_table("models", ["name", "params", "description"],
+                    [(r["name"], f"{r['params']:,}", r["description"]) for r in rows])
+    return EXIT_OK
+
+
+def add_commands(command) -> None:
+    """Add ``data`` and ``models`` through ``command(name, func, help, ...)``."""
+    from mnistlab.data.datasets import list_datasets
+
+    p = command("data", cmd_data, "fetch, verify or describe the data sets")
+    p.add_argument("action", choices=["fetch", "verify", "info"])
+    p.add_argument("--dataset", default="mnist", choices=[*list_datasets(), "all"])
+
+    command("models", cmd_models, "list the registered architectures", data_dir=False)

@@ -1,0 +1,43 @@
+"""What every subcommand shares: exit codes, JSON on stdout, tables on stdout.
+
+    >>> from mnistlab.commands.output import EXIT_OK, emit_json
+    >>> emit_json({"accuracy": 0.99})
+    {
+      "accuracy": 0.99
+    }
+
+Results go to stdout (only JSON with ``--json``); progress and logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Sequence
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # success; the work failed; a user mistake
+EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
+# Columns holding text (left-aligned); every other column holds a number (right-aligned).
+TEXT_COLUMNS = ("arch", "framework", "model", "file", "name", "path")
+
+
+def emit_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2))
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A table on stdout (plain text when stdout is not a terminal)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col, overflow="fold", justify="left" if col in TEXT_COLUMNS else "right")
+    for row in rows:
+        table.add_row(*[str(v) for v in row])
+    Console(file=sys.stdout, width=max(100, len(columns) * 14)).print(table)
+
+
+def log(message: str) -> None:
+    """A progress line on stderr."""
+    print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,152 @@
+"""`mnistlab train`: one run, several seeds, or a resumed run; optionally on N processes.
+
+    mnistlab train --arch simple --epochs 3 --out runs/simple
+    mnistlab train --resume runs/simple
+    mnistlab train --arch simple --seeds 0-4 --out runs/simple-seeds
+
+The options are the :class:`~mnistlab.config.TrainConfig` fields (their help is the fields' own);
+choices come from the registries (models, data sets, frameworks, optimisers, schedulers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from mnistlab.commands.output import EXIT_OK, emit_json, print_table
+from mnistlab.errors import UserError
+
+# Options copied onto TrainConfig fields of the same name (when the config has that field).
+TRAIN_FLAGS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "scheduler", "step_size",
+               "gamma", "patience", "monitor", "seed", "augment", "degrees", "val_size", "split_seed",
+               "train_subset", "threads", "dataset", "framework", "amp", "device", "tensorboard")
+DEVICES = ("auto", "cpu", "cuda")
+DISTRIBUTED = "mnistlab.training.distributed"  # multi-process training (torchrun), when present
+
+
+def add_train_options(p: argparse.ArgumentParser) -> None:
+    from mnistlab.config import MONITORS, OPTIMIZERS, PRESETS, SCHEDULERS, TrainConfig, field_help
+    from mnistlab.data.datasets import list_datasets
+    from mnistlab.frameworks import FRAMEWORKS
+    from mnistlab.models import list_models
+
+    h = field_help()
+    default = TrainConfig()
+    p.add_argument("--arch", choices=list_models(), help=h["arch"])
+    p.add_argument("--preset", choices=list(PRESETS), default="default",
+                   help="named recipe; 'seed' is the original project's (StepLR, patience 3)")
+    p.add_argument("--dataset", choices=list_datasets(), help=h["dataset"])
+    p.add_argument("--epochs", type=int, help=h["epochs"])
+    p.add_argument("--batch-size", type=int, help=f"default {default.batch_size}")
+    p.add_argument("--lr", type=float, help=h["lr"])
+    p.add_argument("--optimizer", choices=OPTIMIZERS, help=h["optimizer"])
+    p.add_argument("--weight-decay", type=float,
+                   help=f"default {default.weight_decay:g} (seed preset: {PRESETS['seed']['weight_decay']:g})")
+    p.add_argument("--scheduler", choices=SCHEDULERS, help=h["scheduler"])
+    p.add_argument("--step-size", type=int, help=f"epochs between StepLR decays (default {default.step_size})")
+    p.add_argument("--gamma", type=float, help=f"StepLR factor (default {default.gamma:g})")
+    p.add_argument("--patience", type=int, help=h["patience"])
+    p.add_argument("--monitor", choices=MONITORS, help=h["monitor"])
+    p.add_argument("--seed", type=int, help=h["seed"])
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, help="random affine augmentation (default on)")
+    p.add_argument("--degrees", type=float, help=h["degrees"])
+    p.add_argument("--val-size", type=int, help=h["val_size"])
+    p.add_argument("--split-seed", type=int, help=h["split_seed"])
+    p.add_argument("--train-subset", type=int, help=h["train_subset"])
+    p.add_argument("--threads", type=int, help=h["threads"])
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, help=h["amp"] + " (default off)")
+    p.add_argument("--framework", choices=FRAMEWORKS,
+                   help=f"{' or '.join(FRAMEWORKS)} (default {default.framework}; keras needs mnistlab[keras])")
+    # The device, TensorBoard and multi-process options appear with the training code that reads them.
+    if "device" in h:
+        p.add_argument("--device", choices=DEVICES, help=h["device"])
+    if "tensorboard" in h:
+        p.add_argument("--tensorboard", action="store_true", default=None, help=h["tensorboard"])
+    if _distributed_available():
+        p.add_argument("--nproc", type=int, metavar="N", help="train on N processes (launches torchrun)")
+
+
+def _distributed_available() -> bool:
+    return importlib.util.find_spec(DISTRIBUTED) is not None
+
+
+def _is_main_process() -> bool:
+    """Whether this process prints results: always, unless it is a non-zero rank of a torchrun job."""
+    if not _distributed_available():
+        return True
+    return importlib.import_module(DISTRIBUTED).is_main_process()
+
+
+def train_config_from_args(args: argparse.Namespace):
+    from mnistlab.config import preset
+
+    overrides = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k, None) is not None}
+    return preset(args.preset, arch=args.arch, **overrides)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from mnistlab import runs
+    from mnistlab.frameworks import train_function
+
+    if getattr(args, "nproc", None):
+        return importlib.import_module(DISTRIBUTED).launch_torchrun(args.nproc, args.argv)
+    if args.resume:
+        if args.seeds:
+            raise UserError("--seeds trains new runs; it cannot be combined with --resume")
+        out = Path(args.resume)
+        train = train_function(runs.read_config(out).get("framework", "torch"))
+        summary = train(None, out, data_dir=args.data_dir, resume=True, progress=not args.quiet)  # type: ignore[arg-type]
+    else:
+        if not args.arch:
+            raise UserError("--arch is required (or --resume RUN_DIR); see 'mnistlab models'")
+        cfg = train_config_from_args(args)
+        if args.seeds:
+            return train_several_seeds(args, cfg)
+        out = Path(args.out) if args.out else runs.default_run_dir(cfg.arch)
+        summary = train_function(cfg.framework)(cfg, out, data_dir=args.data_dir, force=args.force,
+                                                progress=not args.quiet)
+    if _is_main_process():
+        print_summary(args, out, summary)
+    return EXIT_OK
+
+
+def print_summary(args: argparse.Namespace, out: Path, summary: dict[str, Any]) -> None:
+    summary = {"run_dir": str(out), **summary}
+    if args.json:
+        emit_json(summary)
+        return
+    print(f"run: {out}")
+    print(f"best epoch {summary['best_epoch']}/{summary['epochs_run']}: val acc {summary['best_val_acc']:.4f}, "
+          f"val loss {summary['best_val_loss']:.4f}; {summary['train_seconds']:.0f}s, "
+          f"{summary['samples_per_s']:,.0f} samples/s ({summary['stop_reason']})")
+    print(f"next: mnistlab evaluate {out}")
+
+
+def train_several_seeds(args: argparse.Namespace, cfg) -> int:
+    from mnistlab import runs
+    from mnistlab.training.multiseed import parse_seeds, train_seeds
+
+    out = Path(args.out) if args.out else runs.default_run_dir(f"{cfg.arch}-seeds")
+    results = train_seeds(cfg, out, parse_seeds(args.seeds), data_dir=args.data_dir, force=args.force,
+                          progress=not args.quiet)
+    if args.json:
+        emit_json(results)
+        return EXIT_OK
+    print_table(f"{cfg.arch}: {len(results)} seeds", ["seed", "best epoch", "val acc", "train s", "path"],
+                [(r["seed"], r["best_epoch"], f"{r['best_val_acc']:.4f}", f"{r['train_seconds']:.0f}", r["run_dir"])
+                 for r in results])
+    print(f"next: for r in {out}/seed*; do mnistlab evaluate $r; done; mnistlab compare {out}/seed*")
+    return EXIT_OK
+
+
+def add_commands(command) -> None:
+    """Add ``train`` through ``command(name, func, help, ...)``."""
+    p = command("train", cmd_train, "train one model into a run directory")
+    add_train_options(p)
+    p.add_argument("--out", help="run directory (default runs/<arch>-<time>)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing run at --out")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run that was stopped")
+    p.add_argument("--seeds", metavar="LIST", help="train one run per seed (e.g. 0,1,2 or 0-4) into --out/seed<k>")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")

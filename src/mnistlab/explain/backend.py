@@ -1,0 +1,45 @@
+"""What a framework must answer so that ``mnistlab explain`` can draw its figures.
+
+    >>> from mnistlab.frameworks import explainer_factory                      # doctest: +SKIP
+    >>> ex = explainer_factory("torch")("runs/simple-20261125-101500", config)  # doctest: +SKIP
+    >>> ex.gradcam(image_uint8, target=7, layer=ex.default_layer()).shape       # doctest: +SKIP
+    (28, 28)
+
+Each framework's entry in :mod:`mnistlab.frameworks` names a module with
+``explainer(run_dir, config)`` returning an object with these methods
+(:mod:`mnistlab.explain.torch_backend` with captum, :mod:`mnistlab.frameworks.keras.explain` with
+``tf.GradientTape``). Images go in as one uint8 ``[28, 28]`` array; everything comes out as
+NumPy, so :mod:`mnistlab.explain.run` draws the same pictures, under the same file names, for
+every framework.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+
+class Explainer(Protocol):
+    """Attributions of one run's model; layer names are the framework's own."""
+
+    def default_layer(self) -> str:
+        """The Grad-CAM layer by default: the last layer whose output is still a spatial map."""
+
+    def check_layer(self, layer: str) -> None:
+        """Raise a one-line ``UserError`` naming valid layers when ``layer`` is unknown or not spatial."""
+
+    def probabilities(self, image: np.ndarray) -> np.ndarray:
+        """Class probabilities ``[classes]`` of one image."""
+
+    def gradcam(self, image: np.ndarray, target: int, layer: str) -> np.ndarray:
+        """Grad-CAM ``[H, W]`` (ReLU of the gradient-weighted channel sum, upsampled bilinearly)."""
+
+    def saliency(self, image: np.ndarray, target: int) -> np.ndarray:
+        """``|d logit_target / d input|`` ``[H, W]``, the largest over input channels."""
+
+    def first_conv(self) -> tuple[str, np.ndarray]:
+        """Name and kernels ``[out, in, k, k]`` of the first convolution."""
+
+    def feature_maps(self, image: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        """``(stage name, output [C, H, W])`` of each convolutional stage, in order."""

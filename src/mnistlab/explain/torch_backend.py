@@ -1,0 +1,62 @@
+"""The PyTorch explainer (captum): the framework table's ``explainer`` for ``torch`` runs.
+
+    >>> from mnistlab.explain.torch_backend import explainer          # doctest: +SKIP
+    >>> ex = explainer("runs/simple-20261125-101500", config)         # doctest: +SKIP
+    >>> ex.default_layer()                                            # doctest: +SKIP
+    'features'
+
+A thin adapter from :mod:`mnistlab.explain.gradcam` (tensors, batches) to the
+:class:`~mnistlab.explain.backend.Explainer` methods (one uint8 image in, NumPy out).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mnistlab.evaluation.metrics import softmax
+from mnistlab.explain import gradcam as gc
+from mnistlab.frameworks.pytorch import load_model, normalize_images
+
+
+class TorchExplainer:
+    """Grad-CAM, saliency, filters and feature maps of a PyTorch run's model."""
+
+    def __init__(self, run_dir: str | Path, config: dict[str, Any]):
+        gc._captum()  # fail before any work when the extra is missing
+        model, config = load_model(run_dir)
+        self.model, self.data = gc.explainable(model), config["data"]
+        self.image_shape = (self.data["in_channels"], self.data["image_size"], self.data["image_size"])
+
+    def _x(self, image: np.ndarray) -> torch.Tensor:
+        return normalize_images(torch.as_tensor(image)[None], self.data)
+
+    def default_layer(self) -> str:
+        return gc.last_spatial_layer(self.model, self.image_shape)
+
+    def check_layer(self, layer: str) -> None:
+        gc.resolve_layer(self.model, layer, self.image_shape)
+
+    def probabilities(self, image: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return softmax(self.model(self._x(image)).numpy())[0]
+
+    def gradcam(self, image: np.ndarray, target: int, layer: str) -> np.ndarray:
+        return gc.gradcam(self.model, self._x(image), target, layer)[0].numpy()
+
+    def saliency(self, image: np.ndarray, target: int) -> np.ndarray:
+        return gc.saliency(self.model, self._x(image), target)[0].numpy()
+
+    def first_conv(self) -> tuple[str, np.ndarray]:
+        name, weights = gc.first_conv(self.model)
+        return name, weights.numpy()
+
+    def feature_maps(self, image: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        return [(name, m.numpy()) for name, m in gc.feature_maps(self.model, self._x(image))]
+
+
+def explainer(run_dir: str | Path, config: dict[str, Any]) -> TorchExplainer:
+    return TorchExplainer(run_dir, config)

@@ -1,0 +1,53 @@
+"""Inference for any run directory: uint8 images in, logits out, whatever trained the run.
+
+    >>> from mnistlab.inference import predictor                   # doctest: +SKIP
+    >>> predict = predictor("runs/simple-20261125-101500")         # doctest: +SKIP
+    >>> predict(images_uint8).shape                                # [N, 28, 28] → [N, 10]  # doctest: +SKIP
+    (N, 10)
+
+The framework comes from the run's ``config.json`` and its predictor from the framework table
+(:mod:`mnistlab.frameworks`). An ensemble directory (``kind: ensemble``, written by
+:mod:`mnistlab.ensemble`) predicts with its members and returns the log of their averaged
+probabilities, weighted as the ensemble was, so evaluation and the HTTP service treat it like
+any run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from mnistlab import frameworks, runs
+from mnistlab.ensemble import ensemble_logits
+from mnistlab.errors import UserError
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+
+
+def predictor(run_dir: str | Path) -> Predictor:
+    """A function from uint8 images ``[N, 28, 28]`` to logits ``[N, classes]`` for any run or ensemble."""
+    run_dir = Path(run_dir)
+    config = runs.read_config(run_dir)
+    if config.get("kind") == "ensemble":
+        return _ensemble_predictor(run_dir, config)
+    return frameworks.predictor_factory(config.get("framework", "torch"))(run_dir, config)
+
+
+def member_dir(ensemble_dir: Path, member: str) -> Path:
+    """A member's run directory: as recorded, or relative to the ensemble's folder when it moved with it."""
+    path = Path(member)
+    if path.is_dir() or path.is_absolute():
+        return path
+    beside = ensemble_dir.parent / path.name
+    return beside if beside.is_dir() else path
+
+
+def _ensemble_predictor(run_dir: Path, config: dict[str, Any]) -> Predictor:
+    members = config.get("members") or []
+    if not members:
+        raise UserError(f"{run_dir}: an ensemble without members in its {runs.CONFIG}; build it again")
+    predictors = [predictor(member_dir(run_dir, m["run_dir"])) for m in members]  # every member checked first
+    weights = [float(m.get("weight", 1.0)) for m in members]
+    return lambda images: ensemble_logits([p(images) for p in predictors], weights)
