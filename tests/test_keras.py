@@ -1,4 +1,4 @@
-"""The Keras twins: parameter counts, optimiser parity with PyTorch, a short run, the .keras file."""
+"""The Keras twins: parameter counts, optimiser parity with PyTorch, a short run, the .keras file, explain."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from mnistlab.frameworks import keras_available
+from mnistlab.models import list_models
 
 # `pytest -m "not keras"` leaves these out; without TensorFlow they skip themselves.
 _skip = pytest.mark.skipif(not keras_available(), reason="needs mnistlab[keras] (keras + tensorflow-cpu)")
@@ -36,16 +37,32 @@ def keras_run(tmp_path_factory, data_dir):
 
 
 @needs_keras
-@pytest.mark.parametrize("arch", ["simple", "deeper", "resnet"])
-def test_parameter_counts_match_pytorch_twins(arch):
-    from mnistlab.frameworks.keras.models import create_keras_model, trainable_parameters
+@pytest.mark.parametrize("arch", list_models())
+def test_every_registered_model_has_a_twin_with_the_same_parameter_count(arch):
+    """Registry-wide: a twin with exactly PyTorch's trainable parameters, or a registered one-line reason."""
+    from mnistlab.errors import UserError
+    from mnistlab.frameworks.keras.models import KERAS_MODELS, NO_TWIN, create_keras_model, trainable_parameters
     from mnistlab.models import count_parameters, create_model
 
+    if arch in NO_TWIN:
+        reason = NO_TWIN[arch]
+        assert arch not in KERAS_MODELS and reason.strip() and "\n" not in reason
+        with pytest.raises(UserError, match="no Keras twin"):
+            create_keras_model(arch)
+        return
     model = create_keras_model(arch)
-    torch_params = count_parameters(create_model(arch))
-    assert abs(trainable_parameters(model) - torch_params) <= 0.01 * torch_params
+    assert trainable_parameters(model) == count_parameters(create_model(arch))
     assert model.input_shape == (None, 28, 28, 1)
-    assert model(np.zeros((2, 28, 28, 1), np.float32)).shape == (2, 10)
+    logits = np.asarray(model(np.random.default_rng(0).normal(size=(4, 28, 28, 1)).astype(np.float32)))
+    assert logits.shape == (4, 10)
+    assert not np.allclose(np.exp(logits).sum(1), 1, atol=1e-3)  # raw logits, not (log-)probabilities
+
+
+@needs_keras
+def test_twin_table_names_only_registered_models():
+    from mnistlab.frameworks.keras.models import KERAS_MODELS, NO_TWIN
+
+    assert set(KERAS_MODELS) | set(NO_TWIN) == set(list_models()) and not set(KERAS_MODELS) & set(NO_TWIN)
 
 
 @needs_keras
@@ -112,9 +129,9 @@ def test_keras_file_loads_in_plain_keras_with_the_same_logits(keras_run, data_di
 
     logits, labels = runs.load_predictions(keras_run / runs.PREDICTIONS)
     config = runs.read_config(keras_run)
-    from mnistlab.data.datasets import load_split
+    from mnistlab.data.datasets import load_test_split
 
-    x = load_split("mnist", "test", str(data_dir))[0][:200].numpy()
+    x = load_test_split("mnist", str(data_dir), purpose="compare saved test logits with plain Keras")[0][:200].numpy()
     np.save(tmp_path / "x.npy", ((x / 255.0 - config["data"]["mean"]) / config["data"]["std"])[..., None].astype(np.float32))
     script = ("import os, sys, numpy as np; os.environ['KERAS_BACKEND'] = 'tensorflow'; import keras; "
               "m = keras.saving.load_model(sys.argv[1]); "
@@ -131,9 +148,10 @@ def test_cli_trains_keras_and_load_model_refuses_it(keras_run, data_dir, tmp_pat
     from mnistlab import runs
     from mnistlab.cli import main
     from mnistlab.errors import UserError
+    from mnistlab.frameworks.pytorch import load_model
 
     with pytest.raises(UserError, match="keras run"):
-        runs.load_model(keras_run)
+        load_model(keras_run)
     out = tmp_path / "cli"
     rc = main(["train", "--framework", "keras", "--arch", "simple", "--epochs", "1", "--train-subset", "200",
                "--val-size", "100", "--out", str(out), "--quiet", "--json", "--data-dir", str(data_dir)])
@@ -147,8 +165,9 @@ def test_cli_trains_keras_and_load_model_refuses_it(keras_run, data_dir, tmp_pat
 def test_missing_keras_is_a_one_line_user_error(monkeypatch):
     import mnistlab.frameworks as fw
     from mnistlab.errors import UserError
+    from mnistlab.frameworks import extras
 
-    monkeypatch.setattr(fw, "keras_available", lambda: False)
+    monkeypatch.setattr(extras, "available", lambda framework: framework != "keras")
     with pytest.raises(UserError, match=r"pip install 'mnistlab\[keras\]'"):
         fw.train_function("keras")
 
@@ -171,3 +190,104 @@ def test_frameworks_compares_two_existing_runs(trained_run, keras_run, tmp_path,
     assert rows["keras"]["model_file"] == "model.keras"
     table = (tmp_path / "fw" / "frameworks.md").read_text()
     assert "| test accuracy |" in table and "n/a" in table
+
+
+def _twin_simple_with_torch_weights():
+    """A PyTorch `simple` (random weights) and its Keras twin holding the very same weights."""
+    from mnistlab.frameworks.keras.models import create_keras_model
+    from mnistlab.models import create_model
+
+    torch.manual_seed(0)
+    tmodel = create_model("simple").eval()
+    kmodel = create_keras_model("simple")
+    convs = [m for m in tmodel.features if isinstance(m, torch.nn.Conv2d)]
+    for layer, conv in zip(["features_0_conv", "features_3_conv", "features_6_conv"], convs):
+        kernel = conv.weight.detach().permute(2, 3, 1, 0)  # OIHW → HWIO
+        kmodel.get_layer(layer).set_weights([kernel.numpy(), conv.bias.detach().numpy()])
+    fc1, fc2 = tmodel.head[1], tmodel.head[3]
+    c = convs[-1].out_channels  # PyTorch flattens (C, H, W), Keras (H, W, C)
+    w1 = fc1.weight.detach().reshape(fc1.out_features, c, 3, 3).permute(2, 3, 1, 0).reshape(-1, fc1.out_features)
+    kmodel.get_layer("head_1_dense").set_weights([w1.numpy(), fc1.bias.detach().numpy()])
+    kmodel.get_layer("head_3_dense").set_weights([fc2.weight.detach().T.numpy(), fc2.bias.detach().numpy()])
+    return tmodel, kmodel
+
+
+@needs_keras
+def test_keras_gradcam_and_saliency_match_captum_on_the_same_weights(data_dir):
+    """The GradientTape explainer against captum's, on one set of weights in both frameworks."""
+    pytest.importorskip("captum")
+    from mnistlab.data.datasets import get_dataset_info, load_train_val
+    from mnistlab.explain.torch_backend import TorchExplainer
+    from mnistlab.frameworks.keras.explain import KerasExplainer
+
+    info = get_dataset_info("mnist")
+    data = {"mean": info.mean, "std": info.std}
+    tmodel, kmodel = _twin_simple_with_torch_weights()
+    t_ex, k_ex = TorchExplainer(tmodel, data), KerasExplainer(kmodel, data)
+    assert k_ex.default_layer() == "features_7_relu"
+    images = load_train_val("mnist", val_size=100, data_dir=str(data_dir)).val_x[:3].numpy()
+    for image in images:
+        probs = t_ex.probabilities(image)
+        np.testing.assert_allclose(k_ex.probabilities(image), probs, atol=1e-5)
+        for target in np.argsort(-probs)[:2]:
+            t_cam = t_ex.gradcam(image, int(target), "features.7")
+            k_cam = k_ex.gradcam(image, int(target), "features_7_relu")
+            assert k_cam.shape == (28, 28) and float(t_cam.max()) > 0
+            np.testing.assert_allclose(k_cam, t_cam, atol=1e-4 * float(t_cam.max()))
+            np.testing.assert_allclose(k_ex.saliency(image, int(target)), t_ex.saliency(image, int(target)),
+                                       rtol=1e-3, atol=1e-6)
+    name, filters = k_ex.first_conv()
+    np.testing.assert_allclose(filters, t_ex.first_conv()[1], atol=1e-7)
+    k_maps, t_maps = k_ex.feature_maps(images[0]), t_ex.feature_maps(images[0])
+    assert [m.shape for _, m in k_maps] == [m.shape for _, m in t_maps]
+    for (_, k_map), (_, t_map) in zip(k_maps, t_maps):
+        np.testing.assert_allclose(k_map, t_map, atol=1e-4)
+
+
+@needs_keras
+@pytest.mark.parametrize("arch", list_models())
+def test_keras_explainer_works_for_every_twin(arch):
+    from mnistlab.errors import UserError
+    from mnistlab.frameworks.keras.explain import KerasExplainer
+    from mnistlab.frameworks.keras.models import NO_TWIN, create_keras_model
+    from mnistlab.models import create_model
+
+    if arch in NO_TWIN:
+        pytest.skip(NO_TWIN[arch])
+    explainer = KerasExplainer(create_keras_model(arch), {"mean": 0.1307, "std": 0.3081})
+    image = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
+    cam = explainer.gradcam(image, 3, explainer.default_layer())
+    assert cam.shape == (28, 28) and np.isfinite(cam).all() and (cam >= 0).all()
+    assert explainer.saliency(image, 3).shape == (28, 28)
+    with pytest.raises(UserError, match="unknown or non-spatial layer"):
+        explainer.check_layer("head_dense")
+    # one feature-map stage per PyTorch stage, with the same [C, H, W]
+    from mnistlab.explain import gradcam as gc
+
+    torch_maps = gc.feature_maps(gc.explainable(create_model(arch)), torch.zeros(1, 1, 28, 28))
+    assert [m.shape for _, m in explainer.feature_maps(image)] == [tuple(m.shape) for _, m in torch_maps]
+
+
+@needs_keras
+@pytest.mark.slow
+def test_explain_writes_the_same_files_for_keras_as_for_pytorch(trained_run, keras_run, tmp_path, data_dir):
+    pytest.importorskip("captum")
+    pytest.importorskip("matplotlib")
+    import shutil
+
+    from mnistlab.cli import main
+
+    written = {}
+    for framework, source in (("torch", trained_run), ("keras", keras_run)):
+        run = tmp_path / framework
+        shutil.copytree(source, run)
+        assert main(["explain", str(run), "--index", "0", "7", "--target", "3", "--json",
+                     "--data-dir", str(data_dir)]) == 0
+        index = json.loads((run / "plots" / "interpretability" / "index.json").read_text())
+        assert index["framework"] == framework
+        written[framework] = {f["file"]: f["kind"] for f in index["files"]}
+        assert {p.name for p in (run / "plots" / "interpretability").glob("*.png")} == set(written[framework])
+    # gradient_flow.png plots grad_norms.csv, which only the PyTorch trainer records so far
+    written["torch"].pop("gradient_flow.png", None)
+    assert written["keras"] == written["torch"]
+    assert {"gradcam_idx0.png", "gradcam_idx7.png", "filters.png", "feature_maps_idx0.png"} <= set(written["keras"])

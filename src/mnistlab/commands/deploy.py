@@ -118,6 +118,7 @@ def add_commands(command) -> None:
     p = command("bench", cmd_bench, "inference latency and throughput of each path (PyTorch, ONNX Runtime, INT8)")
     p.add_argument("run_dir")
     p.add_argument("--threads", type=int, help="threads for every path (default: all cores)")
-    p.add_argument("--quick", action="store_true", help=f"{QUICK_SECONDS:g} s per measurement instead of {FULL_SECONDS:g} s (for tests)")
+    p.add_argument("--quick", action="store_true",
+                   help=f"{QUICK_SECONDS:g} s per measurement instead of {FULL_SECONDS:g} s (for tests)")
     p.add_argument("--no-export", action="store_true", help="skip ONNX paths whose files are missing")
     p.add_argument("--paths", help=f"comma-separated subset of {','.join(BENCH_PATHS)} (default: all)")

@@ -5,8 +5,9 @@
     >>> metrics["accuracy"]                                     # doctest: +SKIP
     0.991
 
-This is where a run meets the test split (``load_test_split``; the other readers say why). Validation logits are saved beside the test
-logits so that later decisions (temperature, ensemble weights) can be made without the test set.
+This is where a run meets the test split (``load_test_split``; the few other readers say why).
+Validation logits are saved beside the test logits so that later decisions (temperature,
+ensemble weights) can be made without the test set.
 """
 
 from __future__ import annotations

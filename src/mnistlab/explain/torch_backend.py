@@ -25,10 +25,9 @@ from mnistlab.frameworks.pytorch import load_model, normalize_images
 class TorchExplainer:
     """Grad-CAM, saliency, filters and feature maps of a PyTorch run's model."""
 
-    def __init__(self, run_dir: str | Path, config: dict[str, Any]):
+    def __init__(self, model: torch.nn.Module, data: dict[str, Any]):
         gc._captum()  # fail before any work when the extra is missing
-        model, config = load_model(run_dir)
-        self.model, self.data = gc.explainable(model), config["data"]
+        self.model, self.data = gc.explainable(model), data  # data: the run config's "data" (mean, std)
         self.image_shape = (self.data["in_channels"], self.data["image_size"], self.data["image_size"])
 
     def _x(self, image: np.ndarray) -> torch.Tensor:
@@ -59,4 +58,5 @@ class TorchExplainer:
 
 
 def explainer(run_dir: str | Path, config: dict[str, Any]) -> TorchExplainer:
-    return TorchExplainer(run_dir, config)
+    model, config = load_model(run_dir)
+    return TorchExplainer(model, config["data"])

@@ -109,7 +109,8 @@ def export_int8(run_dir: str | Path, *, data_dir: str | None = None, threads: in
     quantize_file(fp32_path, int8_path, calib, method)
 
     # The accuracy cost of INT8 is reported, never used to pick the calibration (validation does that).
-    test_x, test_y = load_test_split(config["dataset"], data_dir, purpose="INT8 export: report its test accuracy change")
+    test_x, test_y = load_test_split(config["dataset"], data_dir,
+                                     purpose="INT8 export: report its test accuracy change")
     images, labels = test_x.numpy(), test_y.numpy()
     fp32_sess, int8_sess = session(fp32_path, threads), session(int8_path, threads)
     fp32_out, int8_out = ort_logits(fp32_sess, images), ort_logits(int8_sess, images)

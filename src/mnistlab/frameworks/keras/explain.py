@@ -54,8 +54,8 @@ def _stages(model: "keras.Model") -> list[tuple[str, Any]]:
 class KerasExplainer:
     """Grad-CAM, saliency, filters and feature maps of a Keras run's model."""
 
-    def __init__(self, run_dir: str | Path, config: dict[str, Any]):
-        self.model, self.data = load_keras_model(run_dir), config["data"]
+    def __init__(self, model: "keras.Model", data: dict[str, Any]):
+        self.model, self.data = model, data  # data: the run config's "data" (mean, std)
 
     def _x(self, image: np.ndarray) -> Any:
         return tf.constant(to_nhwc(np.asarray(image)[None], self.data))
@@ -110,4 +110,4 @@ class KerasExplainer:
 
 
 def explainer(run_dir: str | Path, config: dict[str, Any]) -> KerasExplainer:
-    return KerasExplainer(run_dir, config)
+    return KerasExplainer(load_keras_model(run_dir), config["data"])

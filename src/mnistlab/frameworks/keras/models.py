@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from mnistlab.errors import UserError
 from mnistlab.frameworks.keras import keras
+from mnistlab.models import IMAGE_SIZE, IN_CHANNELS, NUM_CLASSES
 
 
 def _kernel_init() -> Any:
@@ -115,11 +116,16 @@ def resnet(inputs, num_classes: int, widths: tuple[int, int, int] = (32, 64, 120
 
 
 KERAS_MODELS: dict[str, Callable[..., Any]] = {"simple": simple, "deeper": deeper, "resnet": resnet}
+# Every model in ``mnistlab.models.list_models()`` has a twin above or a one-line reason here
+# (the registry-wide tests check both, and that twins have exactly the PyTorch parameter count).
+NO_TWIN: dict[str, str] = {}
 
 
-def create_keras_model(name: str, *, in_channels: int = 1, num_classes: int = 10, image_size: int = 28,
-                       **kwargs: Any) -> "keras.Model":
+def create_keras_model(name: str, *, in_channels: int = IN_CHANNELS, num_classes: int = NUM_CLASSES,
+                       image_size: int = IMAGE_SIZE, **kwargs: Any) -> "keras.Model":
     """The Keras twin of ``mnistlab.models.create_model(name, ...)``; input ``[N, H, W, C]``, output logits."""
+    if name in NO_TWIN:
+        raise UserError(f"model {name!r} has no Keras twin: {NO_TWIN[name]}")
     if name not in KERAS_MODELS:
         raise UserError(f"no Keras twin of model {name!r}; choose one of: {', '.join(sorted(KERAS_MODELS))}")
     inputs = keras.Input((image_size, image_size, in_channels), name="image")
