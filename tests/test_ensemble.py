@@ -80,3 +80,41 @@ def test_cli_ensemble_of_a_real_run_with_itself(trained_run, tmp_path, capsys):
     member = json.loads((trained_run / runs.METRICS).read_text())["accuracy"]
     assert rc == 0 and result["accuracy"] == pytest.approx(member)
     assert main(["ensemble", str(trained_run), str(tmp_path / "missing"), "--out", str(tmp_path / "f")]) == 2
+
+
+def test_ensemble_directory_predicts_like_its_saved_logits(trained_run, tmp_path, data_dir, capsys):
+    """inference.predictor on an ensemble: the members' weighted averaged probabilities, as log-probabilities."""
+    import shutil
+
+    import torch
+    from PIL import Image
+
+    from mnistlab.cli import main
+    from mnistlab.data.datasets import load_test_split
+    from mnistlab.evaluation.evaluate import evaluate_run
+    from mnistlab.frameworks.pytorch import load_model
+    from mnistlab.inference import predictor
+
+    other = tmp_path / "other"  # a second member that disagrees a little: perturbed head weights
+    shutil.copytree(trained_run, other)
+    model, _ = load_model(other)
+    with torch.no_grad():
+        torch.manual_seed(0)
+        model.head[-1].weight.add_(torch.randn_like(model.head[-1].weight) * 0.5)
+    runs.save_weights(other, model)
+    evaluate_run(other, data_dir=str(data_dir))
+    ensemble = ensemble_runs([trained_run, other], weighted=True, out=tmp_path / "ens")
+
+    x, _ = load_test_split("mnist", data_dir, purpose="compare an ensemble's predictor with its saved logits")
+    saved, _ = runs.load_predictions(tmp_path / "ens" / runs.PREDICTIONS)
+    logits = predictor(tmp_path / "ens")(x[:300].numpy())
+    members = [predictor(d)(x[:300].numpy()) for d in (trained_run, other)]
+    assert not np.allclose(members[0], members[1], atol=1e-3)  # the members do differ
+    np.testing.assert_allclose(logits, saved[:300], atol=1e-4)
+    np.testing.assert_allclose(np.exp(logits).sum(1), 1, atol=1e-5)  # log-probabilities
+    assert sum(m["weight"] for m in ensemble["members"]) == pytest.approx(1)
+
+    path = tmp_path / "digit.png"
+    Image.fromarray(255 - x[0].numpy()).save(path)
+    assert main(["predict", str(tmp_path / "ens"), str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["digit"] == int(np.argmax(saved[0]))
