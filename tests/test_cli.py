@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from mnistlab.cli import main
-from mnistlab.data.datasets import load_split
+from mnistlab.data.datasets import load_test_split
 
 
 def run(capsys, *argv):
@@ -55,7 +55,7 @@ def test_existing_out_needs_force(capsys, trained_run):
 
 def _paper_digits(tmp_path, n=10):
     """MNIST test digits drawn as dark ink on white paper at 4× size, as a user would give them."""
-    images, labels = load_split("mnist", "test")
+    images, labels = load_test_split("mnist", purpose="digits a user would draw, for predict")
     paths = []
     for i in range(n):
         img = Image.fromarray(255 - images[i].numpy()).resize((112, 112), Image.Resampling.BILINEAR)
@@ -89,3 +89,51 @@ def test_console_script_exit_code_and_no_traceback(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "not a run directory" in proc.stderr
+
+
+def _choices(parser, command, option):
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    return list(next(a for a in sub._actions if option in a.option_strings).choices)
+
+
+def test_choices_come_from_the_registries():
+    from mnistlab.cli import build_parser
+    from mnistlab.data.datasets import list_datasets
+    from mnistlab.frameworks import FRAMEWORKS
+    from mnistlab.models import list_models
+
+    parser = build_parser()
+    assert _choices(parser, "train", "--dataset") == list_datasets()
+    assert _choices(parser, "data", "--dataset") == [*list_datasets(), "all"]
+    assert _choices(parser, "train", "--framework") == list(FRAMEWORKS)
+    assert _choices(parser, "train", "--arch") == _choices(parser, "frameworks", "--arch") == list_models()
+
+
+def test_every_subcommand_lives_in_commands_and_none_imports_the_cli():
+    """cli.py builds the parser from commands/*; no command module reaches back into cli.py."""
+    import ast
+    import importlib
+    from pathlib import Path
+
+    from mnistlab import cli
+
+    parser_commands = set(next(a for a in cli.build_parser()._actions if a.dest == "command").choices)
+    owners = set()
+    for module in cli.COMMAND_MODULES:
+        source = Path(importlib.import_module(module).__file__).read_text()
+        imported = {n.module for n in ast.walk(ast.parse(source)) if isinstance(n, ast.ImportFrom)}
+        assert "mnistlab.cli" not in imported, module
+        owners |= {n.args[0].value for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Call)
+                   and getattr(n.func, "id", "") == "command" and isinstance(n.args[0], ast.Constant)}
+    assert parser_commands == owners and {"data", "models", "train", "evaluate", "predict", "quickstart"} <= owners
+
+
+def test_export_of_a_keras_run_says_why_not_in_one_line(capsys, trained_run, tmp_path):
+    import shutil
+
+    fake = tmp_path / "keras-like"
+    shutil.copytree(trained_run, fake)
+    config = json.loads((fake / "config.json").read_text())
+    (fake / "config.json").write_text(json.dumps({**config, "framework": "keras"}))
+    code, out, err = run(capsys, "export", str(fake))
+    assert code == 2 and out == "" and "PyTorch-only" in err and len(err.strip().splitlines()) == 1

@@ -107,6 +107,7 @@ def test_optimiser_and_schedule_follow_pytorch(optimizer, scheduler):
 
 
 @needs_keras
+@pytest.mark.slow  # trains the Keras twin (keras_run)
 def test_short_keras_run_writes_the_run_layout_and_learns(keras_run):
     from mnistlab import runs
 
@@ -123,6 +124,7 @@ def test_short_keras_run_writes_the_run_layout_and_learns(keras_run):
 
 
 @needs_keras
+@pytest.mark.slow  # trains the Keras twin (keras_run)
 def test_keras_file_loads_in_plain_keras_with_the_same_logits(keras_run, data_dir, tmp_path):
     """A fresh interpreter that never imports mnistlab loads model.keras and reproduces the saved logits."""
     from mnistlab import runs
@@ -144,6 +146,7 @@ def test_keras_file_loads_in_plain_keras_with_the_same_logits(keras_run, data_di
 
 
 @needs_keras
+@pytest.mark.slow  # trains the Keras twin (keras_run)
 def test_cli_trains_keras_and_load_model_refuses_it(keras_run, data_dir, tmp_path, capsys):
     from mnistlab import runs
     from mnistlab.cli import main
@@ -173,6 +176,7 @@ def test_missing_keras_is_a_one_line_user_error(monkeypatch):
 
 
 @needs_keras
+@pytest.mark.slow  # trains the Keras twin (keras_run)
 def test_frameworks_compares_two_existing_runs(trained_run, keras_run, tmp_path, data_dir):
     """`mnistlab frameworks TORCH_RUN KERAS_RUN`: both measured in child processes, table written."""
     from mnistlab.errors import UserError
@@ -226,16 +230,20 @@ def test_keras_gradcam_and_saliency_match_captum_on_the_same_weights(data_dir):
     t_ex, k_ex = TorchExplainer(tmodel, data), KerasExplainer(kmodel, data)
     assert k_ex.default_layer() == "features_7_relu"
     images = load_train_val("mnist", val_size=100, data_dir=str(data_dir)).val_x[:3].numpy()
+    nonzero = 0
     for image in images:
         probs = t_ex.probabilities(image)
         np.testing.assert_allclose(k_ex.probabilities(image), probs, atol=1e-5)
         for target in np.argsort(-probs)[:2]:
             t_cam = t_ex.gradcam(image, int(target), "features.7")
             k_cam = k_ex.gradcam(image, int(target), "features_7_relu")
-            assert k_cam.shape == (28, 28) and float(t_cam.max()) > 0
-            np.testing.assert_allclose(k_cam, t_cam, atol=1e-4 * float(t_cam.max()))
+            assert k_cam.shape == (28, 28)
+            # untrained weights: a class may have no positive evidence at all (an all-zero map)
+            np.testing.assert_allclose(k_cam, t_cam, atol=1e-4 * max(float(t_cam.max()), 1e-3))
+            nonzero += float(t_cam.max()) > 0
             np.testing.assert_allclose(k_ex.saliency(image, int(target)), t_ex.saliency(image, int(target)),
                                        rtol=1e-3, atol=1e-6)
+    assert nonzero >= 2, "too few non-zero Grad-CAM maps to compare"
     name, filters = k_ex.first_conv()
     np.testing.assert_allclose(filters, t_ex.first_conv()[1], atol=1e-7)
     k_maps, t_maps = k_ex.feature_maps(images[0]), t_ex.feature_maps(images[0])

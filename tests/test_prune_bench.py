@@ -16,6 +16,7 @@ pytest.importorskip("onnxruntime")  # the deploy extra
 pytest_plugins = ["deploy_fixtures"]  # session fixtures shared with the other deploy tests
 
 
+@pytest.mark.slow  # fine-tunes twice
 def test_prune_reaches_requested_sparsity_and_makes_runs(deploy_run, tmp_path, data_dir):
     from mnistlab.export.onnx_export import export_onnx
     from mnistlab.export.prune import PLOT, prune_run, sparsity
@@ -73,7 +74,9 @@ def test_amp_flag_trains_under_bf16_autocast(tmp_path, data_dir, monkeypatch):
 
     args = cli.build_parser().parse_args(["train", "--arch", "simple", "--amp", "--epochs", "1",
                                           "--train-subset", "800", "--val-size", "200", "--batch-size", "64"])
-    cfg = cli.train_config_from_args(args)
+    from mnistlab.commands.train import train_config_from_args
+
+    cfg = train_config_from_args(args)
     assert cfg.amp is True
     seen = []
     real = torch.autocast

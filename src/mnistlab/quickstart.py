@@ -87,10 +87,10 @@ def _parse_model(name: str) -> tuple[str, str, str]:
 def _framework_ensemble(rows: list[dict[str, Any]], out: Path, force: bool) -> list[dict[str, Any]]:
     """The PyTorch + Keras `simple` ensemble's row, from saved logits (seconds), when both exist."""
     pair = [r for r in rows if r["arch"] == "simple"]
-    if {r["framework"] for r in pair} != {"torch", "keras"}:
+    if sorted(r["framework"] for r in pair) != sorted(FRAMEWORKS):  # one `simple` per framework
         return []
     result = ensemble_runs([r["run_dir"] for r in pair], out=out / "ensemble-simple", force=force)
-    return [{"arch": "simple", "framework": "torch+keras", "run_dir": result["run_dir"],
+    return [{"arch": "simple", "framework": "+".join(FRAMEWORKS), "run_dir": result["run_dir"],
              "test_accuracy": result["accuracy"], "val_accuracy": result["val_accuracy"],
              "params": sum(r["params"] for r in pair), "train_seconds": sum(r["train_seconds"] for r in pair),
              "epochs": None, "samples_per_s": None, "model_bytes": sum(r["model_bytes"] for r in pair),

@@ -63,10 +63,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def add_commands(command) -> None:
     """Add this feature's subcommands through ``command(name, func, help, ...)``."""
+    from mnistlab.analysis.uncertainty import MC_PASSES
+
     mc_limit_help = "run MC dropout on the first N test images only (default: all)"
     p = command("plots", cmd_plots, "write every plot of one run (from its saved logits and history)")
     p.add_argument("run_dir")
-    p.add_argument("--mc-passes", type=int, default=20, help="Monte-Carlo dropout passes (models with dropout)")
+    p.add_argument("--mc-passes", type=int, default=MC_PASSES,
+                   help="Monte-Carlo dropout passes (models with dropout; default %(default)s)")
     p.add_argument("--mc-limit", type=int, metavar="N", help=mc_limit_help)
 
     p = command("compare", cmd_compare, "compare runs side by side: table (md, csv, json) and plots",

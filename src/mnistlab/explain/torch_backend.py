@@ -20,6 +20,7 @@ import torch
 from mnistlab.evaluation.metrics import softmax
 from mnistlab.explain import gradcam as gc
 from mnistlab.frameworks.pytorch import load_model, normalize_images
+from mnistlab.models import IMAGE_SIZE, IN_CHANNELS
 
 
 class TorchExplainer:
@@ -28,7 +29,8 @@ class TorchExplainer:
     def __init__(self, model: torch.nn.Module, data: dict[str, Any]):
         gc._captum()  # fail before any work when the extra is missing
         self.model, self.data = gc.explainable(model), data  # data: the run config's "data" (mean, std)
-        self.image_shape = (self.data["in_channels"], self.data["image_size"], self.data["image_size"])
+        size = self.data.get("image_size", IMAGE_SIZE)
+        self.image_shape = (self.data.get("in_channels", IN_CHANNELS), size, size)
 
     def _x(self, image: np.ndarray) -> torch.Tensor:
         return normalize_images(torch.as_tensor(image)[None], self.data)
