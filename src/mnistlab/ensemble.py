@@ -2,11 +2,10 @@
 
     >>> import numpy as np
     >>> a = np.array([[0.9, 0.1], [0.4, 0.6]]); b = np.array([[0.5, 0.5], [0.8, 0.2]])
-    >>> average_probabilities([a, b])
-    array([[0.7 , 0.3 ],
-           [0.6 , 0.4 ]])
-    >>> average_probabilities([a, b], weights=[3, 1])[1]
-    array([0.5, 0.5])
+    >>> average_probabilities([a, b]).round(3).tolist()
+    [[0.7, 0.3], [0.6, 0.4]]
+    >>> average_probabilities([a, b], weights=[3, 1])[1].round(3).tolist()
+    [0.5, 0.5]
 
 ``ensemble_runs`` works on run directories from their saved logits (``predictions.npz`` for the
 test split, ``val_predictions.npz`` for the weights: the test split never chooses anything) and
