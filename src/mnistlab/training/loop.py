@@ -170,6 +170,12 @@ def _evaluate(step: Step, data: TrainValData, tensors: dict[str, torch.Tensor]
     return loss_sum, correct, len(y), (x[idx], captions)
 
 
+def evaluate(step: Step, data: TrainValData) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``step``'s model on the whole validation split, in this process."""
+    loss_sum, correct, n, _ = _evaluate(step, data, {"val_x": data.val_x, "val_y": data.val_y})
+    return loss_sum / n, correct / n
+
+
 def _device_tensors(data: TrainValData, opts: LoopOptions) -> dict[str, torch.Tensor]:
     """The data on the device: all training images (uint8), this rank's share of validation."""
     r, w, dev = opts.ctx.rank, opts.ctx.world_size, opts.device
