@@ -85,7 +85,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- train
 TRAIN_FLAGS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "scheduler", "step_size",
                "gamma", "patience", "monitor", "seed", "augment", "degrees", "val_size", "split_seed",
-               "train_subset", "threads", "dataset", "framework", "amp")
+               "train_subset", "threads", "dataset", "framework", "amp", "device", "tensorboard")
 
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
@@ -116,6 +116,9 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help=h["threads"])
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, help=h["amp"] + " (default off)")
     p.add_argument("--framework", choices=["torch", "keras"], help="torch (default) or keras (needs mnistlab[keras])")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help=h["device"])
+    p.add_argument("--tensorboard", action="store_true", default=None, help=h["tensorboard"])
+    p.add_argument("--nproc", type=int, metavar="N", help="train with N processes on this machine (runs torchrun)")
 
 
 def train_config_from_args(args: argparse.Namespace):
@@ -128,7 +131,14 @@ def train_config_from_args(args: argparse.Namespace):
 def cmd_train(args: argparse.Namespace) -> int:
     from mnistlab import runs
     from mnistlab.frameworks import train_function
+    from mnistlab.training.distributed import is_main_process, launch_torchrun
 
+    if args.nproc is not None:
+        if args.seeds:
+            raise UserError("--nproc trains one run; it cannot be combined with --seeds")
+        if args.arch:
+            train_config_from_args(args)  # a bad setting fails here once, not in every process
+        return launch_torchrun(args.nproc, args.argv)
     if args.resume:
         if args.seeds:
             raise UserError("--seeds trains new runs; it cannot be combined with --resume")
@@ -144,6 +154,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out else runs.default_run_dir(cfg.arch)
         summary = train_function(cfg.framework)(cfg, out, data_dir=args.data_dir, force=args.force, progress=not args.quiet)
     summary = {"run_dir": str(out), **summary}
+    if not is_main_process():
+        return EXIT_OK
     if args.json:
         emit_json(summary)
     else:
@@ -298,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # `train --nproc` re-runs them under torchrun
     try:
         return args.func(args)
     except UserError as exc:
