@@ -176,6 +176,7 @@ def test_frameworks_compares_two_existing_runs(trained_run, keras_run, tmp_path,
 KERAS_TINY = dict(arch="simple", framework="keras", epochs=2, train_subset=600, val_size=200, batch_size=64, seed=2)
 
 
+@pytest.mark.slow
 @needs_keras
 def test_keras_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, data_dir, monkeypatch):
     """Killed after epoch 1's checkpoint, resumed: the same history as a run never stopped."""
@@ -203,6 +204,7 @@ def test_keras_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, data_d
         assert [r[key] for r in killed] == pytest.approx([r[key] for r in full], rel=1e-5), key
 
 
+@pytest.mark.slow
 @needs_keras
 def test_keras_amp_trains_in_bfloat16_and_saves_float32(tmp_path, data_dir):
     from mnistlab import runs
