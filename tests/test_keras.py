@@ -72,7 +72,7 @@ def test_optimiser_and_schedule_follow_pytorch(optimizer, scheduler):
     from mnistlab.config import TrainConfig
     from mnistlab.frameworks.keras import keras
     from mnistlab.frameworks.keras.train import Stepper, learning_rate
-    from mnistlab.training.trainer import make_optimizer, make_scheduler
+    from mnistlab.training.torch_step import make_optimizer, make_scheduler
 
     cfg = TrainConfig(lr=0.05, weight_decay=0.01, epochs=3, optimizer=optimizer, scheduler=scheduler, step_size=1)
     rng = np.random.default_rng(0)
@@ -299,3 +299,60 @@ def test_explain_writes_the_same_files_for_keras_as_for_pytorch(trained_run, ker
     written["torch"].pop("gradient_flow.png", None)
     assert written["keras"] == written["torch"]
     assert {"gradcam_idx0.png", "gradcam_idx7.png", "filters.png", "feature_maps_idx0.png"} <= set(written["keras"])
+
+
+KERAS_TINY = dict(arch="simple", framework="keras", epochs=2, train_subset=600, val_size=200, batch_size=64, seed=2)
+
+
+@pytest.mark.slow
+@needs_keras
+def test_keras_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, data_dir, monkeypatch):
+    """Killed after epoch 1's checkpoint, resumed: the same history as a run never stopped."""
+    from mnistlab import runs
+    from mnistlab.config import TrainConfig
+    from mnistlab.frameworks.keras.train import train
+    from mnistlab.training.progress import EpochProgress
+
+    train(TrainConfig(**KERAS_TINY), tmp_path / "full", progress=False)
+    real_end = EpochProgress.end_epoch
+
+    def killed_after_first_epoch(self, row, note=""):
+        real_end(self, row, note)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(EpochProgress, "end_epoch", killed_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**KERAS_TINY), tmp_path / "killed", progress=False)
+    monkeypatch.setattr(EpochProgress, "end_epoch", real_end)
+    assert len(runs.read_history(tmp_path / "killed")) == 1
+    resumed = train(None, tmp_path / "killed", resume=True, progress=False)
+    assert resumed["epochs_run"] == 2 and resumed["resumed"] is True
+    full, killed = runs.read_history(tmp_path / "full"), runs.read_history(tmp_path / "killed")
+    for key in ("train_loss", "val_loss", "val_acc", "lr"):
+        assert [r[key] for r in killed] == pytest.approx([r[key] for r in full], rel=1e-5), key
+
+
+@pytest.mark.slow
+@needs_keras
+def test_keras_amp_trains_in_bfloat16_and_saves_float32(tmp_path, data_dir):
+    from mnistlab import runs
+    from mnistlab.config import TrainConfig
+    from mnistlab.frameworks.keras import keras, load_keras_model
+    from mnistlab.frameworks.keras.train import train
+
+    summary = train(TrainConfig(**{**KERAS_TINY, "epochs": 1, "train_subset": 1000}, amp=True, tensorboard=True),
+                    tmp_path / "amp", progress=False)
+    assert summary["best_val_acc"] > 0.3  # it learns under bf16
+    assert keras.mixed_precision.dtype_policy().name == "float32"  # the global policy is left as found
+    model = load_keras_model(tmp_path / "amp")
+    assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
+    from mnistlab.inference import predictor
+
+    logits = predictor(tmp_path / "amp")(np.zeros((3, 28, 28), np.uint8))
+    assert logits.dtype == np.float32 and logits.shape == (3, 10)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    board = EventAccumulator(str(tmp_path / "amp" / "tensorboard"))
+    board.Reload()
+    assert {"loss/train", "accuracy/val", "lr"} <= set(board.Tags()["scalars"])
+    assert any(t.startswith("grad_norm/") for t in board.Tags()["scalars"])

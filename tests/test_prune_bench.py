@@ -1,4 +1,4 @@
-"""Pruning, the inference benchmark and mixed-precision training."""
+"""Pruning and the inference benchmark (mixed-precision training is tested in test_training.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 import shutil
 
 import pytest
-import torch
 
 from mnistlab import cli, runs
 from mnistlab.export import BENCH_PATHS
@@ -67,26 +66,3 @@ def test_bench_without_export_skips_missing_paths(deploy_run, tmp_path, capsys):
     assert list(result["paths"]) == ["torch_eager"]
     assert "mnistlab export" in result["skipped"]["onnxruntime"]
     assert not (run / "export" / "model.onnx").exists()
-
-
-def test_amp_flag_trains_under_bf16_autocast(tmp_path, data_dir, monkeypatch):
-    from mnistlab.training.trainer import train
-
-    args = cli.build_parser().parse_args(["train", "--arch", "simple", "--amp", "--epochs", "1",
-                                          "--train-subset", "800", "--val-size", "200", "--batch-size", "64"])
-    from mnistlab.commands.train import train_config_from_args
-
-    cfg = train_config_from_args(args)
-    assert cfg.amp is True
-    seen = []
-    real = torch.autocast
-
-    def spy(device_type, dtype=None, enabled=True, **kw):
-        seen.append((device_type, dtype, enabled))
-        return real(device_type, dtype=dtype, enabled=enabled, **kw)
-
-    monkeypatch.setattr(torch, "autocast", spy)
-    summary = train(cfg, tmp_path / "amp", data_dir=str(data_dir), progress=False)
-    assert seen and set(seen) == {("cpu", torch.bfloat16, True)}
-    assert summary["best_val_acc"] > 0.3  # it learns; bf16 did not break training
-    assert runs.read_config(tmp_path / "amp")["train"]["amp"] is True

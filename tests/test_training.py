@@ -4,12 +4,13 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from mnistlab import runs
 from mnistlab.config import TrainConfig, preset
 from mnistlab.errors import UserError
 from mnistlab.frameworks.pytorch import load_model
-from mnistlab.training import trainer
+from mnistlab.training.progress import EpochProgress
 from mnistlab.training.trainer import train
 
 TINY = dict(arch="simple", epochs=2, train_subset=2000, val_size=500, batch_size=64, seed=3)
@@ -55,16 +56,16 @@ def test_same_seed_same_results(tmp_path, data_dir):
 def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, data_dir, monkeypatch):
     full = train(TrainConfig(**TINY), tmp_path / "full", progress=False)
 
-    real_end = trainer.EpochProgress.end_epoch
+    real_end = EpochProgress.end_epoch
 
     def killed_after_first_epoch(self, row, note=""):
         real_end(self, row, note)
         raise KeyboardInterrupt  # what Ctrl-C or a kill after the first checkpoint leaves behind
 
-    monkeypatch.setattr(trainer.EpochProgress, "end_epoch", killed_after_first_epoch)
+    monkeypatch.setattr(EpochProgress, "end_epoch", killed_after_first_epoch)
     with pytest.raises(KeyboardInterrupt):
         train(TrainConfig(**TINY), tmp_path / "killed", progress=False)
-    monkeypatch.setattr(trainer.EpochProgress, "end_epoch", real_end)
+    monkeypatch.setattr(EpochProgress, "end_epoch", real_end)
     assert len(runs.read_history(tmp_path / "killed")) == 1
     resumed = train(None, tmp_path / "killed", resume=True, progress=False)
     assert resumed["epochs_run"] == 2
@@ -102,18 +103,75 @@ def test_bad_settings_are_user_errors(bad):
         TrainConfig(**bad)
 
 
-def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
-    """A crash while saving leaves the previous weights file intact and no temp file."""
-    from mnistlab.fileio import write_with
+def test_crash_while_saving_a_checkpoint_keeps_the_previous_one(tmp_path, data_dir, monkeypatch):
+    """A crash in the middle of epoch 2's checkpoint: epoch 1's checkpoint and history survive, resume continues."""
+    cfg = TrainConfig(**{**TINY, "train_subset": 600, "val_size": 200})
+    full = train(cfg, tmp_path / "full", progress=False)
+    real_save = torch.save
 
-    target = tmp_path / "w.bin"
-    target.write_bytes(b"old")
+    def crash_on_epoch_two(obj, f, *args, **kw):
+        if isinstance(obj, dict) and obj.get("epoch") == 2:
+            with open(f, "wb") as fh:
+                fh.write(b"half a checkpoint")
+            raise OSError("disk full")
+        return real_save(obj, f, *args, **kw)
 
-    def crash(tmp):
-        tmp.write_bytes(b"half")
-        raise OSError("disk full")
+    monkeypatch.setattr(torch, "save", crash_on_epoch_two)
+    with pytest.raises(OSError, match="disk full"):
+        train(cfg, tmp_path / "crashed", progress=False)
+    monkeypatch.setattr(torch, "save", real_save)
+    run = tmp_path / "crashed"
+    assert torch.load(run / runs.CHECKPOINT, weights_only=True)["epoch"] == 1
+    assert len(runs.read_history(run)) == 1  # the row of epoch 2 waits for its checkpoint
+    assert not [p.name for p in run.iterdir() if p.name.startswith(".")]  # no temporary file left
+    resumed = train(None, run, resume=True, progress=False)
+    assert [r["epoch"] for r in runs.read_history(run)] == [1, 2]
+    assert resumed["best_val_loss"] == pytest.approx(full["best_val_loss"], abs=1e-6)
 
-    with pytest.raises(OSError):
-        write_with(target, crash)
-    assert target.read_bytes() == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["w.bin"]
+
+def test_resume_refuses_a_checkpoint_that_would_run_code(tmp_path):
+    """--resume never unpickles: a checkpoint carrying a payload is a one-line error and the payload never runs."""
+    import pathlib
+    import shutil
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (pathlib.Path.touch, (marker,))
+
+    run = tmp_path / "hostile"
+    run.mkdir()
+    runs.write_config(run, {"kind": "train", "framework": "torch", "train": TrainConfig(**TINY).to_dict()})
+    torch.save({"epoch": 1, "done": False, "x": Payload()}, run / runs.CHECKPOINT)
+    shutil.copy(run / runs.CHECKPOINT, tmp_path / "probe.pt")
+    torch.load(tmp_path / "probe.pt", weights_only=False)  # proof that the file is armed
+    assert marker.exists()
+    marker.unlink()
+    with pytest.raises(UserError, match="not a safe mnistlab checkpoint") as err:
+        train(None, run, resume=True, progress=False)
+    assert "\n" not in str(err.value)
+    assert not marker.exists()
+
+
+def test_amp_trains_under_bf16_autocast_on_cpu(tmp_path, data_dir, monkeypatch):
+    from mnistlab import cli
+
+    args = cli.build_parser().parse_args(["train", "--arch", "simple", "--amp", "--epochs", "1", "--device", "cpu",
+                                          "--train-subset", "800", "--val-size", "200", "--batch-size", "64"])
+    cfg = cli.train_config_from_args(args)
+    assert cfg.amp is True and cfg.device == "cpu"
+    seen = []
+    real = torch.autocast
+
+    def spy(device_type, dtype=None, enabled=True, **kw):
+        seen.append((device_type, dtype, enabled))
+        return real(device_type, dtype=dtype, enabled=enabled, **kw)
+
+    monkeypatch.setattr(torch, "autocast", spy)
+    summary = train(cfg, tmp_path / "amp", data_dir=str(data_dir), progress=False)
+    assert seen and set(seen) == {("cpu", torch.bfloat16, True)}
+    assert summary["best_val_acc"] > 0.3  # it learns; bf16 did not break training
+    config = runs.read_config(tmp_path / "amp")
+    assert config["train"]["amp"] is True and config["device"] == "cpu"
+    assert (config["world_size"], config["backend"]) == (1, None)

@@ -22,6 +22,30 @@ SCHEMA_VERSION = 1
 SCHEDULERS = ("onecycle", "step", "none")
 OPTIMIZERS = ("adam", "adamw")
 MONITORS = ("val_loss", "val_acc")
+DEVICES = ("auto", "cpu", "cuda")
+
+# OneCycle, as PyTorch's OneCycleLR and the Keras twin both follow it: a quarter of the steps
+# warming up from lr/25, then a cosine down to lr/25/1e4, with Adam's beta1 moving 0.95 → 0.85 → 0.95.
+ONECYCLE_PCT_START = 0.25
+ONECYCLE_DIV_FACTOR = 25.0
+ONECYCLE_FINAL_DIV_FACTOR = 1e4
+ONECYCLE_BETA1 = (0.95, 0.85)  # (at the ends, at the peak)
+
+# The (seed, epoch) generator formula. Every epoch's shuffle, augmentation and dropout draw from
+# a generator seeded with epoch_seed(seed, epoch), so a resumed run replays exactly the batches an
+# uninterrupted one would have seen. The stride is a prime larger than any epoch count, so two
+# (seed, epoch) pairs never share a seed; ranks of a multi-process run add RANK_STREAM × rank.
+SEED_STRIDE = 100_003
+RANK_STREAM = 2**32
+
+
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """The seed of ``epoch``'s generator (``rank`` > 0: that process's own augmentation/dropout stream).
+
+    >>> epoch_seed(0, 1), epoch_seed(2, 3)
+    (1, 200009)
+    """
+    return seed * SEED_STRIDE + epoch + rank * RANK_STREAM
 
 
 def opt(default: Any, help: str) -> Any:
@@ -57,6 +81,8 @@ class TrainConfig:
     threads: int | None = opt(None, "torch intra-op threads; None = all cores")
     channels_last: bool = opt(True, "NHWC memory layout: ~1.4× faster convolutions on CPU")
     amp: bool = opt(False, "mixed precision: bf16 autocast on CPU, fp16 with loss scaling on CUDA")
+    device: str = opt("auto", "auto (CUDA when present), cpu or cuda; data, model and loop all live there")
+    tensorboard: bool = opt(False, "also write TensorBoard event files to <run>/tensorboard/")
     model_args: dict[str, Any] = field(default_factory=dict, metadata={"help": "extra keyword arguments for the model factory"})
 
     def __post_init__(self) -> None:
@@ -74,6 +100,7 @@ class TrainConfig:
             (self.train_subset is None or self.train_subset >= 10, "--train-subset must be at least 10"),
             (self.threads is None or self.threads >= 1, "--threads must be at least 1"),
             (0 <= self.degrees <= 180, "--degrees must be between 0 and 180"),
+            (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -17,8 +17,8 @@ accuracy comes from ``evaluate_run`` there. Writes ``prune/prune.csv``, ``prune/
 
 from __future__ import annotations
 
-import copy
 import csv
+import dataclasses
 import io
 import time
 import zlib
@@ -26,22 +26,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import prune
 
 from mnistlab import runs
 from mnistlab.config import TrainConfig
-from mnistlab.data.augment import RandomAffine
 from mnistlab.data.datasets import load_train_val
 from mnistlab.errors import UserError
 from mnistlab.evaluation.evaluate import evaluate_run
 from mnistlab.fileio import write_json, write_text
-from mnistlab.frameworks.pytorch import load_model, normalize_images
-from mnistlab.training.trainer import epoch_generator, evaluate_split, make_optimizer
+from mnistlab.frameworks.pytorch import load_model
+from mnistlab.training.loop import LoopOptions, evaluate, run_epochs, steps_per_epoch
+from mnistlab.training.torch_step import TorchStep
 
 PRUNE_DIR = "prune"
 PLOT = "plots/pruning/sparsity_vs_accuracy.png"
+FINETUNE_STREAM = 1000  # added to the epoch in the (seed, epoch) generator formula
 
 
 def parse_sparsities(text: str) -> list[float]:
@@ -69,32 +69,26 @@ def sparsity(model: nn.Module) -> tuple[float, int, int]:
 
 
 def finetune(model: nn.Module, cfg: TrainConfig, data, epochs: int) -> tuple[float, float, int]:
-    """Fine-tune a masked model; keep the best epoch on validation. Returns (val acc before, best, epoch)."""
-    norm = {"mean": data.info.mean, "std": data.info.std}
-    train_x, val_x = normalize_images(data.train_x, norm), normalize_images(data.val_x, norm)
-    _, before = evaluate_split(model, val_x, data.val_y, cfg.channels_last)
-    best, best_epoch, best_state = before, 0, copy.deepcopy(model.state_dict())
-    opt = make_optimizer(model, cfg)
-    augment = RandomAffine(cfg.degrees, cfg.translate, (1 - cfg.scale, 1 + cfg.scale),
-                           fill=-data.info.mean / data.info.std) if cfg.augment else None
-    for epoch in range(1, epochs + 1):
-        gen = epoch_generator(cfg.seed, 1000 + epoch)  # a stream distinct from the original run's epochs
-        model.train()
-        order = torch.randperm(len(data.train_y), generator=gen)
-        for start in range(0, len(order), cfg.batch_size):
-            idx = order[start: start + cfg.batch_size]
-            xb = train_x[idx] if augment is None else augment(train_x[idx], gen)
-            if cfg.channels_last:
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            loss = F.cross_entropy(model(xb), data.train_y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        _, acc = evaluate_split(model, val_x, data.val_y, cfg.channels_last)
-        if acc > best:
-            best, best_epoch, best_state = acc, epoch, copy.deepcopy(model.state_dict())
-    model.load_state_dict(best_state)
-    return before, best, best_epoch
+    """Fine-tune a masked model; keep the best epoch on validation. Returns (val acc before, best, epoch).
+
+    The shared epoch loop trains it, writing nothing, with a constant learning rate and the
+    run's own augmentation; its generator stream is offset so fine-tuning never replays the
+    original run's draws.
+    """
+    cfg = dataclasses.replace(cfg, epochs=max(1, epochs), scheduler="none", amp=False, patience=0,
+                              tensorboard=False, device="cpu")
+    step = TorchStep(model, cfg, steps_per_epoch(len(data.train_y), cfg.batch_size), label="fine-tune")
+    before = evaluate(step, data)[1]
+    best = {"acc": before, "epoch": 0, "state": step.snapshot()}
+
+    def keep_best(row: dict[str, float], _model: nn.Module) -> None:
+        if row["val_acc"] > best["acc"]:
+            best.update(acc=row["val_acc"], epoch=int(row["epoch"]), state=step.snapshot())
+
+    if epochs:
+        run_epochs(step, cfg, data, LoopOptions(progress=False, stream=FINETUNE_STREAM, on_epoch_end=keep_best))
+    model.load_state_dict(best["state"])
+    return before, best["acc"], best["epoch"]
 
 
 def prune_one(run_dir: Path, config: dict[str, Any], data, amount: float, epochs: int, lr: float,
@@ -138,7 +132,7 @@ def base_row(run_dir: Path, config: dict[str, Any], data, data_dir: str | None) 
         test_acc = accuracy(*runs.load_predictions(run_dir / runs.PREDICTIONS))
     else:
         test_acc = evaluate_run(run_dir, data_dir=data_dir)["accuracy"]
-    _, val_acc = evaluate_split(model, normalize_images(data.val_x, config["data"]), data.val_y, True)
+    val_acc = evaluate(TorchStep(model, TrainConfig.from_dict(config["train"]), 1), data)[1]
     raw = (run_dir / runs.WEIGHTS).read_bytes()
     return {"sparsity_target": 0.0, "sparsity_reached": round(reached, 6), "zero_weights": zeros,
             "prunable_weights": total, "val_acc_pruned": val_acc, "val_acc": val_acc, "best_finetune_epoch": 0,

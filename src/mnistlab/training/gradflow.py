@@ -68,9 +68,11 @@ class GradNormMonitor:
 
     def _reset(self) -> None:
         n = len(self.params)
-        self._sum = torch.zeros(n, dtype=torch.float64)
-        self._min = torch.full((n,), math.inf, dtype=torch.float64)
-        self._max = torch.zeros(n, dtype=torch.float64)
+        # Kept beside the parameters (on the GPU when they are): no copy to the host per batch.
+        dev = self.params[0].device if self.params else torch.device("cpu")
+        self._sum = torch.zeros(n, dtype=torch.float64, device=dev)
+        self._min = torch.full((n,), math.inf, dtype=torch.float64, device=dev)
+        self._max = torch.zeros(n, dtype=torch.float64, device=dev)
         self._batches = 0
 
     @torch.no_grad()
@@ -78,7 +80,7 @@ class GradNormMonitor:
         """Record the current gradients (call right after ``loss.backward()``)."""
         if not self.params:
             return
-        zero = torch.zeros((), dtype=torch.float64)
+        zero = torch.zeros((), dtype=torch.float64, device=self._sum.device)
         norms = torch.stack([p.grad.detach().norm().double() if p.grad is not None else zero for p in self.params])
         self._sum += norms
         torch.minimum(self._min, norms, out=self._min)

@@ -1,57 +1,60 @@
-"""The Keras trainer: same data, split, augmentation, schedules and run directory as PyTorch's.
+"""The Keras trainer: the Keras step on the shared epoch loop, with PyTorch's batches and schedules.
 
     >>> from mnistlab.config import TrainConfig
     >>> from mnistlab.frameworks.keras.train import train                 # doctest: +SKIP
     >>> train(TrainConfig(arch="simple", framework="keras", epochs=1), "runs/k")  # doctest: +SKIP
     {'best_epoch': 1, ...}
 
-Fairness by construction: the batches come from the PyTorch trainer's own generator
-(``epoch_generator``: same shuffle, same ``RandomAffine`` draws), converted to NHWC per batch;
+Fairness by construction: the loop (:mod:`mnistlab.training.loop`) hands this step the very
+batches PyTorch gets (same shuffle, same ``RandomAffine`` draws), converted to NHWC per batch;
 learning rates follow PyTorch's OneCycleLR/StepLR formulas exactly (OneCycle also cycles Adam's
 beta1 between 0.95 and 0.85, as PyTorch does); ``adam`` adds ``weight_decay × w`` to every
 gradient (PyTorch's coupled L2) and ``adamw`` is Keras's AdamW (decoupled, as ``torch.optim.AdamW``).
 One known difference: Keras adds Adam's epsilon to √v before the bias correction, PyTorch after.
 
+Parity with PyTorch: ``--resume`` (the checkpoint holds every model variable, dropout seed
+states included, and the optimiser's variables) and ``--amp`` (Keras's ``mixed_bfloat16``
+policy; ``model.keras`` is saved in float32 so every reader gets float32 logits). Not here:
+CUDA (the TensorFlow wheel is CPU-only) and several processes (torchrun drives PyTorch only).
+
 A custom ``tf.function`` step is used rather than ``model.fit``: it measured faster on this CPU
-(benchmarks/keras_step.py) and takes the per-batch learning rate and the PyTorch-generated
-batches without a callback per batch.
+(benchmarks/keras_step.py) and takes the per-batch learning rate and the loop's batches
+without a callback per batch.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import tempfile
-import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from mnistlab import runs
-from mnistlab.config import TrainConfig
-from mnistlab.data.augment import RandomAffine
-from mnistlab.data.datasets import TrainValData, load_train_val
+from mnistlab.config import (ONECYCLE_BETA1, ONECYCLE_DIV_FACTOR, ONECYCLE_FINAL_DIV_FACTOR, ONECYCLE_PCT_START,
+                             TrainConfig)
+from mnistlab.data.datasets import TrainValData
 from mnistlab.errors import UserError
-from mnistlab.fileio import write_json
 from mnistlab.frameworks.keras import MODEL_FILE, forward_function, keras, keras_logits, set_threads, tf
-from mnistlab.frameworks.pytorch import build_model, normalize_images
 from mnistlab.frameworks.keras.models import create_keras_model, trainable_parameters
-from mnistlab.training.progress import EpochProgress
-from mnistlab.training.selection import EpochSelector, epoch_row
-from mnistlab.training.trainer import TrainingFailed, epoch_generator, run_config
+from mnistlab.training.distributed import DistContext
+from mnistlab.training.fit import fit, run_config
+from mnistlab.training.loop import steps_per_epoch
 
 # XLA compilation of the training step: off, because on the 2-core dev machine it made the
 # simple model's step ~4× slower (benchmarks/keras_step.py, figures in docs/keras.md).
 JIT_COMPILE = False
+AMP_POLICY = "mixed_bfloat16"
 
 
 def learning_rate(cfg: TrainConfig, step: int, epoch: int, steps_per_epoch: int) -> tuple[float, float]:
     """(learning rate, Adam beta1) for batch ``step`` (0-based, counted over the run) in ``epoch`` (1-based).
 
-    OneCycle mirrors ``torch.optim.lr_scheduler.OneCycleLR(pct_start=0.25)`` with its defaults:
+    OneCycle mirrors ``torch.optim.lr_scheduler.OneCycleLR`` with the settings in ``mnistlab.config``:
     cosine from lr/25 up to lr, then down to lr/25/1e4; beta1 moves 0.95 → 0.85 → 0.95 meanwhile.
     """
     if cfg.scheduler == "step":
@@ -59,17 +62,19 @@ def learning_rate(cfg: TrainConfig, step: int, epoch: int, steps_per_epoch: int)
     if cfg.scheduler == "none":
         return cfg.lr, 0.9
     total = cfg.epochs * steps_per_epoch
-    up_end = 0.25 * total - 1
-    initial, final = cfg.lr / 25, cfg.lr / 25 / 1e4
+    up_end = ONECYCLE_PCT_START * total - 1
+    initial = cfg.lr / ONECYCLE_DIV_FACTOR
+    final = initial / ONECYCLE_FINAL_DIV_FACTOR
+    beta_ends, beta_peak = ONECYCLE_BETA1
 
     def cos(start: float, end: float, pct: float) -> float:
         return end + (start - end) / 2 * (math.cos(math.pi * pct) + 1)
 
     if step <= up_end:
         pct = step / up_end
-        return cos(initial, cfg.lr, pct), cos(0.95, 0.85, pct)
+        return cos(initial, cfg.lr, pct), cos(beta_ends, beta_peak, pct)
     pct = (step - up_end) / (total - 1 - up_end)
-    return cos(cfg.lr, final, pct), cos(0.85, 0.95, pct)
+    return cos(cfg.lr, final, pct), cos(beta_peak, beta_ends, pct)
 
 
 def save_model(model: "keras.Model", path: Path) -> None:
@@ -111,99 +116,111 @@ class Stepper:
 
     def _step(self, x, y):
         with tf.GradientTape() as tape:
-            logits = self.model(x, training=True)
+            # float32 logits even under mixed_bfloat16: the loss and its gradient stay accurate
+            logits = tf.cast(self.model(x, training=True), tf.float32)
             loss = self.loss(y, logits)
         grads = tape.gradient(loss, self.vars)
         if self.l2:
             grads = [g + self.l2 * v for g, v in zip(grads, self.vars)]
         self.opt.apply_gradients(zip(grads, self.vars))
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int64), y), tf.int64))
-        return loss, correct
+        # Gradient L2 norms of the kernels (the weights PyTorch's GradNormMonitor watches too).
+        norms = tf.stack([tf.norm(g) for g, v in zip(grads, self.vars) if len(v.shape) > 1] or [tf.zeros(())])
+        return loss, correct, norms
 
     def set_hyper(self, lr: float, beta_1: float) -> None:
         self.opt.learning_rate.assign(lr)
         self.opt.beta_1.assign(beta_1)
 
 
-def evaluate_split(forward, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) on a normalised NHWC split."""
-    logits = torch.from_numpy(keras_logits(forward, x))
-    labels = torch.from_numpy(y)
-    return torch.nn.functional.cross_entropy(logits, labels).item(), (logits.argmax(1) == labels).float().mean().item()
+def _nhwc(x: torch.Tensor) -> np.ndarray:
+    return x.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+
+class KerasStep:
+    """A Keras model and its :class:`Stepper` as a :class:`~mnistlab.training.loop.Step`."""
+
+    def __init__(self, cfg: TrainConfig, model: "keras.Model", steps_per_epoch: int,
+                 float32_twin: Callable[[], "keras.Model"]):
+        self.cfg, self.model, self.steps_per_epoch = cfg, model, steps_per_epoch
+        self.label = f"{cfg.arch} (keras)"
+        self.stepper, self.forward = Stepper(model, cfg), forward_function(model)
+        self.float32_twin = float32_twin
+        self.step, self.epoch = 0, 1
+        self.layers = [v.path.rsplit("/", 1)[0] for v in model.trainable_variables if len(v.shape) > 1]
+        self._norm_sum, self._batches = 0.0, 0
+
+    def begin_epoch(self, epoch: int, seed: int) -> float:
+        # Dropout draws from the layers' seed-generator variables, saved with the checkpoint.
+        self.epoch = epoch
+        return learning_rate(self.cfg, self.step, epoch, self.steps_per_epoch)[0]
+
+    def train_batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
+        self.stepper.set_hyper(*learning_rate(self.cfg, self.step, self.epoch, self.steps_per_epoch))
+        loss, right, norms = self.stepper.step(tf.constant(_nhwc(x)), tf.constant(y.cpu().numpy()))
+        self._norm_sum, self._batches = self._norm_sum + norms.numpy(), self._batches + 1
+        self.step += 1
+        return float(loss) * len(y), int(right)
+
+    def end_epoch(self, epoch: int) -> dict[str, float]:
+        """The epoch's mean gradient norm per layer (for TensorBoard; grad_norms.csv is PyTorch's)."""
+        means = np.atleast_1d(self._norm_sum / max(1, self._batches))
+        self._norm_sum, self._batches = 0.0, 0
+        return {name: float(m) for name, m in zip(self.layers, means)}
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(keras_logits(self.forward, _nhwc(x)), dtype=np.float32))
+
+    def state(self) -> dict[str, Any]:
+        as_tensors = lambda variables: [torch.from_numpy(np.array(v.numpy())) for v in variables]  # noqa: E731
+        return {"variables": as_tensors(self.model.variables), "optimizer": as_tensors(self.stepper.opt.variables),
+                "step": self.step}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        for key, variables in (("variables", self.model.variables), ("optimizer", self.stepper.opt.variables)):
+            if len(state[key]) != len(variables):
+                raise UserError(f"checkpoint holds {len(state[key])} {key}, the model {len(variables)}; "
+                                "train the run again with --force")
+            for var, value in zip(variables, state[key]):
+                var.assign(value.numpy())
+        self.step = int(state["step"])
+
+    def save_best(self, run_dir: Path) -> None:
+        model = self.model
+        if self.cfg.amp:
+            model = self.float32_twin()
+            model.set_weights(self.model.get_weights())
+        save_model(model, run_dir / MODEL_FILE)
+
+
+def build_keras(cfg: TrainConfig, data: TrainValData, device: torch.device, ctx: DistContext,
+                run_dir: Path | None, threads: int) -> tuple[KerasStep, dict[str, Any]]:
+    """The Keras twin of ``cfg.arch`` and its step, with the run's config.json."""
+    if ctx.active:
+        raise UserError("several processes (torchrun, --nproc) train PyTorch runs only; drop them for --framework keras")
+    if device.type != "cpu":
+        raise UserError("Keras trains on the CPU here (tensorflow-cpu); use --device cpu or auto")
+    set_threads(threads)
+    keras.utils.set_random_seed(cfg.seed)
+    dims = dict(in_channels=1, num_classes=data.info.num_classes, image_size=data.info.image_size)
+    previous = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy(AMP_POLICY if cfg.amp else "float32")
+    try:
+        model = create_keras_model(cfg.arch, **dims, **cfg.model_args)
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
+    step = KerasStep(cfg, model, steps_per_epoch(len(data.train_y), cfg.batch_size),
+                     lambda: create_keras_model(cfg.arch, **dims, **cfg.model_args))
+    config = run_config(cfg, data, trainable_parameters(model), threads, framework="keras")
+    config["environment"].update(keras=keras.__version__, tensorflow=tf.__version__)
+    config["model_file"] = MODEL_FILE
+    return step, config
 
 
 def train(cfg: TrainConfig, out: str | Path, *, data_dir: str | None = None, resume: bool = False,
           force: bool = False, progress: bool = True, data: TrainValData | None = None) -> dict[str, Any]:
-    """Train the Keras twin of ``cfg.arch`` into ``out``; returns the same summary as the PyTorch trainer."""
-    out = Path(out)
-    if resume:
-        raise UserError(f"{out}: resuming Keras runs is not supported; train again with --force")
-    if getattr(cfg, "amp", False):
-        raise UserError("--amp is implemented for PyTorch only; drop it for --framework keras")
-    runs.prepare_run_dir(out, force=force)
-    threads = cfg.threads or torch.get_num_threads()
-    set_threads(threads)
-    keras.utils.set_random_seed(cfg.seed)
-    if data is None:
-        data = load_train_val(cfg.dataset, val_size=cfg.val_size, seed=cfg.split_seed,
-                              data_dir=data_dir, train_subset=cfg.train_subset)
-    norm = {"mean": data.info.mean, "std": data.info.std}
-    train_x = normalize_images(data.train_x, norm)  # NCHW torch, for the shared augmentation
-    train_y = data.train_y.numpy().astype(np.int64)
-    val_x, val_y = _nhwc(normalize_images(data.val_x, norm)), data.val_y.numpy().astype(np.int64)
-
-    dims = dict(in_channels=1, num_classes=data.info.num_classes, image_size=data.info.image_size)
-    model = create_keras_model(cfg.arch, **dims, **cfg.model_args)
-    config = run_config(cfg, data, build_model({"arch": cfg.arch, "data": dims, "model_args": cfg.model_args}),
-                        threads)
-    config["environment"].update(keras=keras.__version__, tensorflow=tf.__version__)
-    config.update(framework="keras", params=trainable_parameters(model), model_file=MODEL_FILE)
-    runs.write_config(out, config)
-
-    stepper, forward = Stepper(model, cfg), forward_function(model)
-    steps_per_epoch = math.ceil(len(train_y) / cfg.batch_size)
-    augment = RandomAffine(cfg.degrees, cfg.translate, (1 - cfg.scale, 1 + cfg.scale),
-                           fill=-data.info.mean / data.info.std) if cfg.augment else None
-    history: list[dict[str, float]] = []
-    selector = EpochSelector(cfg.monitor, cfg.patience, cfg.epochs)
-    elapsed, step = 0.0, 0
-    with EpochProgress(f"{cfg.arch} (keras)", enabled=progress) as bar:
-        for epoch in range(1, cfg.epochs + 1):
-            t0 = time.perf_counter()
-            gen = epoch_generator(cfg.seed, epoch)
-            order = torch.randperm(len(train_y), generator=gen)
-            lr = learning_rate(cfg, step, epoch, steps_per_epoch)[0]
-            bar.start_epoch(epoch, cfg.epochs, len(order))
-            loss_sum, correct, seen = 0.0, 0, 0
-            for start in range(0, len(order), cfg.batch_size):
-                idx = order[start: start + cfg.batch_size]
-                xb = train_x[idx]
-                if augment is not None:
-                    xb = augment(xb, gen)
-                stepper.set_hyper(*learning_rate(cfg, step, epoch, steps_per_epoch))
-                loss, right = stepper.step(tf.constant(_nhwc(xb)), tf.constant(train_y[idx.numpy()]))
-                loss = float(loss)
-                if not math.isfinite(loss):
-                    raise TrainingFailed(f"loss became {loss} at epoch {epoch}; lower --lr")
-                step += 1
-                loss_sum += loss * len(idx)
-                correct += int(right)
-                seen += len(idx)
-                bar.advance(len(idx), loss_sum / seen, correct / seen, seen / (time.perf_counter() - t0))
-            train_seconds = time.perf_counter() - t0
-            val_loss, val_acc = evaluate_split(forward, val_x, val_y)
-            seconds = time.perf_counter() - t0
-            elapsed += seconds
-            row = epoch_row(epoch, loss_sum, correct, seen, val_loss, val_acc, lr, seconds, train_seconds)
-            history.append(row)
-            improved = selector.update(row)
-            if improved:
-                save_model(model, out / MODEL_FILE)
-            runs.write_history(out, history)
-            bar.end_epoch(row, " *" if improved else "")
-            if selector.done(epoch):
-                break
-
-    summary = selector.summary(history, elapsed, resumed=False)
-    write_json(out / runs.TRAINING, summary)
-    return summary
+    """Train the Keras twin of ``cfg.arch`` into ``out`` (or continue it with ``resume``); the same summary as PyTorch's."""
+    if cfg is not None and not resume and cfg.device == "auto":
+        cfg = dataclasses.replace(cfg, device="cpu")  # recorded as such: a resume elsewhere stays on the CPU
+    return fit(cfg, out, build=build_keras, framework="keras", data_dir=data_dir, resume=resume, force=force,
+               progress=progress, data=data)

@@ -1,0 +1,38 @@
+"""Which device a run trains on, and the mixed precision that suits it.
+
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    >>> amp_dtype(torch.device("cpu"))
+    torch.bfloat16
+
+``auto`` takes CUDA when PyTorch sees a GPU. Asking for ``cuda`` on a machine without one is a
+one-line :class:`~mnistlab.errors.UserError`, not a traceback from deep inside the model.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mnistlab.errors import UserError
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto``/``cpu``/``cuda`` → a ``torch.device``; process ``local_rank`` of a node gets GPU ``local_rank``."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return torch.device("cpu")
+    if name != "cuda":
+        raise UserError(f"--device {name!r}: choose auto, cpu or cuda")
+    if not torch.cuda.is_available():
+        raise UserError("--device cuda: PyTorch sees no CUDA GPU here; use --device cpu (or auto)")
+    if local_rank >= torch.cuda.device_count():
+        raise UserError(f"process {local_rank} of this node has no GPU of its own "
+                        f"({torch.cuda.device_count()} visible); start at most that many processes per node")
+    torch.cuda.set_device(local_rank)
+    return torch.device("cuda", local_rank)
+
+
+def amp_dtype(device: torch.device) -> torch.dtype:
+    """fp16 on CUDA (tensor cores; needs a grad scaler), bf16 on CPU (CPUs have no fast fp16; needs none)."""
+    return torch.float16 if device.type == "cuda" else torch.bfloat16

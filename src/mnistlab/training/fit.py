@@ -1,0 +1,95 @@
+"""Opening a run for the epoch loop: new or resumed, one process or many; shared by every framework.
+
+    >>> from mnistlab.training.fit import fit                                   # doctest: +SKIP
+    >>> fit(cfg, "runs/x", build=my_build, framework="torch")                  # doctest: +SKIP
+
+:func:`fit` reads (on resume) or creates (new run) the run directory on rank 0 only, picks the
+device and this process's threads, loads the data, asks the framework's ``build`` for its step
+and its config.json, and runs :func:`~mnistlab.training.loop.run_epochs`. The framework trainers
+(``training.trainer.train``, ``frameworks.keras.train.train``) are thin calls to it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from mnistlab import runs
+from mnistlab.config import TrainConfig
+from mnistlab.data.datasets import TrainValData, load_train_val
+from mnistlab.errors import UserError
+from mnistlab.training import distributed
+from mnistlab.training.checkpoint import load_checkpoint
+from mnistlab.training.distributed import DistContext
+from mnistlab.training.loop import LoopOptions, Step, run_epochs
+
+# build(cfg, data, device, ctx, run_dir or None, threads) → (step, config.json without world_size/backend)
+Build = Callable[[TrainConfig, TrainValData, torch.device, DistContext, "Path | None", int], "tuple[Step, dict[str, Any]]"]
+
+
+def run_config(cfg: TrainConfig, data: TrainValData, params: int, threads: int, framework: str = "torch") -> dict[str, Any]:
+    """The config.json of a new run (a framework may add keys, e.g. Keras's ``model_file``)."""
+    info = data.info
+    return {
+        "kind": "train",
+        "framework": framework,
+        "dataset": info.name,
+        "arch": cfg.arch,
+        "model_args": cfg.model_args,
+        "params": params,
+        "data": {
+            "mean": info.mean, "std": info.std, "class_names": list(info.class_names),
+            "num_classes": info.num_classes, "image_size": info.image_size, "in_channels": 1,
+            "val_size": cfg.val_size, "split_seed": cfg.split_seed,
+            "n_train": len(data.train_y), "n_val": len(data.val_y),
+        },
+        "train": cfg.to_dict(),
+        "threads": threads,
+        "environment": runs.environment(),
+        "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
+
+
+def _open_resume(out: Path, framework: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(stored settings, checkpoint) of a run to continue; rank 0 only."""
+    stored = runs.read_config(out)
+    if stored.get("framework", "torch") != framework:
+        raise UserError(f"{out}: a {stored.get('framework')} run; resume it with its own framework")
+    state = load_checkpoint(out / runs.CHECKPOINT)
+    if state.get("done"):
+        raise UserError(f"{out}: this run already finished; train a new one or use --force")
+    return stored["train"], state
+
+
+def fit(cfg: TrainConfig | None, out: str | Path, *, build: Build, framework: str, data_dir: str | None = None,
+        resume: bool = False, force: bool = False, progress: bool = True, data: TrainValData | None = None,
+        on_epoch_end: Callable[[dict[str, float], Any], None] | None = None) -> dict[str, Any]:
+    """Train ``cfg`` into ``out`` (or continue ``out`` with ``resume``) with the step ``build`` makes."""
+    ctx = distributed.join()
+    try:
+        out = distributed.broadcast(Path(out), ctx)  # default names hold a time stamp: rank 0's wins
+        state = None
+        if resume:
+            stored, state = distributed.from_main(lambda: _open_resume(out, framework), ctx)
+            cfg = TrainConfig.from_dict(stored)
+        assert cfg is not None, "a new run needs a TrainConfig"
+        ctx, device = distributed.on_device(ctx, cfg.device)  # before --out is touched: a bad device changes nothing
+        if not resume:
+            distributed.from_main(lambda: runs.prepare_run_dir(out, force=force), ctx)
+        threads = cfg.threads or distributed.threads_per_process(ctx)
+        torch.set_num_threads(threads)
+        torch.manual_seed(cfg.seed)
+        if data is None:
+            data = load_train_val(cfg.dataset, val_size=cfg.val_size, seed=cfg.split_seed,
+                                  data_dir=data_dir, train_subset=cfg.train_subset)
+        step, config = build(cfg, data, device, ctx, out if ctx.is_main else None, threads)
+        if ctx.is_main and state is None:
+            runs.write_config(out, {**config, "device": str(device), "world_size": ctx.world_size,
+                                    "backend": ctx.backend})
+        opts = LoopOptions(run_dir=out, device=device, ctx=ctx, progress=progress, on_epoch_end=on_epoch_end)
+        return run_epochs(step, cfg, data, opts, resume=state)
+    finally:
+        distributed.stop(ctx)

@@ -1,0 +1,133 @@
+"""The PyTorch step the epoch loop drives: optimiser, schedule, mixed precision, DDP, gradient monitor.
+
+    >>> from mnistlab.config import TrainConfig
+    >>> from mnistlab.models import create_model
+    >>> step = TorchStep(create_model("simple"), TrainConfig(epochs=1), steps_per_epoch=10)
+    >>> step.begin_epoch(1, seed=1) > 0
+    True
+    >>> loss, correct = step.train_batch(torch.zeros(4, 1, 28, 28), torch.zeros(4, dtype=torch.long))
+    >>> step.logits(torch.zeros(2, 1, 28, 28)).shape
+    torch.Size([2, 10])
+
+Mixed precision (``amp``) is fp16 with a ``GradScaler`` on CUDA and bf16 autocast on a CPU;
+evaluation always runs in float32. Under torchrun the model is wrapped in
+``DistributedDataParallel`` for training only; weights are saved from the bare module, so the
+saved names carry no ``module.`` prefix.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mnistlab import runs
+from mnistlab.config import (ONECYCLE_BETA1, ONECYCLE_DIV_FACTOR, ONECYCLE_FINAL_DIV_FACTOR, ONECYCLE_PCT_START,
+                             TrainConfig)
+from mnistlab.training.device import amp_dtype
+from mnistlab.training.distributed import DistContext
+from mnistlab.training.gradflow import GradNormMonitor
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    """Returns (scheduler or None, whether it steps per batch)."""
+    if cfg.scheduler == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch, pct_start=ONECYCLE_PCT_START,
+            div_factor=ONECYCLE_DIV_FACTOR, final_div_factor=ONECYCLE_FINAL_DIV_FACTOR,
+            max_momentum=ONECYCLE_BETA1[0], base_momentum=ONECYCLE_BETA1[1])
+        return sched, True
+    if cfg.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma), False
+    return None, False
+
+
+class TorchStep:
+    """A PyTorch model, its optimiser and schedule, as a :class:`~mnistlab.training.loop.Step`.
+
+    ``run_dir`` (rank 0 of a run that writes files) enables the gradient monitor and its
+    ``grad_norms.csv``; ``steps_per_epoch`` counts this rank's batches (OneCycle's length).
+    """
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig, steps_per_epoch: int, *,
+                 device: torch.device = torch.device("cpu"), ctx: DistContext = DistContext(),
+                 run_dir: Path | None = None, label: str | None = None):
+        self.cfg, self.device, self.label = cfg, device, label or cfg.arch
+        self.model = model.to(device)
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.trained: nn.Module = self.model
+        if ctx.active:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.trained = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.monitor = GradNormMonitor(self.model, run_dir) if run_dir is not None else None
+        self.opt = make_optimizer(self.model, cfg)
+        self.sched, self.per_batch = make_scheduler(self.opt, cfg, steps_per_epoch)
+        self.amp_dtype = amp_dtype(device)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp and self.amp_dtype == torch.float16)
+
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else x
+
+    def begin_epoch(self, epoch: int, seed: int) -> float:
+        self.trained.train()
+        torch.manual_seed(seed)  # dropout masks: the same on resume (seeds CUDA too)
+        return self.opt.param_groups[0]["lr"]
+
+    def train_batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.cfg.amp):
+            logits = self.trained(self._input(x))
+            loss = F.cross_entropy(logits, y)
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.monitor is not None:
+            self.scaler.unscale_(self.opt)  # no-op unless fp16; the monitor sees true gradients
+            self.monitor.step()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        if self.per_batch:
+            self.sched.step()
+        return loss.detach().float() * len(y), (logits.argmax(1) == y).sum()
+
+    def end_epoch(self, epoch: int) -> dict[str, float]:
+        if self.sched is not None and not self.per_batch:
+            self.sched.step()
+        if self.monitor is None:
+            return {}
+        self.monitor.end_epoch(epoch)  # warns on stderr when a layer's gradients vanish or explode
+        return {r["layer"]: r["mean_norm"] for r in self.monitor.rows if r["epoch"] == epoch}
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        self.model.eval()
+        return self.model(self._input(x)).float()
+
+    def state(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict() if self.sched is not None else None,
+                "scaler": self.scaler.state_dict()}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        if self.sched is not None:
+            self.sched.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+
+    def save_best(self, run_dir: Path) -> None:
+        runs.save_weights(run_dir, self.model)
+
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        """A copy of the weights kept in memory (pruning keeps its best epoch this way)."""
+        return copy.deepcopy(self.model.state_dict())

@@ -1,0 +1,87 @@
+"""The shared epoch loop: sharding, devices, TensorBoard, and one loop for every trainer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from mnistlab import cli, runs
+from mnistlab.config import TrainConfig
+from mnistlab.errors import UserError
+from mnistlab.training.distributed import DistContext, strip_nproc
+from mnistlab.training.loop import global_batches, steps_per_epoch
+from mnistlab.training.trainer import train
+
+SMALL = dict(arch="simple", epochs=1, train_subset=500, val_size=200, batch_size=64, seed=1)
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+@pytest.mark.parametrize("n,batch,world", [(10, 4, 2), (1000, 128, 2), (1001, 64, 3), (7, 7, 1)])
+def test_ranks_share_each_global_batch_of_one_permutation(n, batch, world):
+    """Together the ranks' batches are the single-process batches (less a last scrap too small to share)."""
+    single = global_batches(n, batch, torch.Generator().manual_seed(5), DistContext())
+    shards = [global_batches(n, batch, torch.Generator().manual_seed(5), DistContext(rank=r, world_size=world))
+              for r in range(world)]
+    assert len({len(s) for s in shards}) == 1  # every rank takes the same number of steps
+    assert len(shards[0]) == steps_per_epoch(n, batch, world)
+    for i, parts in enumerate(zip(*shards)):
+        merged = torch.cat(parts)
+        assert sorted(merged.tolist()) == sorted(single[i].tolist())
+        assert min(len(p) for p in parts) >= 1
+
+
+def test_one_epoch_loop_in_the_source():
+    """Every trainer plugs into training/loop.py: `for epoch in` stands in one file."""
+    hits = [p.name for p in (SRC / "mnistlab").rglob("*.py") if "for epoch in" in p.read_text(encoding="utf-8")]
+    assert hits == ["loop.py"]
+
+
+def test_unknown_device_is_a_user_error():
+    with pytest.raises(UserError, match="--device"):
+        TrainConfig(device="gpu")
+
+
+def test_cuda_without_a_gpu_is_one_line_and_touches_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "run"
+    code = cli.main(["train", "--arch", "simple", "--device", "cuda", "--epochs", "1", "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--device cuda" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_cpu_device_is_recorded(tmp_path, data_dir):
+    train(TrainConfig(**SMALL, device="cpu"), tmp_path / "cpu", progress=False)
+    config = runs.read_config(tmp_path / "cpu")
+    assert config["device"] == "cpu" and config["train"]["device"] == "cpu"
+
+
+def test_nproc_is_removed_from_the_relaunched_command():
+    assert strip_nproc(["train", "--nproc", "2", "--arch", "simple", "--nproc=3"]) == ["train", "--arch", "simple"]
+
+
+def read_board(run_dir: Path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0, "images": 0})
+    acc.Reload()
+    return acc
+
+
+def test_tensorboard_events_hold_the_history(tmp_path, data_dir):
+    run = tmp_path / "tb"
+    train(TrainConfig(**{**SMALL, "epochs": 2}, tensorboard=True), run, progress=False)
+    board = read_board(run)
+    tags = board.Tags()
+    assert {"loss/train", "loss/val", "accuracy/train", "accuracy/val", "lr"} <= set(tags["scalars"])
+    assert any(t.startswith("grad_norm/") for t in tags["scalars"])
+    assert "val/misclassified" in tags["images"]
+    history = runs.read_history(run)
+    logged = [(e.step, e.value) for e in board.Scalars("accuracy/val")]
+    assert logged == [(int(r["epoch"]), pytest.approx(r["val_acc"], abs=1e-6)) for r in history]
+
+
+def test_no_tensorboard_folder_unless_asked(trained_run):
+    assert not (trained_run / "tensorboard").exists()
