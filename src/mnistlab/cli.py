@@ -132,17 +132,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mnistlab import runs
     from mnistlab.frameworks import train_function
     from mnistlab.training.distributed import is_main_process, launch_torchrun
+    from mnistlab.training.fit import check_before_launch
 
-    if args.nproc is not None:
-        if args.seeds:
-            raise UserError("--nproc trains one run; it cannot be combined with --seeds")
-        if args.arch:
-            train_config_from_args(args)  # a bad setting fails here once, not in every process
-        return launch_torchrun(args.nproc, args.argv)
+    if args.nproc is not None and args.seeds:
+        raise UserError("--nproc trains one run; it cannot be combined with --seeds")
     if args.resume:
         if args.seeds:
             raise UserError("--seeds trains new runs; it cannot be combined with --resume")
         out = Path(args.resume)
+        if args.nproc is not None:
+            check_before_launch(None, out, resume=True)
+            return launch_torchrun(args.nproc, args.argv)
         train = train_function(runs.read_config(out).get("framework", "torch"))
         summary = train(None, out, data_dir=args.data_dir, resume=True, progress=not args.quiet)  # type: ignore[arg-type]
     else:
@@ -152,6 +152,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.seeds:
             return train_several_seeds(args, cfg)
         out = Path(args.out) if args.out else runs.default_run_dir(cfg.arch)
+        if args.nproc is not None:  # the checks rank 0 would make, once, as one-line errors
+            check_before_launch(cfg, out, force=args.force)
+            return launch_torchrun(args.nproc, args.argv if args.out else [*args.argv, "--out", str(out)])
         summary = train_function(cfg.framework)(cfg, out, data_dir=args.data_dir, force=args.force, progress=not args.quiet)
     summary = {"run_dir": str(out), **summary}
     if not is_main_process():
