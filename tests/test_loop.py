@@ -85,3 +85,11 @@ def test_tensorboard_events_hold_the_history(tmp_path, data_dir):
 
 def test_no_tensorboard_folder_unless_asked(trained_run):
     assert not (trained_run / "tensorboard").exists()
+
+
+def test_too_few_steps_for_onecycle_is_a_user_error(tmp_path, data_dir):
+    """500 images in batches of 128 for 1 epoch: 4 steps, too few for OneCycle's warm-up (was a ZeroDivisionError)."""
+    with pytest.raises(UserError, match="--scheduler onecycle needs at least 8"):
+        train(TrainConfig(**{**SMALL, "batch_size": 128}), tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()  # refused before the run directory was made
+    train(TrainConfig(**{**SMALL, "batch_size": 128, "scheduler": "none"}), tmp_path / "ok", progress=False)

@@ -11,7 +11,6 @@ choices come from the registries (models, data sets, frameworks, optimisers, sch
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ TRAIN_FLAGS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "sched
                "gamma", "patience", "monitor", "seed", "augment", "degrees", "val_size", "split_seed",
                "train_subset", "threads", "dataset", "framework", "amp", "device", "tensorboard")
 DEVICES = ("auto", "cpu", "cuda")
-DISTRIBUTED = "mnistlab.training.distributed"  # multi-process training (torchrun), when present
 
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
@@ -59,24 +57,9 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, help=h["amp"] + " (default off)")
     p.add_argument("--framework", choices=FRAMEWORKS,
                    help=f"{' or '.join(FRAMEWORKS)} (default {default.framework}; keras needs mnistlab[keras])")
-    # The device, TensorBoard and multi-process options appear with the training code that reads them.
-    if "device" in h:
-        p.add_argument("--device", choices=DEVICES, help=h["device"])
-    if "tensorboard" in h:
-        p.add_argument("--tensorboard", action="store_true", default=None, help=h["tensorboard"])
-    if _distributed_available():
-        p.add_argument("--nproc", type=int, metavar="N", help="train on N processes (launches torchrun)")
-
-
-def _distributed_available() -> bool:
-    return importlib.util.find_spec(DISTRIBUTED) is not None
-
-
-def _is_main_process() -> bool:
-    """Whether this process prints results: always, unless it is a non-zero rank of a torchrun job."""
-    if not _distributed_available():
-        return True
-    return importlib.import_module(DISTRIBUTED).is_main_process()
+    p.add_argument("--device", choices=DEVICES, help=h["device"])
+    p.add_argument("--tensorboard", action="store_true", default=None, help=h["tensorboard"])
+    p.add_argument("--nproc", type=int, metavar="N", help="train on N processes on this machine (launches torchrun)")
 
 
 def train_config_from_args(args: argparse.Namespace):
@@ -89,13 +72,18 @@ def train_config_from_args(args: argparse.Namespace):
 def cmd_train(args: argparse.Namespace) -> int:
     from mnistlab import runs
     from mnistlab.frameworks import train_function
+    from mnistlab.training.distributed import is_main_process, launch_torchrun
+    from mnistlab.training.fit import check_before_launch
 
-    if getattr(args, "nproc", None):
-        return importlib.import_module(DISTRIBUTED).launch_torchrun(args.nproc, args.argv)
+    if args.nproc is not None and args.seeds:
+        raise UserError("--nproc trains one run; it cannot be combined with --seeds")
     if args.resume:
         if args.seeds:
             raise UserError("--seeds trains new runs; it cannot be combined with --resume")
         out = Path(args.resume)
+        if args.nproc is not None:  # the checks rank 0 would make, once, as one-line errors
+            check_before_launch(None, out, resume=True)
+            return launch_torchrun(args.nproc, args.argv)
         train = train_function(runs.read_config(out).get("framework", "torch"))
         summary = train(None, out, data_dir=args.data_dir, resume=True, progress=not args.quiet)  # type: ignore[arg-type]
     else:
@@ -105,9 +93,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.seeds:
             return train_several_seeds(args, cfg)
         out = Path(args.out) if args.out else runs.default_run_dir(cfg.arch)
+        if args.nproc is not None:  # the checks rank 0 would make, once, as one-line errors
+            check_before_launch(cfg, out, force=args.force)
+            return launch_torchrun(args.nproc, args.argv if args.out else [*args.argv, "--out", str(out)])
         summary = train_function(cfg.framework)(cfg, out, data_dir=args.data_dir, force=args.force,
                                                 progress=not args.quiet)
-    if _is_main_process():
+    if is_main_process():
         print_summary(args, out, summary)
     return EXIT_OK
 

@@ -16,16 +16,21 @@ import torch
 from mnistlab.errors import UserError
 
 
+def device_type(name: str) -> str:
+    """``auto``/``cpu``/``cuda`` → ``"cpu"`` or ``"cuda"``, checking that a GPU is there (touches no GPU)."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name not in ("cpu", "cuda"):
+        raise UserError(f"--device {name!r}: choose auto, cpu or cuda")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: PyTorch sees no CUDA GPU here; use --device cpu (or auto)")
+    return name
+
+
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     """``auto``/``cpu``/``cuda`` → a ``torch.device``; process ``local_rank`` of a node gets GPU ``local_rank``."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cpu":
+    if device_type(name) == "cpu":
         return torch.device("cpu")
-    if name != "cuda":
-        raise UserError(f"--device {name!r}: choose auto, cpu or cuda")
-    if not torch.cuda.is_available():
-        raise UserError("--device cuda: PyTorch sees no CUDA GPU here; use --device cpu (or auto)")
     if local_rank >= torch.cuda.device_count():
         raise UserError(f"process {local_rank} of this node has no GPU of its own "
                         f"({torch.cuda.device_count()} visible); start at most that many processes per node")

@@ -12,19 +12,21 @@ and its config.json, and runs :func:`~mnistlab.training.loop.run_epochs`. The fr
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
 from mnistlab import runs
-from mnistlab.config import TrainConfig
+from mnistlab.config import ONECYCLE_PCT_START, TrainConfig
 from mnistlab.data.datasets import TrainValData, load_train_val
 from mnistlab.errors import UserError
 from mnistlab.training import distributed
 from mnistlab.training.checkpoint import load_checkpoint
+from mnistlab.training.device import device_type
 from mnistlab.training.distributed import DistContext
-from mnistlab.training.loop import LoopOptions, Step, run_epochs
+from mnistlab.training.loop import LoopOptions, Step, run_epochs, steps_per_epoch
 
 # build(cfg, data, device, ctx, run_dir or None, threads) → (step, config.json without world_size/backend)
 Build = Callable[[TrainConfig, TrainValData, torch.device, DistContext, "Path | None", int], "tuple[Step, dict[str, Any]]"]
@@ -53,6 +55,15 @@ def run_config(cfg: TrainConfig, data: TrainValData, params: int, threads: int, 
     }
 
 
+def check_schedule(cfg: TrainConfig, steps: int) -> None:
+    """OneCycle needs at least 2 warm-up steps (PyTorch's OneCycleLR divides by zero below that)."""
+    total = cfg.epochs * steps
+    if cfg.scheduler == "onecycle" and total * ONECYCLE_PCT_START < 2:
+        need = math.ceil(2 / ONECYCLE_PCT_START)
+        raise UserError(f"--scheduler onecycle needs at least {need} optimiser steps, this run has {total} "
+                        "(epochs × batches); raise --epochs or --train-subset, lower --batch-size, or use --scheduler none")
+
+
 def _open_resume(out: Path, framework: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(stored settings, checkpoint) of a run to continue; rank 0 only."""
     stored = runs.read_config(out)
@@ -62,6 +73,21 @@ def _open_resume(out: Path, framework: str) -> tuple[dict[str, Any], dict[str, A
     if state.get("done"):
         raise UserError(f"{out}: this run already finished; train a new one or use --force")
     return stored["train"], state
+
+
+def check_before_launch(cfg: TrainConfig | None, out: Path, *, resume: bool = False, force: bool = False) -> None:
+    """What rank 0 would check (and create), done once before ``--nproc`` starts torchrun.
+
+    A mistake then ends in one line (exit 2) rather than in every process and torchrun's report.
+    """
+    if resume:
+        cfg = TrainConfig.from_dict(_open_resume(out, runs.read_config(out).get("framework", "torch"))[0])
+    assert cfg is not None, "a new run needs a TrainConfig"
+    if cfg.framework != "torch":
+        raise UserError("several processes (torchrun, --nproc) train PyTorch runs only; drop --nproc for Keras")
+    device_type(cfg.device)
+    if not resume:
+        runs.prepare_run_dir(out, force=force)  # rank 0 finds it ready (and empty)
 
 
 def fit(cfg: TrainConfig | None, out: str | Path, *, build: Build, framework: str, data_dir: str | None = None,
@@ -76,15 +102,17 @@ def fit(cfg: TrainConfig | None, out: str | Path, *, build: Build, framework: st
             stored, state = distributed.from_main(lambda: _open_resume(out, framework), ctx)
             cfg = TrainConfig.from_dict(stored)
         assert cfg is not None, "a new run needs a TrainConfig"
-        ctx, device = distributed.on_device(ctx, cfg.device)  # before --out is touched: a bad device changes nothing
-        if not resume:
-            distributed.from_main(lambda: runs.prepare_run_dir(out, force=force), ctx)
+        # Device, data and schedule checked before --out is touched: a mistake there changes nothing.
+        ctx, device = distributed.on_device(ctx, cfg.device)
         threads = cfg.threads or distributed.threads_per_process(ctx)
         torch.set_num_threads(threads)
         torch.manual_seed(cfg.seed)
         if data is None:
             data = load_train_val(cfg.dataset, val_size=cfg.val_size, seed=cfg.split_seed,
                                   data_dir=data_dir, train_subset=cfg.train_subset)
+        check_schedule(cfg, steps_per_epoch(len(data.train_y), cfg.batch_size, ctx.world_size))
+        if not resume:
+            distributed.from_main(lambda: runs.prepare_run_dir(out, force=force), ctx)
         step, config = build(cfg, data, device, ctx, out if ctx.is_main else None, threads)
         if ctx.is_main and state is None:
             runs.write_config(out, {**config, "device": str(device), "world_size": ctx.world_size,
