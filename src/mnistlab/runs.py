@@ -37,6 +37,7 @@ from mnistlab.config import SCHEMA_VERSION
 from mnistlab.data.datasets import normalize
 from mnistlab.errors import UserError
 from mnistlab.fileio import read_json, write_json, write_text, write_with
+from mnistlab.runconfig import validate_config
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -46,6 +47,7 @@ TRAINING = "training.json"
 PREDICTIONS = "predictions.npz"
 VAL_PREDICTIONS = "val_predictions.npz"
 METRICS = "metrics.json"
+MAX_CONFIG_BYTES = 1 << 20  # a real config.json is about 2 kB
 
 
 def default_run_dir(name: str, root: str | Path = "runs") -> Path:
@@ -112,14 +114,17 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     path = run_dir / CONFIG
     if not path.is_file():
         raise UserError(f"{run_dir}: not a run directory (no {CONFIG}); give the folder 'mnistlab train' wrote")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise UserError(f"{path}: {path.stat().st_size} bytes is not a config this tool wrote "
+                        f"(limit {MAX_CONFIG_BYTES}); restore it or train again")
     try:
         config = read_json(path)
-    except ValueError as exc:
-        raise UserError(f"{path}: unreadable JSON ({exc}); restore it or train again") from None
-    version = config.get("schema_version")
+    except (ValueError, RecursionError) as exc:
+        raise UserError(f"{path}: unreadable JSON ({str(exc)[:100]}); restore it or train again") from None
+    version = config.get("schema_version") if isinstance(config, dict) else None
     if version != SCHEMA_VERSION:
-        raise UserError(f"{path}: schema version {version} is not {SCHEMA_VERSION}; use a matching mnistlab version")
-    return config
+        raise UserError(f"{path}: schema version {version!r:.20} is not {SCHEMA_VERSION}; use a matching mnistlab version")
+    return validate_config(config, run_dir)  # types, ranges, known keys: the folder may come from anyone
 
 
 def build_model(config: dict[str, Any]) -> torch.nn.Module:
