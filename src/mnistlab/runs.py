@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import io
+import logging
 import os
 import platform
 import shutil
@@ -49,21 +50,48 @@ VAL_PREDICTIONS = "val_predictions.npz"
 METRICS = "metrics.json"
 MAX_CONFIG_BYTES = 1 << 20  # a real config.json is about 2 kB
 
+log = logging.getLogger(__name__)  # unconfigured, warnings still reach stderr
+
 
 def default_run_dir(name: str, root: str | Path = "runs") -> Path:
     """``runs/<name>-<YYYYmmdd-HHMMSS>``: sortable and never the same twice in a second."""
     return Path(root) / f"{name}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
+def _protected(path: Path) -> bool:
+    """``/``, the home folder, the current folder and its parents: never removed, whatever they hold."""
+    resolved, cwd = path.resolve(), Path.cwd().resolve()
+    return resolved in {Path(resolved.anchor), Path.home().resolve(), cwd, *cwd.parents}
+
+
 def prepare_run_dir(path: str | Path, *, force: bool = False) -> Path:
-    """Create ``path`` for a new run; an existing run is replaced only with ``force``."""
+    """Create ``path`` for a new run; an existing run is replaced only with ``force``.
+
+    ``force`` removes only a folder whose config.json is a valid run config of this tool (and
+    never a symbolic link, ``/``, ``~``, the current folder or one of its parents), and says so
+    on stderr.
+    """
     path = Path(path)
+    if path.is_symlink():
+        raise UserError(f"{path}: is a symbolic link; give a real folder as --out")
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path}: exists and is not a folder; choose another --out")
     if path.exists() and any(path.iterdir()):
         if not (path / CONFIG).exists():
             raise UserError(f"{path}: exists and is not a run directory; choose another --out")
         if not force:
             raise UserError(f"{path}: a run already exists there; pass --force to overwrite or --resume to continue it")
+        if _protected(path):
+            raise UserError(f"{path}: refusing to delete {path.resolve()} (the root, home or current folder, "
+                            "or a parent of it); give a run's own folder as --out")
+        try:
+            read_config(path)  # only a run this tool wrote may be deleted
+        except UserError as exc:
+            raise UserError(f"{path}: --force deletes only a run directory, and this one is not valid "
+                            f"({str(exc).removeprefix(str(path / CONFIG) + ': ').split(';')[0]}); "
+                            "remove it yourself or choose another --out") from None
         shutil.rmtree(path)
+        log.warning("--force: removed the previous run %s", path)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
