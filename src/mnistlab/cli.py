@@ -38,7 +38,7 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
 
 # ----------------------------------------------------------------------------- data
 def cmd_data(args: argparse.Namespace) -> int:
-    from mnistlab.data import store
+    from mnistlab.data import datasets, store
 
     names = store.list_dataset_names() if args.dataset == "all" else [args.dataset]
     results = {}
@@ -49,7 +49,7 @@ def cmd_data(args: argparse.Namespace) -> int:
         elif args.action == "verify":
             results[name] = store.verify(name, data_dir=args.data_dir)
         else:
-            results[name] = store.info(name, data_dir=args.data_dir)
+            results[name] = datasets.summary(name, data_dir=args.data_dir)
     if args.json:
         emit_json(results)
         return EXIT_OK
