@@ -26,7 +26,6 @@ import os
 import platform
 import shutil
 import subprocess
-import zlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,6 +37,7 @@ from mnistlab.config import SCHEMA_VERSION
 from mnistlab.data.datasets import normalize
 from mnistlab.errors import UserError
 from mnistlab.fileio import read_json, write_json, write_text, write_with
+from mnistlab.npzfile import load_arrays
 from mnistlab.runconfig import validate_config
 
 CONFIG = "config.json"
@@ -266,56 +266,19 @@ def save_predictions(path: Path, logits: np.ndarray, labels: np.ndarray) -> None
     write_with(path, writer)
 
 
-MAX_NPZ_MEMBER_BYTES = 512 * 2**20  # 10,000 test images × 10 classes is 400 kB; 512 MiB is a hostile file
-
-
-def _npz_member_header(archive: "zipfile.ZipFile", member: str, path: Path) -> tuple[tuple[int, ...], np.dtype]:
-    """(shape, dtype) of ``member`` read from its .npy header, refusing sizes over the cap before any loading."""
-    try:
-        info = archive.getinfo(member)
-    except KeyError:
-        raise UserError(f"{path}: no {member!r} array; run 'mnistlab evaluate {path.parent}' again") from None
-    if info.file_size > MAX_NPZ_MEMBER_BYTES:
-        raise UserError(f"{path}: {member} declares {info.file_size} bytes (limit {MAX_NPZ_MEMBER_BYTES}); "
-                        f"run 'mnistlab evaluate {path.parent}' again")
-    with archive.open(info) as fh:
-        version = np.lib.format.read_magic(fh)
-        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-        if version not in read_header:
-            raise ValueError(f"unsupported .npy version {version}")
-        shape, _fortran, dtype = read_header[version](fh, max_header_size=10_000)
-    if dtype.hasobject or dtype.kind not in "fiu":
-        raise ValueError(f"{member} has dtype {dtype}, not numbers")
-    if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > MAX_NPZ_MEMBER_BYTES:
-        raise UserError(f"{path}: {member} of shape {list(shape)} is over {MAX_NPZ_MEMBER_BYTES} bytes; "
-                        f"run 'mnistlab evaluate {path.parent}' again")
-    return shape, dtype
-
-
 def load_predictions(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """(logits float ``[N, classes]``, labels int ``[N]``) from a predictions .npz, sizes checked first.
 
-    Member shapes and dtypes come from the zip and .npy headers before anything is decompressed;
-    pickled (object) arrays are refused (``allow_pickle=False``).
+    See :func:`mnistlab.npzfile.load_arrays`: shapes and dtypes are read from the headers before
+    anything is decompressed, and pickled (object) arrays are refused.
     """
-    import zipfile
-
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path.parent}: no {path.name}; run 'mnistlab evaluate {path.parent}' first")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            (logits_shape, _), (labels_shape, _) = (_npz_member_header(archive, f"{k}.npy", path)
-                                                    for k in ("logits", "labels"))
-        if len(logits_shape) != 2 or labels_shape != logits_shape[:1]:
-            raise ValueError(f"logits {list(logits_shape)} and labels {list(labels_shape)} do not match")
-        with np.load(path, allow_pickle=False) as data:
-            logits, labels = data["logits"], data["labels"]
-    except UserError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise UserError(f"{path}: unreadable predictions ({str(exc).splitlines()[0][:120]}); "
-                        f"run 'mnistlab evaluate {path.parent}' again") from None
+    fix = f"run 'mnistlab evaluate {path.parent}' again"
+    logits, labels = load_arrays(path, ("logits", "labels"), fix=fix).values()
+    if logits.ndim != 2 or labels.shape != logits.shape[:1]:
+        raise UserError(f"{path}: logits {list(logits.shape)} and labels {list(labels.shape)} do not match; {fix}")
     if labels.dtype.kind == "f" or (len(labels) and (labels.min() < 0 or labels.max() >= logits.shape[1])):
-        raise UserError(f"{path}: labels outside 0..{logits.shape[1] - 1}; run 'mnistlab evaluate {path.parent}' again")
+        raise UserError(f"{path}: labels outside 0..{logits.shape[1] - 1}; {fix}")
     return logits, labels
