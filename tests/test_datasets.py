@@ -120,3 +120,35 @@ def test_summary(shared_data):
     assert out["train"]["class_counts"] == MNIST_TRAIN_COUNTS and out["test"]["count"] == 10000
     assert out["measured_mean"] == pytest.approx(0.1307, abs=1e-4)
     assert out["measured_std"] == pytest.approx(0.3081, abs=1e-4)
+
+
+def test_one_registry_entry_holds_every_fact():
+    from mnistlab.data import registry, sources, store
+
+    for name in list_datasets():
+        entry = registry.get(name)
+        assert get_dataset_info(name) is entry and DATASETS[name] is entry
+        assert [s.key for s in entry.files] == ["train-images", "train-labels", "test-images", "test-labels"]
+        assert store.specs(name) == entry.files and all(len(s.sha256) == 64 for s in entry.files)
+        assert [s.name for s in sources.default_sources(name)][0] == entry.sources[0]
+        assert len(entry.class_names) == entry.num_classes
+
+
+def test_data_modules_import_one_way():
+    """registry imports nothing of mnistlab but errors; store never imports datasets, not even in a function."""
+    import ast
+
+    folder = Path(__file__).resolve().parents[1] / "src" / "mnistlab" / "data"
+
+    def imported(module: str) -> set[str]:
+        tree = ast.parse((folder / f"{module}.py").read_text())
+        names = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names |= {f"{node.module}.{a.name}" for a in node.names} | {node.module}
+            elif isinstance(node, ast.Import):
+                names |= {a.name for a in node.names}
+        return {n for n in names if n.startswith("mnistlab")}
+
+    assert imported("registry") == {"mnistlab.errors", "mnistlab.errors.DataError"}
+    assert not any("datasets" in n for n in imported("store") | imported("sources") | imported("idx"))

@@ -31,8 +31,10 @@ def test_average_probabilities_by_hand():
 
 def _fake_run(path, logits, labels, val_logits, val_labels, framework="torch"):
     path.mkdir(parents=True)
+    data = {"class_names": ["a", "b"], "num_classes": 2, "mean": 0.1307, "std": 0.3081, "image_size": 28,
+            "in_channels": 1, "val_size": 2, "split_seed": 0}
     runs.write_config(path, {"kind": "train", "framework": framework, "dataset": "mnist", "arch": "simple",
-                             "params": 100, "data": {"class_names": ["a", "b"], "num_classes": 2}})
+                             "params": 100, "data": data, "train": {}})
     runs.save_predictions(path / runs.PREDICTIONS, logits, labels)
     runs.save_predictions(path / runs.VAL_PREDICTIONS, val_logits, val_labels)
     return path

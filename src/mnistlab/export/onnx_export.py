@@ -12,13 +12,16 @@ client needs nothing from mnistlab. Class names and provenance sit in the model'
 
 The export checks itself: ``onnx.checker``, the largest |Δ logit| against PyTorch on the first
 1,000 test images (must be ≤ 1e-4) and test accuracy in ONNX Runtime vs PyTorch (must agree to
-within one image in 10,000). The figures go to ``<run_dir>/export/onnx.json``.
+within one image in 10,000). The figures go to ``<run_dir>/export/onnx.json``, with the file's
+SHA-256 and that of the weights it came from: :func:`reusable_export` lets ``bench`` and the INT8
+export reuse a file only while both still match (else they export it again).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import hashlib
 import json
 import logging
 import os
@@ -35,7 +38,7 @@ from mnistlab.data.datasets import load_test_split
 from mnistlab.errors import UserError
 from mnistlab.evaluation.metrics import accuracy
 from mnistlab.export import ONNX_FILE, ONNX_REPORT, export_path, require_deploy_extra
-from mnistlab.fileio import write_bytes, write_json
+from mnistlab.fileio import read_json, write_bytes, write_json
 from mnistlab.frameworks.pytorch import load_model, normalize_images, torch_logits
 from mnistlab.models import NUM_CLASSES
 
@@ -146,6 +149,46 @@ def to_onnx_proto(model: nn.Module, config: dict[str, Any], run_dir: Path):
     return proto
 
 
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file, read in chunks."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _external_data(path: Path) -> bool:
+    """Whether an ONNX file points at tensor data in other files (which loading it would read)."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    # onnx's walk over every tensor (initializers and attributes) is private; initializers are the usual place.
+    tensors = getattr(onnx.external_data_helper, "_get_all_tensors", lambda p: p.graph.initializer)(proto)
+    return any(t.data_location == onnx.TensorProto.EXTERNAL for t in tensors)
+
+
+def reusable_export(run_dir: str | Path, name: str, report_name: str) -> bool:
+    """Whether ``export/<name>`` is the file this tool exported from the run's current weights.
+
+    True only when ``export/<report_name>`` records the file's SHA-256 and the weights' SHA-256
+    and both still match (and the file reads no external data). A file that exists but fails is
+    reported on stderr; callers then export it again.
+    """
+    run_dir = Path(run_dir)
+    path, report_path = export_path(run_dir, name), export_path(run_dir, report_name)
+    if not path.is_file():
+        return False
+    try:
+        report = read_json(report_path)
+        recorded = (report["sha256"], report["weights_sha256"]) if isinstance(report, dict) else None
+        matches = recorded == (file_sha256(path), file_sha256(run_dir / runs.WEIGHTS))
+        ok = matches and not _external_data(path)
+    except Exception:  # noqa: BLE001 - unreadable report or file, damaged protobuf: any doubt means export again
+        ok = False
+    if not ok:
+        logging.getLogger(__name__).warning("%s does not match the SHA-256 recorded in %s at export time "
+                                            "(or that of the run's weights); exporting it again", path, report_path)
+    return ok
+
+
 def export_onnx(run_dir: str | Path, *, data_dir: str | None = None, threads: int | None = None) -> dict[str, Any]:
     """Write ``export/model.onnx`` and ``export/onnx.json`` (the check figures) for a PyTorch run."""
     require_deploy_extra()
@@ -169,6 +212,8 @@ def export_onnx(run_dir: str | Path, *, data_dir: str | None = None, threads: in
     report = {
         "file": str(path.relative_to(run_dir)),
         "bytes": path.stat().st_size,
+        "sha256": hashlib.sha256(proto.SerializeToString()).hexdigest(),  # what reusable_export checks
+        "weights_sha256": file_sha256(run_dir / runs.WEIGHTS),
         "weights_bytes": (run_dir / runs.WEIGHTS).stat().st_size,
         "opset": int(next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))),
         "checker": "passed",

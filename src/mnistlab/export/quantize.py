@@ -33,11 +33,12 @@ from mnistlab.export import (
     INT8_FILE,
     INT8_REPORT,
     ONNX_FILE,
+    ONNX_REPORT,
     export_path,
     require_deploy_extra,
 )
 from mnistlab.timing import batch1_latency, throughput
-from mnistlab.export.onnx_export import export_onnx, ort_logits, session, unit_images
+from mnistlab.export.onnx_export import export_onnx, file_sha256, ort_logits, reusable_export, session, unit_images
 from mnistlab.fileio import write_json, write_with
 
 ACCURACY_TARGET_POINTS = 0.1  # the bound on the test accuracy lost to INT8
@@ -99,7 +100,7 @@ def export_int8(run_dir: str | Path, *, data_dir: str | None = None, threads: in
     if calibration_size < 1:
         raise UserError("--calibration-size must be at least 1")
     fp32_path = export_path(run_dir, ONNX_FILE)
-    if not fp32_path.is_file():
+    if not reusable_export(run_dir, ONNX_FILE, ONNX_REPORT):  # missing, changed, or from older weights
         export_onnx(run_dir, data_dir=data_dir, threads=threads)
     data = config["data"]
     val = load_train_val(config["dataset"], val_size=data["val_size"], seed=data["split_seed"], data_dir=data_dir)
@@ -123,6 +124,8 @@ def export_int8(run_dir: str | Path, *, data_dir: str | None = None, threads: in
         speed[f"{name}_throughput_256"] = throughput(run, x256, seconds)
     report = {
         "file": str(int8_path.relative_to(run_dir)),
+        "sha256": file_sha256(int8_path),  # bench reuses the file only while this matches
+        "weights_sha256": file_sha256(run_dir / runs.WEIGHTS),
         "format": "QDQ, per-channel int8 weights, uint8 activations",
         "calibration": f"{method}, {len(calib)} validation images",
         "fp32_accuracy": fp32_acc,

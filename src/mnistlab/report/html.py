@@ -8,6 +8,9 @@ Sections: data, one per model (config, curves, confusion, errors, calibration, u
 interpretability / deployment when those files exist), the comparison, and the environment.
 Everything comes from files in the run directories; a run whose ``analysis.json`` is missing or
 older than its predictions is analysed first (:func:`mnistlab.analysis.analyze.analyze_run`).
+A run directory may come from someone else, so only regular files that resolve inside it are
+embedded (a path in ``analysis.json`` or a symbolic link that leads out is skipped with a warning
+on stderr), images must be PNGs and every file is size-capped (:data:`MAX_EMBED_BYTES`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import json
+import logging
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -31,6 +35,10 @@ TEMPLATE = "template.html"
 TRAIN_KEYS = ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "scheduler", "patience", "monitor",
               "seed", "augment", "val_size", "train_subset")
 
+
+log = logging.getLogger(__name__)  # unconfigured, warnings still reach stderr
+MAX_EMBED_BYTES = 20 * 2**20  # the largest figure here is ~1 MB; a bigger "figure" is not ours
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 # Figures at least this many pixels wide (multi-panel) scroll sideways on a phone instead of shrinking.
 WIDE_PX = 1000
@@ -58,15 +66,64 @@ def _title(path: Path) -> str:
     return path.stem.replace("_", " ").replace("-", " ").capitalize()
 
 
+def inside(run_dir: Path, relative: str | Path) -> Path | None:
+    """``run_dir/relative`` when it is a regular file that resolves inside ``run_dir`` (else None, warned)."""
+    path = run_dir / relative
+    try:
+        resolved = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # missing, or a symlink loop
+        return None
+    if not resolved.is_relative_to(run_dir.resolve()):
+        log.warning("report: skipped %s: it leads outside the run directory (%s)", path, resolved)
+        return None
+    if not resolved.is_file() or resolved.stat().st_size > MAX_EMBED_BYTES:
+        log.warning("report: skipped %s: not a regular file under %d bytes", path, MAX_EMBED_BYTES)
+        return None
+    return resolved
+
+
+def _png(run_dir: Path, relative: str | Path) -> dict[str, Any] | None:
+    path = inside(run_dir, relative)
+    if path is None:
+        return None
+    with open(path, "rb") as fh:
+        if fh.read(len(PNG_MAGIC)) != PNG_MAGIC:
+            log.warning("report: skipped %s: not a PNG image", run_dir / relative)
+            return None
+    try:
+        return image(path, _title(run_dir / relative))
+    except (OSError, SyntaxError, ValueError) as exc:  # Pillow's errors for a damaged header
+        log.warning("report: skipped %s: unreadable PNG (%s)", run_dir / relative, str(exc)[:80])
+        return None
+
+
+def _json(run_dir: Path, relative: str | Path) -> Any:
+    path = inside(run_dir, relative)
+    if path is None:
+        return None
+    try:
+        return read_json(path)
+    except (ValueError, RecursionError):
+        log.warning("report: skipped %s: not JSON", run_dir / relative)
+        return None
+
+
 def model_section(run_dir: Path, label: str) -> dict[str, Any]:
-    """Everything the template shows for one run."""
+    """Everything the template shows for one run; only files inside ``run_dir`` are read."""
     config = runs.read_config(run_dir)
-    analysis = read_json(run_dir / ANALYSIS)
+    analysis = _json(run_dir, ANALYSIS)
+    if not isinstance(analysis, dict):
+        raise UserError(f"{run_dir / ANALYSIS}: unreadable or outside the run; run 'mnistlab analyze {run_dir}'")
     metrics = load_metrics(run_dir)
-    training = read_json(run_dir / runs.TRAINING) if (run_dir / runs.TRAINING).is_file() else {}
-    figures = {k: image(run_dir / v) for k, v in analysis["figures"].items() if (run_dir / v).is_file()}
-    interpretability = [image(p) for p in sorted((run_dir / "plots" / "interpretability").glob("*.png"))]
-    deployment = [{"title": _title(p), "rows": flatten(read_json(p))} for p in sorted((run_dir / "export").glob("*.json"))]
+    training = _json(run_dir, runs.TRAINING)
+    training = training if isinstance(training, dict) else {}
+    named = analysis.get("figures", {})
+    figures = {k: f for k, v in (named.items() if isinstance(named, dict) else ())
+               if isinstance(v, str) and (f := _png(run_dir, v)) is not None}
+    interp = run_dir / "plots" / "interpretability"
+    interpretability = [f for p in sorted(interp.glob("*.png")) if (f := _png(run_dir, p.relative_to(run_dir)))]
+    deployment = [{"title": _title(p), "rows": flatten(obj)} for p in sorted((run_dir / "export").glob("*.json"))
+                  if (obj := _json(run_dir, p.relative_to(run_dir))) is not None]
     train = config.get("train", {})
     settings = [("architecture", config["arch"]), ("framework", config.get("framework", "torch")),
                 ("parameters", f"{config['params']:,}")]

@@ -22,17 +22,26 @@ from mnistlab.data.datasets import load_train_val
 from mnistlab.errors import UserError
 
 
+MAX_SEEDS = 100  # each seed is a whole training run; more is a typo ("0-1000000"), not a plan
+MAX_SEED = 2**31 - 1  # seeds feed torch.manual_seed(seed * 100_003 + epoch): keep that well inside 64 bits
+
+
 def parse_seeds(text: str) -> list[int]:
-    """``"0,1,2"`` or ``"0-4"`` (or a mix) → a list of distinct non-negative seeds."""
+    """``"0,1,2"`` or ``"0-4"`` (or a mix) → a list of at most ``MAX_SEEDS`` distinct non-negative seeds."""
     seeds: list[int] = []
     for part in filter(None, (p.strip() for p in text.split(","))):
-        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        match = re.fullmatch(r"(\d{1,10})(?:-(\d{1,10}))?", part)
         if not match:
-            raise UserError(f"--seeds {text!r}: give integers like 0,1,2 or a range like 0-4")
+            raise UserError(f"--seeds {text[:40]!r}: give integers like 0,1,2 or a range like 0-4")
         lo, hi = int(match[1]), int(match[2] or match[1])
+        if hi > MAX_SEED:
+            raise UserError(f"--seeds: {hi} is above the largest seed {MAX_SEED}; pick smaller seeds")
+        # Checked before expanding the range, so "0-2000000000" never builds a list.
+        if len(seeds) + max(hi - lo + 1, 0) > MAX_SEEDS:
+            raise UserError(f"--seeds {text[:40]!r}: more than {MAX_SEEDS} seeds; train fewer at once")
         seeds += range(lo, hi + 1)
     if not seeds or len(set(seeds)) != len(seeds):
-        raise UserError(f"--seeds {text!r}: give at least one seed, each once")
+        raise UserError(f"--seeds {text[:40]!r}: give at least one seed, each once")
     return seeds
 
 

@@ -70,7 +70,10 @@ def load_keras_model(run_dir: str | Path) -> "keras.Model":
     path = Path(run_dir) / MODEL_FILE
     if not path.is_file():
         raise UserError(f"{run_dir}: no {MODEL_FILE}; the run did not finish an epoch, train it again")
-    return keras.saving.load_model(path, compile=False)
+    try:  # safe_mode: a file from someone else may hold a Lambda layer (Python code); refuse it
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except ValueError as exc:
+        raise UserError(f"{path}: refused ({str(exc).splitlines()[0][:120]}); train the run again") from None
 
 
 def inference_parts(run_dir: Path, config: dict[str, Any], threads: int) -> tuple[Callable, Callable]:
