@@ -225,7 +225,7 @@ def validate_config(config: Any, run_dir: str | Path) -> dict[str, Any]:
         # Only the exact name this tool writes: no "../x", no absolute path, no other file of the run.
         raise _fail(path, f"model_file {config['model_file']!r:.60} is not {MODEL_FILES.get(framework)!r}")
     for key in ("created", "pruned_from", "weighting", "backend", "device"):
-        if key in config:
+        if config.get(key) is not None:  # backend is null for a one-process run
             _text(config[key], key, path)
     for key in ("params", "world_size"):
         if key in config:
