@@ -88,8 +88,8 @@ def test_no_tensorboard_folder_unless_asked(trained_run):
 
 
 def test_too_few_steps_for_onecycle_is_a_user_error(tmp_path, data_dir):
-    """500 images in batches of 128 for 1 epoch: 4 steps, too few for OneCycle's warm-up (was a ZeroDivisionError)."""
-    with pytest.raises(UserError, match="--scheduler onecycle needs at least 8"):
+    """500 images in batches of 128 for 1 epoch: 4 steps, where OneCycle's warm-up ends at step 0 (was a ZeroDivisionError)."""
+    with pytest.raises(UserError, match="--scheduler onecycle cannot run exactly 4"):
         train(TrainConfig(**{**SMALL, "batch_size": 128}), tmp_path / "r", progress=False)
     assert not (tmp_path / "r").exists()  # refused before the run directory was made
     train(TrainConfig(**{**SMALL, "batch_size": 128, "scheduler": "none"}), tmp_path / "ok", progress=False)

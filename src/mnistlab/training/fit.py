@@ -12,7 +12,6 @@ and its config.json, and runs :func:`~mnistlab.training.loop.run_epochs`. The fr
 from __future__ import annotations
 
 import datetime as _dt
-import math
 from pathlib import Path
 from typing import Any, Callable
 
@@ -56,12 +55,11 @@ def run_config(cfg: TrainConfig, data: TrainValData, params: int, threads: int, 
 
 
 def check_schedule(cfg: TrainConfig, steps: int) -> None:
-    """OneCycle needs at least 2 warm-up steps (PyTorch's OneCycleLR divides by zero below that)."""
+    """OneCycle's warm-up must not end exactly at step 0: PyTorch's OneCycleLR (and its Keras mirror) divide by zero."""
     total = cfg.epochs * steps
-    if cfg.scheduler == "onecycle" and total * ONECYCLE_PCT_START < 2:
-        need = math.ceil(2 / ONECYCLE_PCT_START)
-        raise UserError(f"--scheduler onecycle needs at least {need} optimiser steps, this run has {total} "
-                        "(epochs × batches); raise --epochs or --train-subset, lower --batch-size, or use --scheduler none")
+    if cfg.scheduler == "onecycle" and ONECYCLE_PCT_START * total - 1 == 0:
+        raise UserError(f"--scheduler onecycle cannot run exactly {total} optimiser steps (epochs × batches): "
+                        "change --epochs, --train-subset or --batch-size, or use --scheduler none")
 
 
 def _open_resume(out: Path, framework: str) -> tuple[dict[str, Any], dict[str, Any]]:
