@@ -129,7 +129,7 @@ def test_crash_while_saving_a_checkpoint_keeps_the_previous_one(tmp_path, data_d
     assert resumed["best_val_loss"] == pytest.approx(full["best_val_loss"], abs=1e-6)
 
 
-def test_resume_refuses_a_checkpoint_that_would_run_code(tmp_path):
+def test_resume_refuses_a_checkpoint_that_would_run_code(tmp_path, trained_run):
     """--resume never unpickles: a checkpoint carrying a payload is a one-line error and the payload never runs."""
     import pathlib
     import shutil
@@ -142,7 +142,7 @@ def test_resume_refuses_a_checkpoint_that_would_run_code(tmp_path):
 
     run = tmp_path / "hostile"
     run.mkdir()
-    runs.write_config(run, {"kind": "train", "framework": "torch", "train": TrainConfig(**TINY).to_dict()})
+    shutil.copy(trained_run / runs.CONFIG, run / runs.CONFIG)  # a valid config: only the checkpoint is hostile
     torch.save({"epoch": 1, "done": False, "x": Payload()}, run / runs.CHECKPOINT)
     shutil.copy(run / runs.CHECKPOINT, tmp_path / "probe.pt")
     torch.load(tmp_path / "probe.pt", weights_only=False)  # proof that the file is armed
@@ -156,10 +156,11 @@ def test_resume_refuses_a_checkpoint_that_would_run_code(tmp_path):
 
 def test_amp_trains_under_bf16_autocast_on_cpu(tmp_path, data_dir, monkeypatch):
     from mnistlab import cli
+    from mnistlab.commands.train import train_config_from_args
 
     args = cli.build_parser().parse_args(["train", "--arch", "simple", "--amp", "--epochs", "1", "--device", "cpu",
                                           "--train-subset", "800", "--val-size", "200", "--batch-size", "64"])
-    cfg = cli.train_config_from_args(args)
+    cfg = train_config_from_args(args)
     assert cfg.amp is True and cfg.device == "cpu"
     seen = []
     real = torch.autocast
