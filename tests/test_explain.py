@@ -183,9 +183,12 @@ def test_explain_needs_predictions_and_a_model(trained_run, tmp_path, capsys):
     (run / runs.PREDICTIONS).unlink()
     assert main(["explain", str(run)]) == 2
     assert f"run 'mnistlab evaluate {run}' first" in capsys.readouterr().err
-    config = json.loads((run / "config.json").read_text())
-    (run / "config.json").write_text(json.dumps({**config, "kind": "ensemble", "framework": "ensemble"}))
-    assert main(["explain", str(run)]) == 2
+    from mnistlab.ensemble import ensemble_runs
+
+    ensemble = tmp_path / "ensemble"
+    ensemble_runs([trained_run, trained_run], out=ensemble)
+    capsys.readouterr()
+    assert main(["explain", str(ensemble)]) == 2
     assert "no single model to explain" in capsys.readouterr().err
 
 
