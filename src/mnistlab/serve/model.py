@@ -1,0 +1,121 @@
+"""The model a service answers with: loaded once per worker, then shared read-only by every request.
+
+    >>> holder = ModelHolder.load("runs/simple-20261125-101500", backend="onnx")   # doctest: +SKIP
+    >>> holder.probabilities(np.zeros((2, 28, 28), np.uint8)).shape                # doctest: +SKIP
+    (2, 10)
+
+``torch``: the run's own predictor (any framework the library can load: PyTorch, Keras,
+ensembles where supported). ``onnx``: ``export/model.onnx`` through ONNX Runtime, exported first
+when missing. Both take uint8 ``[N, 28, 28]`` MNIST-form images. Concurrent calls are safe:
+inference only reads the weights (PyTorch in eval mode under ``no_grad``; an ONNX Runtime session
+is thread-safe); Grad-CAM, which hooks modules, runs under a lock.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from mnistlab import runs
+from mnistlab.errors import UserError
+from mnistlab.evaluation.metrics import softmax
+from mnistlab.fileio import read_json
+
+# THE one place the service asks the library for "uint8 images → logits" of a run.
+from mnistlab.runs import predictor as run_predictor
+
+
+def _onnx_predictor(run_dir: Path) -> Callable[[np.ndarray], np.ndarray]:
+    from mnistlab.export import ONNX_FILE, export_path
+    from mnistlab.export.onnx_export import export_onnx, ort_logits, session
+
+    path = export_path(run_dir, ONNX_FILE)
+    if not path.is_file():
+        report = export_onnx(run_dir)
+        if not report["passed"]:
+            raise UserError(f"{run_dir}: the ONNX export failed its checks; use --backend torch")
+    sess = session(path)
+    return lambda images: ort_logits(sess, images)
+
+
+@dataclass
+class ModelHolder:
+    """A loaded run: ``logits(uint8 [N, 28, 28])``, its description, and Grad-CAM where possible."""
+
+    name: str
+    run_dir: Path
+    config: dict[str, Any]
+    logits: Callable[[np.ndarray], np.ndarray]
+    backend: str
+    info: dict[str, Any]
+    explainer: Any = None  # (model, layer) for PyTorch runs
+    _explain_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def load(cls, run_dir: str | Path, backend: str = "torch") -> "ModelHolder":
+        run_dir = Path(run_dir)
+        config = runs.read_config(run_dir)
+        logits = _onnx_predictor(run_dir) if backend == "onnx" else run_predictor(run_dir)
+        holder = cls(run_dir.resolve().name, run_dir, config, logits, backend, describe(run_dir, config))
+        holder.logits(np.zeros((1, 28, 28), np.uint8))  # warm up: the first request is not the slow one
+        return holder
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.config["data"]["class_names"])
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        return softmax(np.asarray(self.logits(images), dtype=np.float64)).astype(np.float32)
+
+    @property
+    def explainable(self) -> bool:
+        return self.config.get("framework", "torch") == "torch" and self.config.get("kind", "train") != "ensemble"
+
+    def gradcam_png(self, image: np.ndarray, target: int) -> str | None:
+        """Grad-CAM of one uint8 28×28 image for ``target`` as a base64 PNG (None: not a PyTorch run)."""
+        if not self.explainable:
+            return None
+        from PIL import Image
+
+        from mnistlab.explain import gradcam as gc
+
+        with self._explain_lock:
+            if self.explainer is None:
+                model, _ = runs.load_model(self.run_dir)
+                model = gc.explainable(model)
+                self.explainer = (model, gc.last_spatial_layer(model))
+            model, layer = self.explainer
+            x = runs.normalize_images(image[None], self.config["data"])
+            cam = gc.gradcam(model, x, target, layer)[0].numpy()
+        cam = cam / cam.max() if cam.max() > 0 else cam
+        buf = io.BytesIO()
+        Image.fromarray((cam * 255).astype(np.uint8), "L").save(buf, "PNG")
+        return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def describe(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """What ``GET /v1/model`` answers: the run's facts, read from its files."""
+    metrics = run_dir / runs.METRICS
+    accuracy = None
+    if metrics.is_file():
+        try:
+            accuracy = read_json(metrics).get("accuracy")
+        except ValueError:
+            accuracy = None
+    return {
+        "name": run_dir.resolve().name,
+        "arch": config.get("arch"),
+        "framework": config.get("framework", "torch"),
+        "kind": config.get("kind", "train"),
+        "dataset": config.get("dataset"),
+        "params": config.get("params"),
+        "test_accuracy": accuracy,
+        "trained": config.get("created"),
+        "class_names": list(config["data"]["class_names"]),
+    }
