@@ -77,7 +77,7 @@ def read_file(path: str | Path) -> bytes:
 def _open(data: bytes, name: str) -> Image.Image:
     with warnings.catch_warnings():
         # Our own limit (checked next) is lower than PIL's warning threshold: the warning is noise.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore")  # incl. DecompressionBombWarning and TIFF metadata notes
         try:
             return Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
         except Image.DecompressionBombError:

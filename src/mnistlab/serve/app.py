@@ -48,7 +48,8 @@ def body_limit(settings: ServeSettings):
 def create_app(settings: ServeSettings, holder: ModelHolder | None = None) -> FastAPI:
     """The ASGI app for ``settings``; ``holder`` (a loaded model) is loaded from the run when None."""
     holder = holder or ModelHolder.load(settings.run_dir, settings.backend)
-    app = FastAPI(title="mnistlab", version=__version__,
+    # No /docs or /redoc: FastAPI's pages load their scripts from a CDN; /openapi.json stays.
+    app = FastAPI(title="mnistlab", version=__version__, docs_url=None, redoc_url=None,
                   description=f"Digit classifier service for the run {holder.name!r} ({holder.backend} backend).")
     app.state.holder, app.state.settings, app.state.metrics = holder, settings, Metrics()
     app.include_router(v1.router)
