@@ -19,7 +19,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = ServeSettings(args.run_dir, host=args.host, port=args.port, workers=args.workers, backend=args.backend,
                              token=os.environ.get(TOKEN_ENV) or None, insecure=args.insecure,
-                             max_body=int(args.max_body_mb * 1024 * 1024), max_batch=args.max_batch,
+                             max_body=int(args.max_body_mb * 1024 * 1024), max_batch=args.max_batch, threads=args.threads,
                              timeout_s=args.timeout, cors_origins=args.cors_origin or [])
     serve(settings)
     return EXIT_OK
@@ -38,6 +38,9 @@ def add_commands(command) -> None:
     p.add_argument("--workers", type=int, default=1, help="processes, each with its own copy of the model (default 1)")
     p.add_argument("--backend", choices=BACKENDS, default="torch",
                    help="torch: the run's own framework; onnx: ONNX Runtime on export/model.onnx (exported if missing)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="intra-op threads per worker (default 1: a single image gains nothing from more; "
+                        "raise it for large batches)")
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback address without MNISTLAB_API_TOKEN")
     p.add_argument("--max-body-mb", type=float, default=DEFAULT_MAX_BODY / 1024 / 1024,
                    help="largest request body on /v1 in MiB (default %(default)g; /v2 infer allows 16)")

@@ -47,7 +47,7 @@ def body_limit(settings: ServeSettings):
 
 def create_app(settings: ServeSettings, holder: ModelHolder | None = None) -> FastAPI:
     """The ASGI app for ``settings``; ``holder`` (a loaded model) is loaded from the run when None."""
-    holder = holder or ModelHolder.load(settings.run_dir, settings.backend)
+    holder = holder or ModelHolder.load(settings.run_dir, settings.backend, settings.threads)
     # No /docs or /redoc: FastAPI's pages load their scripts from a CDN; /openapi.json stays.
     app = FastAPI(title="mnistlab", version=__version__, docs_url=None, redoc_url=None,
                   description=f"Digit classifier service for the run {holder.name!r} ({holder.backend} backend).")

@@ -31,7 +31,7 @@ from mnistlab.fileio import read_json
 from mnistlab.runs import predictor as run_predictor
 
 
-def _onnx_predictor(run_dir: Path) -> Callable[[np.ndarray], np.ndarray]:
+def _onnx_predictor(run_dir: Path, threads: int | None) -> Callable[[np.ndarray], np.ndarray]:
     from mnistlab.export import ONNX_FILE, export_path
     from mnistlab.export.onnx_export import export_onnx, ort_logits, session
 
@@ -40,7 +40,7 @@ def _onnx_predictor(run_dir: Path) -> Callable[[np.ndarray], np.ndarray]:
         report = export_onnx(run_dir)
         if not report["passed"]:
             raise UserError(f"{run_dir}: the ONNX export failed its checks; use --backend torch")
-    sess = session(path)
+    sess = session(path, threads)
     return lambda images: ort_logits(sess, images)
 
 
@@ -58,10 +58,15 @@ class ModelHolder:
     _explain_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def load(cls, run_dir: str | Path, backend: str = "torch") -> "ModelHolder":
+    def load(cls, run_dir: str | Path, backend: str = "torch", threads: int | None = None) -> "ModelHolder":
+        """Load ``run_dir`` for ``backend``; ``threads`` sets the intra-op threads (process-wide for torch)."""
         run_dir = Path(run_dir)
         config = runs.read_config(run_dir)
-        logits = _onnx_predictor(run_dir) if backend == "onnx" else run_predictor(run_dir)
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+        logits = _onnx_predictor(run_dir, threads) if backend == "onnx" else run_predictor(run_dir)
         holder = cls(run_dir.resolve().name, run_dir, config, logits, backend, describe(run_dir, config))
         holder.logits(np.zeros((1, 28, 28), np.uint8))  # warm up: the first request is not the slow one
         return holder

@@ -41,7 +41,7 @@ def serve(settings: ServeSettings) -> None:
         return
     from mnistlab.serve.model import ModelHolder
 
-    ModelHolder.load(settings.run_dir, settings.backend)  # fail here, once, rather than in every worker
+    ModelHolder.load(settings.run_dir, settings.backend, settings.threads)  # fail here, once, rather than in every worker
     os.environ[SETTINGS_ENV] = settings.to_env()
     print(f"serving {settings.run_dir} ({settings.backend}, {settings.workers} workers) on {where}", file=sys.stderr)
     uvicorn.run("mnistlab.serve.app:app_from_env", factory=True, workers=settings.workers, **common)

@@ -42,6 +42,7 @@ class ServeSettings:
     max_body: int = DEFAULT_MAX_BODY
     max_infer_body: int = DEFAULT_MAX_INFER_BODY
     max_batch: int = DEFAULT_MAX_BATCH
+    threads: int | None = None  # intra-op threads per worker (torch, ONNX Runtime); None: the library default
     timeout_s: float = 10.0  # a batch computing longer than this answers 504
     cors_origins: list[str] = field(default_factory=list)  # empty: CORS off
 
@@ -51,6 +52,8 @@ class ServeSettings:
         for name in ("port", "workers", "max_body", "max_infer_body", "max_batch"):
             if getattr(self, name) < (0 if name == "port" else 1):
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.threads is not None and self.threads < 1:
+            raise UserError("--threads must be at least 1")
         if self.timeout_s <= 0:
             raise UserError("--timeout must be positive")
 

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mnistlab.serve import compute
-from mnistlab.serve.parsing import ApiError, image_bytes_to_images, parse_json, pixels_to_images
+from mnistlab.serve.parsing import ApiError, has_bool_token, image_bytes_to_images, parse_json, pixels_to_images
 
 TOP_K = 3
 # Formats that hold programs or are handed to interpreters: refused by type, never opened.
@@ -75,10 +75,12 @@ async def _images(request: Request, settings) -> tuple[np.ndarray, bool, list[st
         images, notes = await compute.in_thread(image_bytes_to_images, data, "body", timeout_s=settings.timeout_s)
         return images, True, notes
     if ctype in ("", "application/json") or ctype.endswith("+json"):
-        obj = parse_json(await request.body())
+        body = await request.body()
+        obj = parse_json(body)
         if not isinstance(obj, dict) or "pixels" not in obj:
             raise ApiError(422, 'pixels: missing; send {"pixels": [784 numbers 0-255]} or an image')
-        images, single = pixels_to_images(obj["pixels"], "pixels", max_batch=settings.max_batch)
+        images, single = pixels_to_images(obj["pixels"], "pixels", max_batch=settings.max_batch,
+                                          may_hold_bools=has_bool_token(body))
         return images, single, []
     raise ApiError(422, f"content-type: {ctype!r} is not accepted; send application/json, image/* "
                         "or multipart/form-data with a field 'file'")

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from mnistlab import __version__
 from mnistlab.serve import compute
-from mnistlab.serve.parsing import PIXELS, SIDE, ApiError, check_batch, numbers, parse_json
+from mnistlab.serve.parsing import PIXELS, SIDE, ApiError, check_batch, has_bool_token, numbers, parse_json
 
 INPUT = "images"
 OUTPUTS = {"probabilities": "FP32", "digit": "INT64"}
@@ -83,22 +83,29 @@ def _holder(request: Request, name: str, version: str | None = None):
     return holder
 
 
-def _parse(body: bytes, header_length: str | None) -> tuple[InferRequest, bytes]:
+def _parse(body: bytes, header_length: str | None) -> tuple[InferRequest, bytes, bool]:
+    """(the request, the binary part, whether its JSON may hold booleans)."""
     binary = b""
     if header_length is not None:
         if not header_length.isdigit() or int(header_length) > len(body):
             raise ApiError(400, f"{HEADER_LENGTH}: {header_length!r} is not a length within the body")
         body, binary = body[:int(header_length)], body[int(header_length):]
     obj = parse_json(body)
+    # The tensors' data skip pydantic (a copy of every element); _images checks them.
+    data = [inp.pop("data", None) if isinstance(inp, dict) else None
+            for inp in (obj.get("inputs") if isinstance(obj, dict) and isinstance(obj.get("inputs"), list) else [])]
     try:
-        return InferRequest.model_validate(obj), binary
+        req = InferRequest.model_validate(obj)
+        for inp, values in zip(req.inputs, data):
+            inp.data = values
+        return req, binary, has_bool_token(body)
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
         raise ApiError(400, f"{where or 'body'}: {err['msg']}") from None
 
 
-def _images(inp: InferInput, binary: bytes, max_batch: int) -> np.ndarray:
+def _images(inp: InferInput, binary: bytes, max_batch: int, may_hold_bools: bool = True) -> np.ndarray:
     if inp.name != INPUT:
         raise ApiError(400, f"inputs[0].name: unknown input {inp.name!r}; this model's input is {INPUT!r}")
     if inp.datatype not in DTYPES:
@@ -119,7 +126,8 @@ def _images(inp: InferInput, binary: bytes, max_batch: int) -> np.ndarray:
             raise ApiError(400, f"inputs[0]: values must lie in 0-{hi} for {inp.datatype}")
     else:
         try:
-            x = numbers(inp.data, "inputs[0].data", hi=hi, integers=inp.datatype == "UINT8")
+            x = numbers(inp.data, "inputs[0].data", hi=hi, integers=inp.datatype == "UINT8",
+                        may_hold_bools=may_hold_bools)
         except ApiError as exc:
             raise ApiError(400, exc.message) from None
         if x.size != n * PIXELS or (x.ndim > 1 and list(x.shape) != shape):
@@ -184,10 +192,10 @@ async def model_ready(request: Request, name: str, version: str | None = None):
 @router.post("/models/{name}/versions/{version}/infer", include_in_schema=False)
 async def infer(request: Request, name: str, version: str | None = None):
     holder, settings = _holder(request, name, version), request.app.state.settings
-    req, binary = _parse(await request.body(), request.headers.get(HEADER_LENGTH))
+    req, binary, may_hold_bools = _parse(await request.body(), request.headers.get(HEADER_LENGTH))
     if len(req.inputs) != 1:
         raise ApiError(400, f"inputs: {len(req.inputs)} inputs; this model takes one, {INPUT!r}")
-    images = _images(req.inputs[0], binary, settings.max_batch)
+    images = _images(req.inputs[0], binary, settings.max_batch, may_hold_bools)
     probs = await compute.probabilities(holder, images, settings.timeout_s)
     request.app.state.metrics.count_images(len(images))
     outputs, raw = _outputs(req, probs)
