@@ -205,3 +205,55 @@ def test_metrics_count_requests_errors_and_latency():
 
     sample = re.compile(r'^[a-z_]+(\{([a-z_]+="[^"]*",?)+\})? [0-9.e+-]+$')
     assert all(sample.match(line) for line in text.splitlines() if not line.startswith("#")), text
+
+
+def test_micro_batching_keeps_each_requests_rows_apart():
+    import asyncio
+
+    from mnistlab.serve.compute import MicroBatcher
+    from serve_helpers import fake_logits
+
+    calls = []
+
+    def model(x):
+        calls.append(len(x))
+        return fake_logits(x)
+
+    batcher = MicroBatcher(model)
+    requests = [np.full((1 + i % 3, 28, 28), 10 * i, np.uint8) for i in range(12)]
+
+    async def all_at_once():
+        return await asyncio.gather(*(batcher(r) for r in requests))
+
+    answers = asyncio.run(all_at_once())
+    assert len(calls) < len(requests)  # they were classified together
+    for r, a in zip(requests, answers):
+        np.testing.assert_array_equal(a, fake_logits(r))
+
+
+def test_fast_and_strict_number_checks_agree():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from mnistlab.serve.parsing import ApiError, numbers
+
+    element = st.one_of(st.integers(-3, 300), st.floats(-1, 300), st.just(float("nan")), st.booleans(), st.none(),
+                        st.text(max_size=2))
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.one_of(element, st.lists(element, max_size=3)), min_size=1, max_size=4), st.booleans())
+    def check(value, integers):
+        results = []
+        for fast in (True, False):
+            has_bool = any(v is True or v is False for v in value) or any(
+                isinstance(v, list) and any(w is True or w is False for w in v) for v in value)
+            try:
+                results.append(numbers(value, "p", hi=255, integers=integers, may_hold_bools=has_bool or not fast))
+            except ApiError:
+                results.append(None)
+        if results[0] is None or results[1] is None:
+            assert results[0] is None and results[1] is None
+        else:
+            np.testing.assert_array_equal(results[0], results[1])
+
+    check()

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mnistlab import __version__
 from mnistlab.serve import v1, v2
+from mnistlab.serve.compute import MicroBatcher
 from mnistlab.serve.guard import BodyTooLarge, Guard
 from mnistlab.serve.metrics import Metrics
 from mnistlab.serve.model import ModelHolder
@@ -52,8 +53,9 @@ def create_app(settings: ServeSettings, holder: ModelHolder | None = None) -> Fa
     app = FastAPI(title="mnistlab", version=__version__, docs_url=None, redoc_url=None,
                   description=f"Digit classifier service for the run {holder.name!r} ({holder.backend} backend).")
     app.state.holder, app.state.settings, app.state.metrics = holder, settings, Metrics()
+    app.state.batcher = MicroBatcher(holder.probabilities)
+    app.include_router(v2.router)  # matched in order: the Open Inference Protocol's infer route first
     app.include_router(v1.router)
-    app.include_router(v2.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

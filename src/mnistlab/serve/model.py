@@ -33,7 +33,7 @@ from mnistlab.runs import predictor as run_predictor
 
 def _onnx_predictor(run_dir: Path, threads: int | None) -> Callable[[np.ndarray], np.ndarray]:
     from mnistlab.export import ONNX_FILE, export_path
-    from mnistlab.export.onnx_export import export_onnx, ort_logits, session
+    from mnistlab.export.onnx_export import export_onnx, session
 
     path = export_path(run_dir, ONNX_FILE)
     if not path.is_file():
@@ -41,7 +41,15 @@ def _onnx_predictor(run_dir: Path, threads: int | None) -> Callable[[np.ndarray]
         if not report["passed"]:
             raise UserError(f"{run_dir}: the ONNX export failed its checks; use --backend torch")
     sess = session(path, threads)
-    return lambda images: ort_logits(sess, images)
+    feed, fetch = sess.get_inputs()[0].name, [sess.get_outputs()[0].name]
+
+    def logits(images: np.ndarray) -> np.ndarray:
+        # The graph takes float32 [N, 1, 28, 28] in [0, 1] (normalisation folded in); one call, no
+        # chunking: a request holds at most --max-batch images.
+        x = np.asarray(images, dtype=np.float32).reshape(len(images), 1, 28, 28) * np.float32(1 / 255)
+        return sess.run(fetch, {feed: x})[0]
+
+    return logits
 
 
 @dataclass

@@ -96,8 +96,27 @@ async def model_info(request: Request):
     return request.app.state.holder.info | {"backend": request.app.state.holder.backend}
 
 
-@router.post("/v1/predict", summary="classify one image or a batch", openapi_extra={"requestBody": PREDICT_BODY})
-async def predict(request: Request, explain: bool = False, include_input: bool = False):
+FLAGS = {"explain": "add gradcam_png, a base64 28×28 Grad-CAM PNG (PyTorch runs)",
+         "include_input": "add input, the 28×28 image the model saw"}
+TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def flag(request: Request, name: str) -> bool:
+    value = request.query_params.get(name)
+    if value is None or value.lower() in FALSE:
+        return False
+    if value.lower() in TRUE:
+        return True
+    raise ApiError(422, f"{name}: {value[:40]!r} is not true or false")
+
+
+# Query flags are read by hand rather than declared: FastAPI's per-request parameter solving
+# costs more than classifying one image.
+@router.post("/v1/predict", summary="classify one image or a batch", openapi_extra={
+    "requestBody": PREDICT_BODY,
+    "parameters": [{"name": k, "in": "query", "required": False, "description": d, "schema": {"type": "boolean"}}
+                   for k, d in FLAGS.items()]})
+async def predict(request: Request):
     """An image file (multipart field ``file`` or an ``image/*`` body) or JSON ``{"pixels": ...}``.
 
     ``explain=true`` adds ``gradcam_png`` (base64, 28×28) for PyTorch runs; ``include_input=true``
@@ -105,8 +124,9 @@ async def predict(request: Request, explain: bool = False, include_input: bool =
     """
     start = time.perf_counter()
     holder, settings = request.app.state.holder, request.app.state.settings
+    explain, include_input = flag(request, "explain"), flag(request, "include_input")
     images, single, notes = await _images(request, settings)
-    probs = await compute.probabilities(holder, images, settings.timeout_s)
+    probs = await compute.probabilities(request.app.state, images, settings.timeout_s)
     request.app.state.metrics.count_images(len(images))
     results = [answer(p, holder.class_names) for p in probs]
     if single:

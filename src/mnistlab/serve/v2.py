@@ -155,6 +155,35 @@ def _outputs(req: InferRequest, probs: np.ndarray) -> tuple[list[dict[str, Any]]
     return outs, b"".join(chunks)
 
 
+NAME_PARAMETER = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+# The route reads its path parameters itself: FastAPI's per-request parameter solving costs more
+# than classifying one image, and this route is the hot path.
+@router.post("/models/{name}/infer", summary="classify a tensor of images",
+             openapi_extra={"parameters": [NAME_PARAMETER],
+                            "requestBody": {"required": True, "content": {"application/json": {"schema": INFER_SCHEMA}}}})
+@router.post("/models/{name}/versions/{version}/infer", include_in_schema=False)
+async def infer(request: Request):
+    params = request.path_params
+    holder, settings = _holder(request, params["name"], params.get("version")), request.app.state.settings
+    req, binary, may_hold_bools = _parse(await request.body(), request.headers.get(HEADER_LENGTH))
+    if len(req.inputs) != 1:
+        raise ApiError(400, f"inputs: {len(req.inputs)} inputs; this model takes one, {INPUT!r}")
+    images = _images(req.inputs[0], binary, settings.max_batch, may_hold_bools)
+    probs = await compute.probabilities(request.app.state, images, settings.timeout_s)
+    request.app.state.metrics.count_images(len(images))
+    outputs, raw = _outputs(req, probs)
+    answer = {"model_name": holder.name, "model_version": "1", "outputs": outputs}
+    if req.id is not None:
+        answer["id"] = req.id
+    if not raw:
+        return JSONResponse(answer)
+    header = json.dumps(answer).encode()
+    return Response(header + raw, media_type="application/octet-stream",
+                    headers={"Inference-Header-Content-Length": str(len(header))})
+
+
 @router.get("", summary="server metadata")
 async def server_metadata():
     return {"name": "mnistlab", "version": __version__, "extensions": ["binary_tensor_data"]}
@@ -185,25 +214,3 @@ async def model_metadata(request: Request, name: str, version: str | None = None
 @router.get("/models/{name}/versions/{version}/ready", include_in_schema=False)
 async def model_ready(request: Request, name: str, version: str | None = None):
     return {"name": _holder(request, name, version).name, "ready": True}
-
-
-@router.post("/models/{name}/infer", summary="classify a tensor of images",
-             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": INFER_SCHEMA}}}})
-@router.post("/models/{name}/versions/{version}/infer", include_in_schema=False)
-async def infer(request: Request, name: str, version: str | None = None):
-    holder, settings = _holder(request, name, version), request.app.state.settings
-    req, binary, may_hold_bools = _parse(await request.body(), request.headers.get(HEADER_LENGTH))
-    if len(req.inputs) != 1:
-        raise ApiError(400, f"inputs: {len(req.inputs)} inputs; this model takes one, {INPUT!r}")
-    images = _images(req.inputs[0], binary, settings.max_batch, may_hold_bools)
-    probs = await compute.probabilities(holder, images, settings.timeout_s)
-    request.app.state.metrics.count_images(len(images))
-    outputs, raw = _outputs(req, probs)
-    answer = {"model_name": holder.name, "model_version": "1", "outputs": outputs}
-    if req.id is not None:
-        answer["id"] = req.id
-    if not raw:
-        return JSONResponse(answer)
-    header = json.dumps(answer).encode()
-    return Response(header + raw, media_type="application/octet-stream",
-                    headers={"Inference-Header-Content-Length": str(len(header))})
