@@ -88,7 +88,11 @@ class ModelHolder:
 
     @property
     def explainable(self) -> bool:
-        return self.config.get("framework", "torch") == "torch" and self.config.get("kind", "train") != "ensemble"
+        """Grad-CAM needs a PyTorch run and captum (the ``explain`` extra)."""
+        import importlib.util
+
+        return (self.config.get("framework", "torch") == "torch" and self.config.get("kind", "train") != "ensemble"
+                and importlib.util.find_spec("captum") is not None)
 
     def gradcam_png(self, image: np.ndarray, target: int) -> str | None:
         """Grad-CAM of one uint8 28×28 image for ``target`` as a base64 PNG (None: not a PyTorch run)."""

@@ -135,7 +135,7 @@ async def predict(request: Request):
             result["gradcam_png"] = await compute.in_thread(holder.gradcam_png, images[0], result["digit"],
                                                             timeout_s=settings.timeout_s)
             if result["gradcam_png"] is None:
-                notes.append("Grad-CAM is available for PyTorch runs only")
+                notes.append("Grad-CAM needs a PyTorch run and captum (pip install 'mnistlab[explain]')")
         if include_input:
             result["input"] = images[0].tolist()
         if notes:
