@@ -13,7 +13,6 @@ import os
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from mnistlab.cli import EXIT_OK
     from mnistlab.serve.server import serve
     from mnistlab.serve.settings import TOKEN_ENV, ServeSettings
 
@@ -21,8 +20,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                              token=os.environ.get(TOKEN_ENV) or None, insecure=args.insecure,
                              max_body=int(args.max_body_mb * 1024 * 1024), max_batch=args.max_batch, threads=args.threads,
                              timeout_s=args.timeout, cors_origins=args.cors_origin or [])
-    serve(settings)
-    return EXIT_OK
+    serve(settings)  # until Ctrl-C; a UserError (bad run, refused address) becomes exit 2 in the CLI
+    return 0
 
 
 def add_commands(command) -> None:
