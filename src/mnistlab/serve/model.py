@@ -63,7 +63,8 @@ class ModelHolder:
     backend: str
     info: dict[str, Any]
     explainer: Any = None  # (model, layer) for PyTorch runs
-    _explain_lock: threading.Lock = field(default_factory=threading.Lock)
+    _explain_lock: threading.Lock = field(default_factory=threading.Lock)  # captum hooks modules: one at a time
+    _prepare_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def load(cls, run_dir: str | Path, backend: str = "torch", threads: int | None = None) -> "ModelHolder":
@@ -77,6 +78,8 @@ class ModelHolder:
         logits = _onnx_predictor(run_dir, threads) if backend == "onnx" else run_predictor(run_dir)
         holder = cls(run_dir.resolve().name, run_dir, config, logits, backend, describe(run_dir, config))
         holder.logits(np.zeros((1, 28, 28), np.uint8))  # warm up: the first request is not the slow one
+        if holder.explainable:  # importing captum takes seconds: do it now, beside the first requests
+            threading.Thread(target=holder._warm_explainer, daemon=True, name="gradcam-warmup").start()
         return holder
 
     @property
@@ -85,6 +88,24 @@ class ModelHolder:
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         return softmax(np.asarray(self.logits(images), dtype=np.float64)).astype(np.float32)
+
+    def _warm_explainer(self) -> None:
+        try:
+            self._prepare_explainer()
+        except Exception:  # noqa: BLE001  (the first ?explain=true request meets the same error and reports it)
+            pass
+
+    def _prepare_explainer(self) -> tuple[Any, str]:
+        """The Grad-CAM copy of the PyTorch model and its layer, built once (under the lock's protection)."""
+        from mnistlab.explain import gradcam as gc
+
+        with self._prepare_lock:
+            if self.explainer is None:
+                gc._captum()  # the slow import, done here rather than in the first request
+                model, _ = runs.load_model(self.run_dir)
+                model = gc.explainable(model)
+                self.explainer = (model, gc.last_spatial_layer(model))
+        return self.explainer
 
     @property
     def explainable(self) -> bool:
@@ -103,11 +124,7 @@ class ModelHolder:
         from mnistlab.explain import gradcam as gc
 
         with self._explain_lock:
-            if self.explainer is None:
-                model, _ = runs.load_model(self.run_dir)
-                model = gc.explainable(model)
-                self.explainer = (model, gc.last_spatial_layer(model))
-            model, layer = self.explainer
+            model, layer = self._prepare_explainer()
             x = runs.normalize_images(image[None], self.config["data"])
             cam = gc.gradcam(model, x, target, layer)[0].numpy()
         cam = cam / cam.max() if cam.max() > 0 else cam
