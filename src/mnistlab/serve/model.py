@@ -78,8 +78,11 @@ class ModelHolder:
         logits = _onnx_predictor(run_dir, threads) if backend == "onnx" else run_predictor(run_dir)
         holder = cls(run_dir.resolve().name, run_dir, config, logits, backend, describe(run_dir, config))
         holder.logits(np.zeros((1, 28, 28), np.uint8))  # warm up: the first request is not the slow one
-        if holder.explainable:  # importing captum takes seconds: do it now, beside the first requests
-            threading.Thread(target=holder._warm_explainer, daemon=True, name="gradcam-warmup").start()
+        # Importing captum takes a second or two: at start, not in the first request. Not in a
+        # background thread either: it reads the memory-mapped weights file, and a file replaced
+        # under a reading thread kills the process (SIGBUS), as a test that rewrites a run found.
+        if holder.explainable:
+            holder._warm_explainer()
         return holder
 
     @property
