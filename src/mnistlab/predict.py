@@ -7,13 +7,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from mnistlab import runs
-from mnistlab.data.preprocess import load_image, to_mnist
+from mnistlab.data.preprocess import file_to_mnist
 from mnistlab.evaluation.metrics import softmax
 from mnistlab.inference import predictor
 
@@ -26,7 +27,11 @@ def predict_arrays(run_dir: str | Path, images: np.ndarray) -> np.ndarray:
 def predict_files(run_dir: str | Path, paths: Sequence[str | Path]) -> list[dict[str, Any]]:
     """Preprocess each file MNIST-style and return its predicted class and probabilities."""
     class_names = runs.read_config(run_dir)["data"]["class_names"]
-    images = np.stack([to_mnist(load_image(p)) for p in paths])  # every file checked before any work
+    prepared = [file_to_mnist(p) for p in paths]  # every file checked before any work
+    for _, notes in prepared:
+        for note in notes:
+            print(f"warning: {note}", file=sys.stderr)
+    images = np.stack([image for image, _ in prepared])
     probs = predict_arrays(run_dir, images)
     results = []
     for path, p in zip(paths, probs):

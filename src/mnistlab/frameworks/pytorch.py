@@ -59,8 +59,8 @@ def torch_logits(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1024
                  channels_last: bool = True) -> torch.Tensor:
     """Logits of an already normalised batch, computed in chunks, in eval mode."""
     model.eval()
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    if channels_last and not _is_channels_last(model):
+        model = model.to(memory_format=torch.channels_last)  # once: a served model is called per request
     outs = []
     for start in range(0, len(x), batch_size):
         chunk = x[start: start + batch_size]
@@ -68,6 +68,11 @@ def torch_logits(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1024
             chunk = chunk.contiguous(memory_format=torch.channels_last)
         outs.append(model(chunk).float())
     return torch.cat(outs) if outs else torch.empty(0, NUM_CLASSES)
+
+
+def _is_channels_last(model: torch.nn.Module) -> bool:
+    convs = [p for p in model.parameters() if p.dim() == 4]
+    return bool(convs) and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
 
 
 def inference_parts(run_dir: Path, config: dict[str, Any], threads: int) -> tuple[Callable, Callable]:
@@ -87,5 +92,5 @@ def inference_parts(run_dir: Path, config: dict[str, Any], threads: int) -> tupl
 
 def predictor(run_dir: Path, config: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
     """A function from uint8 images ``[N, 28, 28]`` to logits ``[N, classes]`` for a PyTorch run."""
-    model, _ = load_model(run_dir)
+    model = load_model(run_dir)[0].to(memory_format=torch.channels_last)
     return lambda images: torch_logits(model, normalize_images(images, config["data"])).numpy()

@@ -1,0 +1,14 @@
+"""The HTTP prediction service (``mnistlab serve``): a drawing page, a JSON API and the Open
+Inference Protocol (KServe v2 REST), on FastAPI and uvicorn.
+
+    >>> from fastapi.testclient import TestClient                      # doctest: +SKIP
+    >>> from mnistlab.serve.app import create_app                      # doctest: +SKIP
+    >>> from mnistlab.serve.settings import ServeSettings              # doctest: +SKIP
+    >>> client = TestClient(create_app(ServeSettings("runs/simple-20261125-101500")))  # doctest: +SKIP
+    >>> client.post("/v1/predict", json={"pixels": [0] * 784}).json()["digit"]  # doctest: +SKIP
+
+One module per job: ``settings`` (options, the bind-address rule), ``model`` (the run loaded once,
+shared read-only), ``parsing`` (request bodies → uint8 images, each mistake a 4xx naming the
+field), ``v1`` and ``v2`` (routes), ``guard`` (token, body limit, metrics: one ASGI layer),
+``metrics`` (Prometheus text), ``app`` (the factory), ``server`` (uvicorn). See docs/serve.md.
+"""

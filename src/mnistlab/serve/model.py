@@ -1,0 +1,158 @@
+"""The model a service answers with: loaded once per worker, then shared read-only by every request.
+
+    >>> holder = ModelHolder.load("runs/simple-20261125-101500", backend="onnx")   # doctest: +SKIP
+    >>> holder.probabilities(np.zeros((2, 28, 28), np.uint8)).shape                # doctest: +SKIP
+    (2, 10)
+
+``torch``: the run's own predictor (any framework the library can load: PyTorch, Keras,
+ensembles where supported). ``onnx``: ``export/model.onnx`` through ONNX Runtime, exported first
+when missing. Both take uint8 ``[N, 28, 28]`` MNIST-form images. Concurrent calls are safe:
+inference only reads the weights (PyTorch in eval mode under ``no_grad``; an ONNX Runtime session
+is thread-safe); Grad-CAM, which hooks modules, runs under a lock.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from mnistlab import runs
+from mnistlab.errors import UserError
+from mnistlab.evaluation.metrics import softmax
+from mnistlab.fileio import read_json
+
+# THE one place the service asks the library for "uint8 images → logits" of a run.
+from mnistlab.inference import predictor as run_predictor
+
+
+def _onnx_predictor(run_dir: Path, threads: int | None) -> Callable[[np.ndarray], np.ndarray]:
+    from mnistlab.export import ONNX_FILE, export_path
+    from mnistlab.export.onnx_export import export_onnx, session
+
+    path = export_path(run_dir, ONNX_FILE)
+    if not path.is_file():
+        report = export_onnx(run_dir)
+        if not report["passed"]:
+            raise UserError(f"{run_dir}: the ONNX export failed its checks; use --backend torch")
+    sess = session(path, threads)
+    feed, fetch = sess.get_inputs()[0].name, [sess.get_outputs()[0].name]
+
+    def logits(images: np.ndarray) -> np.ndarray:
+        # The graph takes float32 [N, 1, 28, 28] in [0, 1] (normalisation folded in); one call, no
+        # chunking: a request holds at most --max-batch images.
+        x = np.asarray(images, dtype=np.float32).reshape(len(images), 1, 28, 28) * np.float32(1 / 255)
+        return sess.run(fetch, {feed: x})[0]
+
+    return logits
+
+
+@dataclass
+class ModelHolder:
+    """A loaded run: ``logits(uint8 [N, 28, 28])``, its description, and Grad-CAM where possible."""
+
+    name: str
+    run_dir: Path
+    config: dict[str, Any]
+    logits: Callable[[np.ndarray], np.ndarray]
+    backend: str
+    info: dict[str, Any]
+    explainer: Any = None  # (model, layer) for PyTorch runs
+    _explain_lock: threading.Lock = field(default_factory=threading.Lock)  # captum hooks modules: one at a time
+    _prepare_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def load(cls, run_dir: str | Path, backend: str = "torch", threads: int | None = None) -> "ModelHolder":
+        """Load ``run_dir`` for ``backend``; ``threads`` sets the intra-op threads (process-wide for torch)."""
+        run_dir = Path(run_dir)
+        config = runs.read_config(run_dir)
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+        logits = _onnx_predictor(run_dir, threads) if backend == "onnx" else run_predictor(run_dir)
+        holder = cls(run_dir.resolve().name, run_dir, config, logits, backend, describe(run_dir, config))
+        holder.logits(np.zeros((1, 28, 28), np.uint8))  # warm up: the first request is not the slow one
+        # Importing captum takes a second or two: at start, not in the first request. Not in a
+        # background thread either: it reads the memory-mapped weights file, and a file replaced
+        # under a reading thread kills the process (SIGBUS), as a test that rewrites a run found.
+        if holder.explainable:
+            holder._warm_explainer()
+        return holder
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.config["data"]["class_names"])
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        return softmax(np.asarray(self.logits(images), dtype=np.float64)).astype(np.float32)
+
+    def _warm_explainer(self) -> None:
+        try:
+            self._prepare_explainer()
+        except Exception:  # noqa: BLE001  (the first ?explain=true request meets the same error and reports it)
+            pass
+
+    def _prepare_explainer(self) -> tuple[Any, str]:
+        """The Grad-CAM copy of the PyTorch model and its layer, built once (under the lock's protection)."""
+        from mnistlab.explain import gradcam as gc
+
+        with self._prepare_lock:
+            if self.explainer is None:
+                gc._captum()  # the slow import, done here rather than in the first request
+                model, _ = runs.load_model(self.run_dir)
+                model = gc.explainable(model)
+                self.explainer = (model, gc.last_spatial_layer(model))
+        return self.explainer
+
+    @property
+    def explainable(self) -> bool:
+        """Grad-CAM needs a PyTorch run and captum (the ``explain`` extra)."""
+        import importlib.util
+
+        return (self.config.get("framework", "torch") == "torch" and self.config.get("kind", "train") != "ensemble"
+                and importlib.util.find_spec("captum") is not None)
+
+    def gradcam_png(self, image: np.ndarray, target: int) -> str | None:
+        """Grad-CAM of one uint8 28×28 image for ``target`` as a base64 PNG (None: not a PyTorch run)."""
+        if not self.explainable:
+            return None
+        from PIL import Image
+
+        from mnistlab.explain import gradcam as gc
+
+        with self._explain_lock:
+            model, layer = self._prepare_explainer()
+            x = runs.normalize_images(image[None], self.config["data"])
+            cam = gc.gradcam(model, x, target, layer)[0].numpy()
+        cam = cam / cam.max() if cam.max() > 0 else cam
+        buf = io.BytesIO()
+        Image.fromarray((cam * 255).astype(np.uint8), "L").save(buf, "PNG")
+        return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def describe(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """What ``GET /v1/model`` answers: the run's facts, read from its files."""
+    metrics = run_dir / runs.METRICS
+    accuracy = None
+    if metrics.is_file():
+        try:
+            accuracy = read_json(metrics).get("accuracy")
+        except ValueError:
+            accuracy = None
+    return {
+        "name": run_dir.resolve().name,
+        "arch": config.get("arch"),
+        "framework": config.get("framework", "torch"),
+        "kind": config.get("kind", "train"),
+        "dataset": config.get("dataset"),
+        "params": config.get("params"),
+        "test_accuracy": accuracy,
+        "trained": config.get("created"),
+        "class_names": list(config["data"]["class_names"]),
+    }

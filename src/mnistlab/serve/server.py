@@ -1,0 +1,47 @@
+"""Start the service on uvicorn: check the bind address first, then load the model, then listen.
+
+    >>> from mnistlab.serve.server import serve                                       # doctest: +SKIP
+    >>> serve(ServeSettings("runs/simple-20261125-101500", port=8000))                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from mnistlab.errors import UserError
+from mnistlab.serve.settings import SETTINGS_ENV, ServeSettings, check_bind
+
+
+def require_serve_extra() -> None:
+    try:
+        import fastapi  # noqa: F401
+        import multipart  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise UserError(f"{exc.name} is not installed; run: pip install 'mnistlab[serve]'") from None
+
+
+def serve(settings: ServeSettings) -> None:
+    """Run until interrupted. One worker loads the model here (errors before listening); several
+    workers each load it in their own process (uvicorn's ``--workers``)."""
+    check_bind(settings)  # before anything slow: a refused address must not wait for a model
+    require_serve_extra()
+    import uvicorn
+
+    from mnistlab.serve.app import create_app
+
+    common = dict(host=settings.host, port=settings.port, log_level="warning", access_log=False,
+                  server_header=False, timeout_keep_alive=30)
+    where = f"http://{'[' + settings.host + ']' if ':' in settings.host else settings.host}:{settings.port}/"
+    if settings.workers == 1:
+        app = create_app(settings)
+        print(f"serving {app.state.holder.name} ({settings.backend}) on {where}  (Ctrl-C stops)", file=sys.stderr)
+        uvicorn.run(app, **common)
+        return
+    from mnistlab.serve.model import ModelHolder
+
+    ModelHolder.load(settings.run_dir, settings.backend, settings.threads)  # fail here, once, rather than in every worker
+    os.environ[SETTINGS_ENV] = settings.to_env()
+    print(f"serving {settings.run_dir} ({settings.backend}, {settings.workers} workers) on {where}", file=sys.stderr)
+    uvicorn.run("mnistlab.serve.app:app_from_env", factory=True, workers=settings.workers, **common)

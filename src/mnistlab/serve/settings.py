@@ -1,0 +1,81 @@
+"""What ``mnistlab serve`` was told: the run, the backend, the limits, the token.
+
+    >>> s = ServeSettings("runs/x", host="0.0.0.0", token=None)
+    >>> check_bind(s)
+    Traceback (most recent call last):
+    ...
+    mnistlab.errors.UserError: refusing to listen on 0.0.0.0 without a token: set MNISTLAB_API_TOKEN (or pass --insecure to allow anyone on the network)
+
+Settings travel to uvicorn's worker processes as JSON in an environment variable
+(``MNISTLAB_SERVE_SETTINGS``): each worker then loads the model once, at start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import os
+from dataclasses import dataclass, field
+
+from mnistlab.errors import UserError
+
+TOKEN_ENV = "MNISTLAB_API_TOKEN"
+SETTINGS_ENV = "MNISTLAB_SERVE_SETTINGS"
+BACKENDS = ("torch", "onnx")
+DEFAULT_MAX_BODY = 1024 * 1024  # 1 MiB: a 256-image batch of compact JSON uint8 pixels fits
+DEFAULT_MAX_INFER_BODY = 16 * 1024 * 1024  # /v2 infer: 256 FP32 images as JSON text are ~5 MB
+DEFAULT_MAX_BATCH = 256
+
+
+@dataclass
+class ServeSettings:
+    """Options of one service; every field has the CLI flag of the same name."""
+
+    run_dir: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    backend: str = "torch"
+    token: str | None = None  # MNISTLAB_API_TOKEN; None: no authentication
+    insecure: bool = False  # allow a non-loopback bind without a token
+    max_body: int = DEFAULT_MAX_BODY
+    max_infer_body: int = DEFAULT_MAX_INFER_BODY
+    max_batch: int = DEFAULT_MAX_BATCH
+    threads: int | None = None  # intra-op threads per worker (torch, ONNX Runtime); None: the library default
+    timeout_s: float = 10.0  # a batch computing longer than this answers 504
+    cors_origins: list[str] = field(default_factory=list)  # empty: CORS off
+
+    def __post_init__(self):
+        if self.backend not in BACKENDS:
+            raise UserError(f"unknown backend {self.backend!r}; choose one of: {', '.join(BACKENDS)}")
+        for name in ("port", "workers", "max_body", "max_infer_body", "max_batch"):
+            if getattr(self, name) < (0 if name == "port" else 1):
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.threads is not None and self.threads < 1:
+            raise UserError("--threads must be at least 1")
+        if self.timeout_s <= 0:
+            raise UserError("--timeout must be positive")
+
+    def to_env(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_env(cls) -> "ServeSettings":
+        return cls(**json.loads(os.environ[SETTINGS_ENV]))
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def check_bind(settings: ServeSettings) -> None:
+    """Refuse a non-loopback address without a token (before any model is loaded)."""
+    if not is_loopback(settings.host) and not settings.token and not settings.insecure:
+        raise UserError(f"refusing to listen on {settings.host} without a token: set {TOKEN_ENV} "
+                        "(or pass --insecure to allow anyone on the network)")

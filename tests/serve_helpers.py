@@ -1,0 +1,52 @@
+"""Helpers for the service tests: a fake model (instant, for the bad-input cases), clients, test pictures."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+CLASSES = [str(k) for k in range(10)]
+
+
+def fake_logits(images: np.ndarray) -> np.ndarray:
+    """A stand-in model: the class is the image's mean brightness // 10 mod 10 (so answers differ per image)."""
+    images = np.asarray(images)
+    k = (images.reshape(len(images), -1).mean(1) // 10).astype(int) % 10
+    out = np.zeros((len(images), 10), np.float32)
+    out[np.arange(len(images)), k] = 5.0
+    return out
+
+
+def fake_holder(logits=fake_logits, name="fake"):
+    from mnistlab.serve.model import ModelHolder
+
+    config = {"framework": "fake", "data": {"class_names": CLASSES}}
+    info = {"name": name, "arch": "fake", "framework": "fake", "kind": "train", "dataset": "mnist", "params": 0,
+            "test_accuracy": None, "trained": None, "class_names": CLASSES}
+    return ModelHolder(name, Path("."), config, logits, "torch", info)
+
+
+def make_client(holder=None, **settings):
+    from fastapi.testclient import TestClient
+
+    from mnistlab.serve.app import create_app
+    from mnistlab.serve.settings import ServeSettings
+
+    return TestClient(create_app(ServeSettings("unused", **settings), holder or fake_holder()))
+
+
+def png(array_or_image, fmt="PNG") -> bytes:
+    img = array_or_image if isinstance(array_or_image, Image.Image) else Image.fromarray(np.asarray(array_or_image))
+    buf = io.BytesIO()
+    img.save(buf, fmt)
+    return buf.getvalue()
+
+
+def paper_digit(image28: np.ndarray, size: int = 140) -> bytes:
+    """An MNIST test image as a user would send it: dark ink on white paper, larger, PNG."""
+    return png(Image.fromarray(255 - image28).resize((size, size), Image.Resampling.BILINEAR))
+
+
