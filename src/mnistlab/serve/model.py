@@ -101,11 +101,12 @@ class ModelHolder:
     def _prepare_explainer(self) -> tuple[Any, str]:
         """The Grad-CAM copy of the PyTorch model and its layer, built once (under the lock's protection)."""
         from mnistlab.explain import gradcam as gc
+        from mnistlab.frameworks.pytorch import load_model
 
         with self._prepare_lock:
             if self.explainer is None:
                 gc._captum()  # the slow import, done here rather than in the first request
-                model, _ = runs.load_model(self.run_dir)
+                model, _ = load_model(self.run_dir)
                 model = gc.explainable(model)
                 self.explainer = (model, gc.last_spatial_layer(model))
         return self.explainer
@@ -125,10 +126,11 @@ class ModelHolder:
         from PIL import Image
 
         from mnistlab.explain import gradcam as gc
+        from mnistlab.frameworks.pytorch import normalize_images
 
         with self._explain_lock:
             model, layer = self._prepare_explainer()
-            x = runs.normalize_images(image[None], self.config["data"])
+            x = normalize_images(image[None], self.config["data"])
             cam = gc.gradcam(model, x, target, layer)[0].numpy()
         cam = cam / cam.max() if cam.max() > 0 else cam
         buf = io.BytesIO()
