@@ -9,6 +9,15 @@ import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
+try:  # CI replays the same generated examples on every run; locally each run explores new ones
+    from hypothesis import settings
+
+    settings.register_profile("ci", derandomize=True, database=None)
+    if os.environ.get("CI"):
+        settings.load_profile("ci")
+except ImportError:
+    pass
+
 
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch, tmp_path_factory):

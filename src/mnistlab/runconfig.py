@@ -65,6 +65,8 @@ TRAIN_CAPS = {"epochs": 100_000, "batch_size": 1 << 20, "val_size": 10**7, "trai
 
 
 def _fail(path: Path, problem: str) -> UserError:
+    # Keys and values come from the file: escape control characters so the message stays one line.
+    problem = "".join(c if c.isprintable() else repr(c)[1:-1] for c in problem)
     return UserError(f"{path}: {problem}; restore the file or train the run again")
 
 
