@@ -17,6 +17,7 @@ from safetensors import safe_open
 import mnistlab
 from mnistlab import runs
 from mnistlab.config import TrainConfig
+from mnistlab.frameworks.pytorch import load_model
 from mnistlab.training.trainer import train
 
 pytestmark = pytest.mark.slow
