@@ -65,7 +65,7 @@ def load_split(dataset: str, split: str, data_dir: str | Path | None = None, *,
     Files are found and verified by :func:`mnistlab.data.store.locate`. Each split is read once per
     process; the returned tensors are shared, so clone them before editing in place.
     """
-    info = get_dataset_info(dataset)
+    get_dataset_info(dataset)  # an unknown name fails here, in one line
     if split not in ("train", "test"):
         raise UserError(f"unknown split {split!r}; choose 'train' or 'test'")
     paths = store.locate(dataset, data_dir, offline=offline)
