@@ -50,3 +50,49 @@ def trained_run(tmp_path_factory, data_dir) -> Path:
     train(cfg, out, data_dir=str(data_dir), progress=False)
     evaluate_run(out, data_dir=str(data_dir))
     return out
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture
+def chromium():
+    """Debian's chromium driven by Playwright: a skip where it is missing, a failure under CI (.ci/run installs it)."""
+    if not CHROMIUM.exists():
+        message = "needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def kill_after_first_epoch(monkeypatch):
+    """``run(train, cfg, out)``: trains, then stops with KeyboardInterrupt right after epoch 1 is saved.
+
+    That is what Ctrl-C or a kill after the first checkpoint leaves behind; ``--resume`` must go on from it.
+    """
+    from mnistlab.training.progress import EpochProgress
+
+    def run(train, cfg, out) -> None:
+        real_end = EpochProgress.end_epoch
+
+        def killed_after_first_epoch(self, row, note=""):
+            real_end(self, row, note)
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(EpochProgress, "end_epoch", killed_after_first_epoch)
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, out, progress=False)
+        monkeypatch.setattr(EpochProgress, "end_epoch", real_end)
+
+    return run

@@ -4,7 +4,6 @@ changed after it was verified, and two processes fetching into one cache at once
 from __future__ import annotations
 
 import gzip
-import hashlib
 import http.server
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mnistlab.data import idx, registry, sources, store
+from mnistlab.data import idx, sources, store
 from mnistlab.errors import DataError
 from test_store import KEYS, RAW, cache, idx_bytes, quiet, toy  # noqa: F401  (toy: autouse fixture)
 

@@ -306,24 +306,14 @@ KERAS_TINY = dict(arch="simple", framework="keras", epochs=2, train_subset=600, 
 
 @pytest.mark.slow
 @needs_keras
-def test_keras_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, data_dir, monkeypatch):
+def test_keras_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, data_dir, kill_after_first_epoch):
     """Killed after epoch 1's checkpoint, resumed: the same history as a run never stopped."""
     from mnistlab import runs
     from mnistlab.config import TrainConfig
     from mnistlab.frameworks.keras.train import train
-    from mnistlab.training.progress import EpochProgress
 
     train(TrainConfig(**KERAS_TINY), tmp_path / "full", progress=False)
-    real_end = EpochProgress.end_epoch
-
-    def killed_after_first_epoch(self, row, note=""):
-        real_end(self, row, note)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(EpochProgress, "end_epoch", killed_after_first_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        train(TrainConfig(**KERAS_TINY), tmp_path / "killed", progress=False)
-    monkeypatch.setattr(EpochProgress, "end_epoch", real_end)
+    kill_after_first_epoch(train, TrainConfig(**KERAS_TINY), tmp_path / "killed")
     assert len(runs.read_history(tmp_path / "killed")) == 1
     resumed = train(None, tmp_path / "killed", resume=True, progress=False)
     assert resumed["epochs_run"] == 2 and resumed["resumed"] is True
@@ -335,7 +325,6 @@ def test_keras_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, data_d
 @pytest.mark.slow
 @needs_keras
 def test_keras_amp_trains_in_bfloat16_and_saves_float32(tmp_path, data_dir):
-    from mnistlab import runs
     from mnistlab.config import TrainConfig
     from mnistlab.frameworks.keras import keras, load_keras_model
     from mnistlab.frameworks.keras.train import train

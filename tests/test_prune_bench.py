@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from mnistlab import cli, runs
+from mnistlab import cli
 from mnistlab.export import BENCH_PATHS
 from mnistlab.frameworks.pytorch import load_model
 

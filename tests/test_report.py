@@ -4,7 +4,6 @@ render in headless Chromium (images loaded, nothing fetched from outside the fil
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -13,9 +12,6 @@ import pytest
 
 pytest_plugins = ["analysis_fixtures"]  # session fixtures shared with test_analysis.py
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture(scope="session")
@@ -54,32 +50,21 @@ def test_report_lists_both_runs_and_optional_sections_only_where_present(report)
     assert (report.parent / "comparison" / "comparison.md").is_file()
 
 
-def test_report_renders_in_headless_chromium(report, tmp_path):
-    if not CHROMIUM.exists():
-        message = "needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
-        if os.environ.get("CI"):  # .ci/run installs it: a missing browser there is a broken CI
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
+def test_report_renders_in_headless_chromium(report, tmp_path, chromium):
     requests: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            for width in (1280, 390):
-                page = browser.new_page(viewport={"width": width, "height": 900})
-                page.on("request", lambda r: requests.append(r.url))
-                page.goto(report.as_uri(), wait_until="load")
-                images = page.evaluate("[...document.images].map(i => [i.complete, i.naturalWidth])")
-                assert len(images) >= 15
-                assert all(done and w > 0 for done, w in images), images
-                assert "mnistlab report" in page.title()
-                # Nothing pushes the page sideways on a phone (wide figures scroll inside their box).
-                assert page.evaluate("document.documentElement.scrollWidth") <= width
-                page.screenshot(path=str(tmp_path / f"report-{width}.png"))
-                assert (tmp_path / f"report-{width}.png").stat().st_size > 10_000
-        finally:
-            browser.close()
+    browser = chromium
+    for width in (1280, 390):
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(report.as_uri(), wait_until="load")
+        images = page.evaluate("[...document.images].map(i => [i.complete, i.naturalWidth])")
+        assert len(images) >= 15
+        assert all(done and w > 0 for done, w in images), images
+        assert "mnistlab report" in page.title()
+        # Nothing pushes the page sideways on a phone (wide figures scroll inside their box).
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        page.screenshot(path=str(tmp_path / f"report-{width}.png"))
+        assert (tmp_path / f"report-{width}.png").stat().st_size > 10_000
     assert requests and all(u.startswith(("file://", "data:")) for u in requests), \
         [u for u in requests if not u.startswith(("file://", "data:"))]
 

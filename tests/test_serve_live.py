@@ -18,10 +18,6 @@ import pytest
 
 pytest_plugins = ["serve_fixtures"]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-NOTES_SCREENSHOT = Path("/work/notes/serve_page.png")
 
 
 def free_port() -> int:
@@ -98,48 +94,40 @@ def _draw_seven(page, box):
 
 
 @pytest.mark.slow
-def test_the_drawing_page_in_chromium(server, tmp_path):
-    if not CHROMIUM.exists():
-        message = "needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
+def test_the_drawing_page_in_chromium(server, tmp_path, chromium):
     requests: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            for width in (1280, 390):  # a desktop and a phone
-                page = browser.new_page(viewport={"width": width, "height": 900})
-                page.on("request", lambda r: requests.append(r.url))
-                page.goto(server + "/", wait_until="load")
-                page.wait_for_function("document.getElementById('model').textContent.includes('simple')")
-                _draw_seven(page, page.locator("#pad").bounding_box())
-                page.wait_for_function("document.getElementById('answer').textContent !== '—'")
-                page.wait_for_function("document.getElementById('camcap').textContent.includes('Grad-CAM for')")
-                probs = page.evaluate("[...document.querySelectorAll('#bars li')].map(li => Number(li.dataset.p))")
-                assert len(probs) == 10 and abs(sum(probs) - 1) < 0.01
-                shown = page.evaluate("[...document.querySelectorAll('#bars .pct')].map(e => parseFloat(e.textContent))")
-                assert abs(sum(shown) - 100) < 1.5
-                widths = page.evaluate("[...document.querySelectorAll('#bars li')].map(li => "
-                                       "li.querySelector('.fill').getBoundingClientRect().width / "
-                                       "li.querySelector('.track').getBoundingClientRect().width)")
-                assert abs(max(widths) - max(probs)) < 0.02  # the bars are drawn, to scale
-                answer = page.text_content("#answer")
-                assert answer == str(int(np.argmax(probs)))
-                assert answer == "7", f"drew a 7, the page says {answer} ({probs})"
-                seen = page.evaluate("Array.from(document.getElementById('seen').getContext('2d')"
-                                     ".getImageData(0, 0, 28, 28).data).filter((v, i) => i % 4 == 0)")
-                assert max(seen) == 255 and seen[0] == 0  # the 28×28 the model saw: white on black
-                assert page.evaluate("document.documentElement.scrollWidth") <= width
-                shot = tmp_path / f"serve-page-{width}.png"
-                page.screenshot(path=str(shot))
-                assert shot.stat().st_size > 10_000
-                page.click("#undo")
-                page.wait_for_function("document.getElementById('answer').textContent === '—'")
-        finally:
-            browser.close()
+    browser = chromium
+    for width in (1280, 390):  # a desktop and a phone
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(server + "/", wait_until="load")
+        page.wait_for_function("document.getElementById('model').textContent.includes('simple')")
+        _draw_seven(page, page.locator("#pad").bounding_box())
+        page.wait_for_function("document.getElementById('answer').textContent !== '—'")
+        page.wait_for_function("document.getElementById('camcap').textContent.includes('Grad-CAM for')")
+        probs = page.evaluate("[...document.querySelectorAll('#bars li')].map(li => Number(li.dataset.p))")
+        assert len(probs) == 10 and abs(sum(probs) - 1) < 0.01
+        shown = page.evaluate("[...document.querySelectorAll('#bars .pct')].map(e => parseFloat(e.textContent))")
+        assert abs(sum(shown) - 100) < 1.5
+        widths = page.evaluate("[...document.querySelectorAll('#bars li')].map(li => "
+                               "li.querySelector('.fill').getBoundingClientRect().width / "
+                               "li.querySelector('.track').getBoundingClientRect().width)")
+        assert abs(max(widths) - max(probs)) < 0.02  # the bars are drawn, to scale
+        answer = page.text_content("#answer")
+        assert answer == str(int(np.argmax(probs)))
+        assert answer == "7", f"drew a 7, the page says {answer} ({probs})"
+        seen = page.evaluate("Array.from(document.getElementById('seen').getContext('2d')"
+                             ".getImageData(0, 0, 28, 28).data).filter((v, i) => i % 4 == 0)")
+        assert max(seen) == 255 and seen[0] == 0  # the 28×28 the model saw: white on black
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        shot = tmp_path / f"serve-page-{width}.png"
+        page.screenshot(path=str(shot))
+        assert shot.stat().st_size > 10_000
+        page.click("#undo")
+        page.wait_for_function("document.getElementById('answer').textContent === '—'")
     assert all(u.startswith(server) or u.startswith("data:") for u in requests), requests
-    if NOTES_SCREENSHOT.parent.is_dir():
-        shutil.copy(tmp_path / "serve-page-1280.png", NOTES_SCREENSHOT)
+    artifacts = os.environ.get("MNISTLAB_TEST_ARTIFACTS")  # keep the screenshots beyond tmp_path
+    if artifacts:
+        Path(artifacts).mkdir(parents=True, exist_ok=True)
+        for width in (1280, 390):
+            shutil.copy(tmp_path / f"serve-page-{width}.png", Path(artifacts) / f"serve-page-{width}.png")

@@ -10,7 +10,6 @@ from mnistlab import runs
 from mnistlab.config import TrainConfig, preset
 from mnistlab.errors import UserError
 from mnistlab.frameworks.pytorch import load_model
-from mnistlab.training.progress import EpochProgress
 from mnistlab.training.trainer import train
 
 TINY = dict(arch="simple", epochs=2, train_subset=2000, val_size=500, batch_size=64, seed=3)
@@ -53,19 +52,9 @@ def test_same_seed_same_results(tmp_path, data_dir):
     assert [r["train_loss"] for r in ha] == [r["train_loss"] for r in hb]
 
 
-def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, data_dir, monkeypatch):
+def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, data_dir, kill_after_first_epoch):
     full = train(TrainConfig(**TINY), tmp_path / "full", progress=False)
-
-    real_end = EpochProgress.end_epoch
-
-    def killed_after_first_epoch(self, row, note=""):
-        real_end(self, row, note)
-        raise KeyboardInterrupt  # what Ctrl-C or a kill after the first checkpoint leaves behind
-
-    monkeypatch.setattr(EpochProgress, "end_epoch", killed_after_first_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        train(TrainConfig(**TINY), tmp_path / "killed", progress=False)
-    monkeypatch.setattr(EpochProgress, "end_epoch", real_end)
+    kill_after_first_epoch(train, TrainConfig(**TINY), tmp_path / "killed")
     assert len(runs.read_history(tmp_path / "killed")) == 1
     resumed = train(None, tmp_path / "killed", resume=True, progress=False)
     assert resumed["epochs_run"] == 2

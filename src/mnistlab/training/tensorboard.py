@@ -13,7 +13,6 @@ writes them for every framework, so PyTorch and Keras runs look the same there.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 

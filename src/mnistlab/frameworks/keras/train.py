@@ -92,10 +92,6 @@ def save_model(model: "keras.Model", path: Path) -> None:
             os.unlink(tmp)
 
 
-def _nhwc(x: torch.Tensor) -> np.ndarray:
-    return x.permute(0, 2, 3, 1).contiguous().numpy()
-
-
 class Stepper:
     """The compiled training step, with the optimiser state it updates."""
 
