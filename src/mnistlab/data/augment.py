@@ -43,7 +43,7 @@ class RandomAffine:
         cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
         theta = torch.stack(
             [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
-        ).to(x.dtype)
+        ).to(x.device, x.dtype)  # drawn on the CPU generator (same run on every device), applied where x lives
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         # grid_sample pads with zeros; shifting by ``fill`` makes the padding equal ``fill``.
         out = F.grid_sample(x - self.fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

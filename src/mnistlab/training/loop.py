@@ -92,14 +92,6 @@ def make_augment(cfg: TrainConfig, data: TrainValData) -> RandomAffine | None:
     return RandomAffine(cfg.degrees, cfg.translate, (1 - cfg.scale, 1 + cfg.scale), fill=-data.info.mean / data.info.std)
 
 
-def _augmented(augment: RandomAffine, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    if x.device.type == "cpu":
-        return augment(x, gen)
-    # RandomAffine draws from a CPU generator and builds its matrices on the CPU: the batch (100 KB)
-    # visits the CPU so the draws, and so the run, stay the same on every device.
-    return augment(x.cpu(), gen).to(x.device, non_blocking=True)
-
-
 def steps_per_epoch(n: int, batch_size: int, world_size: int = 1) -> int:
     """Optimiser steps in one epoch: global batches, less a last one too small to share among ranks.
 
@@ -140,7 +132,7 @@ def _train_epoch(step: Step, cfg: TrainConfig, data: TrainValData, tensors: dict
         idx = idx.to(opts.device, non_blocking=True)
         xb = normalize(tensors["train_x"][idx], data.info.mean, data.info.std)
         if augment is not None:
-            xb = _augmented(augment, xb, aug_gen)
+            xb = augment(xb, aug_gen)
         batch_loss, batch_correct = step.train_batch(xb, tensors["train_y"][idx])
         loss_sum, correct, seen = loss_sum + batch_loss, correct + batch_correct, seen + len(idx)
         if bar.live:  # reading the loss waits for the device: only when someone watches
