@@ -231,6 +231,37 @@ def test_micro_batching_keeps_each_requests_rows_apart():
         np.testing.assert_array_equal(a, fake_logits(r))
 
 
+def test_micro_batcher_keeps_event_loops_apart():
+    """Two event loops in two threads share one batcher (a test client without a portal does this).
+    Loop B's request arrives while loop A's is waiting for its flush: B must still be answered on
+    its own loop. Completing B's future from A's thread left B asleep forever, and CI hung."""
+    import asyncio
+    import threading
+
+    from mnistlab.serve.compute import MicroBatcher
+
+    batcher = MicroBatcher(lambda x: x * 2)
+    a_queued, b_queued, answers = threading.Event(), threading.Event(), {}
+
+    async def request(name, value, queued, wait_for=None):
+        task = asyncio.ensure_future(batcher(np.full((1, 3), value)))
+        await asyncio.sleep(0)  # the task has queued its request; the flush has not run yet
+        queued.set()
+        if wait_for is not None:
+            wait_for.wait(10)  # hold this loop (and its flush) until the other loop has queued
+        answers[name] = int((await task)[0, 0])
+
+    threads = [threading.Thread(target=lambda: asyncio.run(request("a", 1, a_queued, b_queued)), daemon=True),
+               threading.Thread(target=lambda: a_queued.wait(10) and asyncio.run(request("b", 5, b_queued)),
+                                daemon=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert not any(t.is_alive() for t in threads), "a request was never answered"
+    assert answers == {"a": 2, "b": 10}
+
+
 def test_fast_and_strict_number_checks_agree():
     from hypothesis import given, settings
     from hypothesis import strategies as st

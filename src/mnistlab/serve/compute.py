@@ -33,23 +33,30 @@ async def in_thread(func: Callable[..., Any], *args, timeout_s: float) -> Any:
 
 
 class MicroBatcher:
-    """Collects the small requests that are ready in one turn of the event loop into one call of ``func``."""
+    """Collects the small requests that are ready in one turn of the event loop into one call of ``func``.
+
+    Each event loop has its own queue: a future belongs to the loop that made it, and completing it
+    from another loop's thread would leave that loop asleep (uvicorn runs one loop per worker, but a
+    test client or an embedding application may run several).
+    """
 
     def __init__(self, func: Callable[[np.ndarray], np.ndarray]):
         self.func = func
-        self.pending: list[tuple[np.ndarray, asyncio.Future]] = []
+        self.pending: dict[asyncio.AbstractEventLoop, list[tuple[np.ndarray, asyncio.Future]]] = {}
 
     async def __call__(self, images: np.ndarray) -> np.ndarray:
-        future = asyncio.get_running_loop().create_future()
-        self.pending.append((images, future))
-        if len(self.pending) == 1:
-            asyncio.get_running_loop().call_soon(self._flush)  # after the requests already waiting to run
-        elif sum(len(x) for x, _ in self.pending) >= MICRO_BATCH_MAX:
-            self._flush()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        queue = self.pending.setdefault(loop, [])
+        queue.append((images, future))
+        if len(queue) == 1:
+            loop.call_soon(self._flush, loop)  # after the requests already waiting to run
+        elif sum(len(x) for x, _ in queue) >= MICRO_BATCH_MAX:
+            self._flush(loop)
         return await future
 
-    def _flush(self) -> None:
-        batch, self.pending = self.pending, []
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch = self.pending.pop(loop, [])
         if not batch:
             return
         try:
