@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from mnistlab.evaluation.metrics import softmax
 
@@ -38,6 +37,8 @@ def error_auroc(scores: np.ndarray, errors: np.ndarray) -> float | None:
     errors = np.asarray(errors, dtype=bool)
     if errors.all() or not errors.any():
         return None
+    from sklearn.metrics import roc_auc_score  # lazy: `mnistlab --help` and `train` need not pay for sklearn
+
     return float(roc_auc_score(errors, scores))
 
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-from sklearn.metrics import confusion_matrix as _sk_confusion_matrix
-from sklearn.metrics import precision_recall_fscore_support
 
 HIGH_CONFIDENCE = 0.9  # an error made with at least this probability counts as a confident error
 
@@ -41,11 +39,15 @@ def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> flo
 
 def confusion_matrix(logits: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
     """Counts; rows are true classes, columns predicted classes."""
+    from sklearn.metrics import confusion_matrix as _sk_confusion_matrix  # lazy: 1–3 s every CLI start paid
+
     return _sk_confusion_matrix(labels, np.asarray(logits).argmax(1), labels=list(range(num_classes)))
 
 
 def per_class(logits: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> list[dict[str, Any]]:
     """Accuracy (= recall), precision, recall, F1 and support for each class."""
+    from sklearn.metrics import precision_recall_fscore_support  # lazy, as above
+
     preds = np.asarray(logits).argmax(1)
     k = len(class_names)
     precision, recall, f1, support = precision_recall_fscore_support(

@@ -7,7 +7,7 @@
 Importing this package registers every architecture module below.
 """
 
-from mnistlab.models import deeper, resnet, simple  # noqa: F401  (registration side effect)
+from mnistlab.models import deeper, resnet, simple, speedrun  # noqa: F401  (registration side effect)
 from mnistlab.models.registry import (  # noqa: F401
     IMAGE_SIZE,
     IN_CHANNELS,

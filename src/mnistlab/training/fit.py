@@ -23,7 +23,7 @@ from mnistlab.data.datasets import TrainValData, load_train_val
 from mnistlab.errors import UserError
 from mnistlab.training import distributed
 from mnistlab.training.checkpoint import load_checkpoint
-from mnistlab.training.device import device_type
+from mnistlab.training.device import device_type, keep_freed_memory
 from mnistlab.training.distributed import DistContext
 from mnistlab.training.loop import LoopOptions, Step, run_epochs, steps_per_epoch
 
@@ -104,6 +104,8 @@ def fit(cfg: TrainConfig | None, out: str | Path, *, build: Build, framework: st
         ctx, device = distributed.on_device(ctx, cfg.device)
         threads = cfg.threads or distributed.threads_per_process(ctx)
         torch.set_num_threads(threads)
+        if device.type == "cpu":
+            keep_freed_memory()  # activations stay mapped between steps: no page faults per batch
         torch.manual_seed(cfg.seed)
         if data is None:
             data = load_train_val(cfg.dataset, val_size=cfg.val_size, seed=cfg.split_seed,

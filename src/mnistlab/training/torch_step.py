@@ -35,7 +35,8 @@ from mnistlab.training.gradflow import GradNormMonitor
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    betas = (0.9 if cfg.beta1 is None else cfg.beta1, cfg.beta2)
+    return cls(model.parameters(), lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
 
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
@@ -44,7 +45,8 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch
         sched = torch.optim.lr_scheduler.OneCycleLR(
             opt, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch, pct_start=ONECYCLE_PCT_START,
             div_factor=ONECYCLE_DIV_FACTOR, final_div_factor=ONECYCLE_FINAL_DIV_FACTOR,
-            max_momentum=ONECYCLE_BETA1[0], base_momentum=ONECYCLE_BETA1[1])
+            max_momentum=ONECYCLE_BETA1[0], base_momentum=ONECYCLE_BETA1[1],
+            cycle_momentum=cfg.beta1 is None)  # a fixed --beta1 stays fixed
         return sched, True
     if cfg.scheduler == "step":
         return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma), False
@@ -87,7 +89,7 @@ class TorchStep:
     def train_batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.cfg.amp):
             logits = self.trained(self._input(x))
-            loss = F.cross_entropy(logits, y)
+            loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.monitor is not None:

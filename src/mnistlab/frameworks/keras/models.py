@@ -118,7 +118,9 @@ def resnet(inputs, num_classes: int, widths: tuple[int, int, int] = (32, 64, 120
 KERAS_MODELS: dict[str, Callable[..., Any]] = {"simple": simple, "deeper": deeper, "resnet": resnet}
 # Every model in ``mnistlab.models.list_models()`` has a twin above or a one-line reason here
 # (the registry-wide tests check both, and that twins have exactly the PyTorch parameter count).
-NO_TWIN: dict[str, str] = {}
+NO_TWIN: dict[str, str] = {
+    "speedrun": "a CPU time-to-99% recipe for the PyTorch loop; its timings would not carry to Keras",
+}
 
 
 def create_keras_model(name: str, *, in_channels: int = IN_CHANNELS, num_classes: int = NUM_CLASSES,

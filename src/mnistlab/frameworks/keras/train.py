@@ -55,12 +55,14 @@ def learning_rate(cfg: TrainConfig, step: int, epoch: int, steps_per_epoch: int)
     """(learning rate, Adam beta1) for batch ``step`` (0-based, counted over the run) in ``epoch`` (1-based).
 
     OneCycle mirrors ``torch.optim.lr_scheduler.OneCycleLR`` with the settings in ``mnistlab.config``:
-    cosine from lr/25 up to lr, then down to lr/25/1e4; beta1 moves 0.95 → 0.85 → 0.95 meanwhile.
+    cosine from lr/25 up to lr, then down to lr/25/1e4; beta1 moves 0.95 → 0.85 → 0.95 meanwhile
+    (a fixed ``cfg.beta1`` stays fixed, as PyTorch's ``cycle_momentum=False``).
     """
+    fixed_beta1 = 0.9 if cfg.beta1 is None else cfg.beta1
     if cfg.scheduler == "step":
-        return cfg.lr * cfg.gamma ** ((epoch - 1) // cfg.step_size), 0.9
+        return cfg.lr * cfg.gamma ** ((epoch - 1) // cfg.step_size), fixed_beta1
     if cfg.scheduler == "none":
-        return cfg.lr, 0.9
+        return cfg.lr, fixed_beta1
     total = cfg.epochs * steps_per_epoch
     up_end = ONECYCLE_PCT_START * total - 1
     initial = cfg.lr / ONECYCLE_DIV_FACTOR
@@ -70,6 +72,8 @@ def learning_rate(cfg: TrainConfig, step: int, epoch: int, steps_per_epoch: int)
     def cos(start: float, end: float, pct: float) -> float:
         return end + (start - end) / 2 * (math.cos(math.pi * pct) + 1)
 
+    if cfg.beta1 is not None:
+        beta_ends = beta_peak = cfg.beta1
     if step <= up_end:
         pct = step / up_end
         return cos(initial, cfg.lr, pct), cos(beta_ends, beta_peak, pct)
@@ -99,22 +103,25 @@ class Stepper:
         self.model, self.vars = model, model.trainable_variables
         eps = 1e-8  # PyTorch's default; Keras's is 1e-7
         if cfg.optimizer == "adamw":
-            self.opt = keras.optimizers.AdamW(learning_rate=cfg.lr, weight_decay=cfg.weight_decay, epsilon=eps)
+            self.opt = keras.optimizers.AdamW(learning_rate=cfg.lr, weight_decay=cfg.weight_decay, epsilon=eps,
+                                              beta_2=cfg.beta2)
             self.l2 = 0.0
         else:
-            self.opt = keras.optimizers.Adam(learning_rate=cfg.lr, epsilon=eps)
+            self.opt = keras.optimizers.Adam(learning_rate=cfg.lr, epsilon=eps, beta_2=cfg.beta2)
             self.l2 = cfg.weight_decay
         # A variable (not a float) so OneCycle can move it without retracing the step.
         self.opt.beta_1 = tf.Variable(0.9, trainable=False, dtype=tf.float32, name="beta_1")
         self.opt.build(self.vars)
-        self.loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        self.smoothing = cfg.label_smoothing
+        self.loss = (keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=cfg.label_smoothing)
+                     if cfg.label_smoothing else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         self.step = tf.function(self._step, jit_compile=JIT_COMPILE if jit_compile is None else jit_compile)
 
     def _step(self, x, y):
         with tf.GradientTape() as tape:
             # float32 logits even under mixed_bfloat16: the loss and its gradient stay accurate
             logits = tf.cast(self.model(x, training=True), tf.float32)
-            loss = self.loss(y, logits)
+            loss = self.loss(tf.one_hot(y, logits.shape[-1]) if self.smoothing else y, logits)
         grads = tape.gradient(loss, self.vars)
         if self.l2:
             grads = [g + self.l2 * v for g, v in zip(grads, self.vars)]
