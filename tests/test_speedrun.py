@@ -12,6 +12,7 @@ from mnistlab.cli import build_parser
 from mnistlab.commands.train import train_config_from_args
 from mnistlab.config import PRESETS, TrainConfig, preset
 from mnistlab.errors import UserError
+from mnistlab.frameworks import keras_available
 from mnistlab.frameworks.pytorch import load_model
 from mnistlab.models import count_parameters, create_model
 from mnistlab.models.speedrun import count_macs
@@ -117,3 +118,13 @@ def test_speedrun_preset_on_a_subset_reaches_a_floor(tmp_path, data_dir):
     assert config["arch"] == "speedrun" and config["train"]["beta1"] == 0.7
     model, _ = load_model(out)  # a registered model: rebuilt from the directory alone, like any other
     assert isinstance(model, nn.Module) and json.loads((out / runs.TRAINING).read_text())["epochs_run"] == 1
+
+
+@pytest.mark.keras
+@pytest.mark.skipif(not keras_available(), reason="needs mnistlab[keras] (keras + tensorflow-cpu)")
+def test_keras_schedule_keeps_a_fixed_beta1_too():
+    from mnistlab.frameworks.keras.train import learning_rate
+
+    fixed = [learning_rate(preset("speedrun"), step, 1, 20)[1] for step in range(20)]
+    cycled = [learning_rate(TrainConfig(epochs=1), step, 1, 20)[1] for step in range(20)]
+    assert set(fixed) == {0.7} and len(set(cycled)) > 1
