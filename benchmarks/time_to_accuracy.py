@@ -10,8 +10,9 @@ whatever validation the recipe does, from the first step until the end of the ep
 test accuracy first reaches ``--target``; data loading from disk and the test scoring are not
 counted. The test split is scored after each epoch only to report when the target was crossed: a
 measurement, never a decision: nothing selects or tunes on it, and the benchmark's stopping a run
-once the target is crossed only saves its own time (the figure reported is the same). A recipe that is still below the target after ``--cap-epochs`` (or at
-the end of its fixed schedule) is reported as "> cap". ``--cli`` also times the whole
+once the target is crossed only saves its own time (the figure reported is the same). A recipe
+still below the target after ``--cap-epochs`` (or at the end of its fixed schedule) is reported
+as "> cap". An untimed warm-up first pays PyTorch's one-off costs. ``--cli`` also times the whole
 ``mnistlab train --preset speedrun`` command (process start, imports, data loading) in a child.
 """
 
