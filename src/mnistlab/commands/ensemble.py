@@ -115,6 +115,7 @@ def add_commands(command) -> None:
     p.add_argument("--batch-size", type=int, help=h["batch_size"])
     p.add_argument("--lr", type=float, help=h["lr"])
     p.add_argument("--train-subset", type=int, help=h["train_subset"])
+    p.add_argument("--val-size", type=int, help=h["val_size"])
     p.add_argument("--threads", type=int, help=h["threads"])
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help=h["device"])
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, help=h["amp"] + " (default off)")
