@@ -84,39 +84,75 @@ def test_cli_ensemble_of_a_real_run_with_itself(trained_run, tmp_path, capsys):
     assert main(["ensemble", str(trained_run), str(tmp_path / "missing"), "--out", str(tmp_path / "f")]) == 2
 
 
-def test_ensemble_directory_predicts_like_its_saved_logits(trained_run, tmp_path, data_dir, capsys):
-    """inference.predictor on an ensemble: the members' weighted averaged probabilities, as log-probabilities."""
+def _perturbed_copy(trained_run, path, scale: float, data_dir):
+    """A copy of ``trained_run`` whose last layer got Gaussian noise of ``scale``, evaluated: another member."""
     import shutil
 
     import torch
+
+    from mnistlab.evaluation.evaluate import evaluate_run
+    from mnistlab.frameworks.pytorch import load_model
+
+    shutil.copytree(trained_run, path)
+    model, _ = load_model(path)
+    with torch.no_grad():
+        torch.manual_seed(0)
+        model.head[-1].weight.add_(torch.randn_like(model.head[-1].weight) * scale)
+    runs.save_weights(path, model)
+    evaluate_run(path, data_dir=str(data_dir))
+    return path
+
+
+def _test_images(data_dir, n=300):
+    from mnistlab.data.datasets import load_test_split
+
+    x, _ = load_test_split("mnist", data_dir, purpose="compare an ensemble's predictor with its saved logits")
+    return x[:n].numpy()
+
+
+def test_ensemble_directory_predicts_like_its_saved_logits(trained_run, tmp_path, data_dir, capsys):
+    """inference.predictor on an ensemble: the members' weighted averaged probabilities, as log-probabilities."""
     from PIL import Image
 
     from mnistlab.cli import main
-    from mnistlab.data.datasets import load_test_split
-    from mnistlab.evaluation.evaluate import evaluate_run
-    from mnistlab.frameworks.pytorch import load_model
     from mnistlab.inference import predictor
 
-    other = tmp_path / "other"  # a second member that disagrees a little: perturbed head weights
-    shutil.copytree(trained_run, other)
-    model, _ = load_model(other)
-    with torch.no_grad():
-        torch.manual_seed(0)
-        model.head[-1].weight.add_(torch.randn_like(model.head[-1].weight) * 0.5)
-    runs.save_weights(other, model)
-    evaluate_run(other, data_dir=str(data_dir))
+    other = _perturbed_copy(trained_run, tmp_path / "other", 0.5, data_dir)  # a member that disagrees a little
     ensemble = ensemble_runs([trained_run, other], weighted=True, out=tmp_path / "ens")
 
-    x, _ = load_test_split("mnist", data_dir, purpose="compare an ensemble's predictor with its saved logits")
+    x = _test_images(data_dir)
     saved, _ = runs.load_predictions(tmp_path / "ens" / runs.PREDICTIONS)
-    logits = predictor(tmp_path / "ens")(x[:300].numpy())
-    members = [predictor(d)(x[:300].numpy()) for d in (trained_run, other)]
+    logits = predictor(tmp_path / "ens")(x)
+    members = [predictor(d)(x) for d in (trained_run, other)]
     assert not np.allclose(members[0], members[1], atol=1e-3)  # the members do differ
     np.testing.assert_allclose(logits, saved[:300], atol=1e-4)
     np.testing.assert_allclose(np.exp(logits).sum(1), 1, atol=1e-5)  # log-probabilities
     assert sum(m["weight"] for m in ensemble["members"]) == pytest.approx(1)
 
     path = tmp_path / "digit.png"
-    Image.fromarray(255 - x[0].numpy()).save(path)
+    Image.fromarray(255 - x[0]).save(path)
     assert main(["predict", str(tmp_path / "ens"), str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["digit"] == int(np.argmax(saved[0]))
+
+
+def test_a_selected_ensemble_is_served_with_its_temperatures_and_without_its_unused_members(
+        trained_run, tmp_path, data_dir, capsys):
+    """Caruana gives a broken member weight 0; the directory then predicts its saved logits without that member."""
+    import shutil
+
+    from mnistlab.cli import main
+    from mnistlab.inference import predictor
+
+    other = _perturbed_copy(trained_run, tmp_path / "other", 0.5, data_dir)
+    broken = _perturbed_copy(trained_run, tmp_path / "broken", 20.0, data_dir)  # about chance level
+    rc = main(["ensemble", str(trained_run), str(other), str(broken), "--temperature", "--out", str(tmp_path / "ens"),
+               "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert rc == 0 and result["selection"]["method"] == "caruana"  # the command's default
+    weights = [m["weight"] for m in result["members"]]
+    assert weights[2] == 0 and weights[0] > 0 and result["members"][2]["test_accuracy"] < 0.5
+    assert any(abs(m["temperature"] - 1) > 0.01 for m in result["members"])
+
+    shutil.rmtree(broken)  # not needed any more: a member of weight 0 is never loaded
+    saved, _ = runs.load_predictions(tmp_path / "ens" / runs.PREDICTIONS)
+    np.testing.assert_allclose(predictor(tmp_path / "ens")(_test_images(data_dir)), saved[:300], atol=1e-4)

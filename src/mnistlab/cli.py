@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "mnistlab.commands.explain",
     "mnistlab.commands.deploy",
     "mnistlab.commands.frameworks",
+    "mnistlab.commands.ensemble",
     "mnistlab.commands.serve",
 )
 

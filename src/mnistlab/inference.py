@@ -8,8 +8,8 @@
 The framework comes from the run's ``config.json`` and its predictor from the framework table
 (:mod:`mnistlab.frameworks`). An ensemble directory (``kind: ensemble``, written by
 :mod:`mnistlab.ensemble`) predicts with its members and returns the log of their averaged
-probabilities, weighted as the ensemble was, so evaluation and the HTTP service treat it like
-any run.
+probabilities, weighted (and each member at its temperature) as the ensemble was, so evaluation
+and the HTTP service treat it like any run; members of weight 0 are not loaded.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from mnistlab import frameworks, runs
-from mnistlab.ensemble import ensemble_logits
+from mnistlab.ensemble.combine import ensemble_logits
 from mnistlab.errors import UserError
 
 Predictor = Callable[[np.ndarray], np.ndarray]
@@ -48,6 +48,10 @@ def _ensemble_predictor(run_dir: Path, config: dict[str, Any]) -> Predictor:
     members = config.get("members") or []
     if not members:
         raise UserError(f"{run_dir}: an ensemble without members in its {runs.CONFIG}; build it again")
-    predictors = [predictor(member_dir(run_dir, m["run_dir"])) for m in members]  # every member checked first
-    weights = [float(m.get("weight", 1.0)) for m in members]
-    return lambda images: ensemble_logits([p(images) for p in predictors], weights)
+    used = [m for m in members if float(m.get("weight", 1.0)) > 0]  # selection may leave members out
+    if not used:
+        raise UserError(f"{run_dir}: no member of this ensemble has a positive weight; build it again")
+    predictors = [predictor(member_dir(run_dir, m["run_dir"])) for m in used]  # every member checked first
+    weights = [float(m.get("weight", 1.0)) for m in used]
+    temps = [float(m.get("temperature") or 1.0) for m in used]
+    return lambda images: ensemble_logits([p(images) for p in predictors], weights, temps)

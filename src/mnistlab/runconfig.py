@@ -41,7 +41,7 @@ KNOWN_KEYS = {
     "train": COMMON | {"train", "threads", "model_file", "world_size", "backend", "device"},
     "prune": COMMON | {"train", "threads", "model_file", "world_size", "backend", "device", "pruned_from",
                        "pruning"},
-    "ensemble": COMMON | {"weighting", "members"},
+    "ensemble": COMMON | {"weighting", "members", "selection"},
 }
 REQUIRED = {
     "train": ("kind", "framework", "dataset", "arch", "data", "train"),
@@ -195,14 +195,23 @@ def _check_members(members: Any, path: Path) -> None:
     if not isinstance(members, list) or not 2 <= len(members) <= MAX_MEMBERS:
         raise _fail(path, f"members must be a list of 2 to {MAX_MEMBERS} runs")
     for i, member in enumerate(members):
-        _dict(member, f"members[{i}]", path)
-        for key, value in member.items():
-            if isinstance(value, str):
-                _text(value, f"members[{i}].{key}", path)
-            elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                _number(value, float, -1e12, 1e12, f"members[{i}].{key}", path)
-            elif value is not None:
-                raise _fail(path, f"members[{i}].{key} must be a string, a number or null")
+        _check_flat(member, f"members[{i}]", path)
+        # inference divides by the temperature and averages with the weights
+        if member.get("weight") is not None and not 0 <= member["weight"] <= 1e6:
+            raise _fail(path, f"members[{i}].weight must be between 0 and 1e6")
+        if member.get("temperature") is not None and not 1e-3 <= member["temperature"] <= 1e3:
+            raise _fail(path, f"members[{i}].temperature must be between 0.001 and 1000")
+
+
+def _check_flat(obj: Any, where: str, path: Path) -> None:
+    """An object of short strings, numbers and nulls (an ensemble's selection settings)."""
+    for key, value in _dict(obj, where, path).items():
+        if isinstance(value, str):
+            _text(value, f"{where}.{key}", path)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            _number(value, float, -1e12, 1e12, f"{where}.{key}", path)
+        elif value is not None:
+            raise _fail(path, f"{where}.{key} must be a string, a number or null")
 
 
 def validate_config(config: Any, run_dir: str | Path) -> dict[str, Any]:
@@ -240,6 +249,7 @@ def validate_config(config: Any, run_dir: str | Path) -> dict[str, Any]:
     _dict(config.get("pruning", {}), "pruning", path)
     if kind == "ensemble":
         _check_members(config["members"], path)
+        _check_flat(config.get("selection", {}), "selection", path)
         _dict(config.get("model_args", {}), "model_args", path)
         return config
     _check_train(_dict(config["train"], "train", path), path)

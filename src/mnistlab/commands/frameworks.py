@@ -1,4 +1,4 @@
-"""`mnistlab frameworks` (PyTorch vs Keras, side by side) and `mnistlab ensemble` (average any runs)."""
+"""`mnistlab frameworks`: PyTorch vs Keras, side by side (`mnistlab ensemble` lives in ``commands/ensemble.py``)."""
 
 from __future__ import annotations
 
@@ -23,24 +23,6 @@ def cmd_frameworks(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_ensemble(args: argparse.Namespace) -> int:
-    from mnistlab.ensemble import ensemble_runs
-
-    result = ensemble_runs(args.run_dirs, weighted=args.weighted, out=args.out, force=args.force)
-    if args.json:
-        emit_json(result)
-        return EXIT_OK
-    rows = [(m["run_dir"], m["framework"], m["arch"], f"{m['weight']:.3f}",
-             "" if m["val_accuracy"] is None else f"{m['val_accuracy']:.4f}", f"{m['test_accuracy']:.4f}")
-            for m in result["members"]]
-    val = "" if result["val_accuracy"] is None else f"{result['val_accuracy']:.4f}"
-    rows.append(("ensemble", "", "", "", val, f"{result['accuracy']:.4f}"))
-    print_table(f"ensemble ({result['weighting']} weights)", ["run", "framework", "arch", "weight", "val acc", "test acc"],
-                rows)
-    print(f"saved in {result['run_dir']}")
-    return EXIT_OK
-
-
 def add_commands(command) -> None:
     """Add this feature's subcommands through ``command(name, func, help, ...)``."""
     from mnistlab.models import list_models
@@ -57,10 +39,3 @@ def add_commands(command) -> None:
     p.add_argument("--out", help="folder for both runs and the table (default runs/frameworks-<arch>-<time>)")
     p.add_argument("--force", action="store_true", help="overwrite existing runs at --out")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
-
-    p = command("ensemble", cmd_ensemble, "average the class probabilities of runs of any framework",
-                data_dir=False)
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="evaluated runs (predictions.npz)")
-    p.add_argument("--weighted", action="store_true", help="weigh each run by its validation accuracy")
-    p.add_argument("--out", help="ensemble directory (default runs/ensemble-<time>)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing ensemble at --out")

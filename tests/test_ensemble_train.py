@@ -1,0 +1,94 @@
+"""`ensemble-train`: members arch × seed, finished ones reused, interrupted ones resumed, then the ensemble."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mnistlab import runs
+from mnistlab.config import TrainConfig
+from mnistlab.ensemble.train import ensemble_train, member_state, parse_members
+from mnistlab.errors import UserError
+from mnistlab.training.checkpoint import save_checkpoint
+
+TINY = dict(epochs=2, train_subset=1000, val_size=500, batch_size=64, patience=0)
+
+
+def test_parse_members():
+    assert parse_members("deeper, resnet,keras:simple") == [("torch", "deeper"), ("torch", "resnet"),
+                                                            ("keras", "simple")]
+    for bad in ("nonsense", "simple,simple", "jax:simple", ""):
+        with pytest.raises(UserError, match="--archs"):
+            parse_members(bad)
+
+
+def _config(path, cfg: TrainConfig):
+    path.mkdir(parents=True)
+    data = {"class_names": [str(i) for i in range(10)], "num_classes": 10, "mean": 0.1307, "std": 0.3081,
+            "image_size": 28, "in_channels": 1, "val_size": cfg.val_size, "split_seed": 0}
+    runs.write_config(path, {"kind": "train", "framework": "torch", "dataset": "mnist", "arch": cfg.arch,
+                             "params": 93_322, "data": data, "train": cfg.to_dict()})
+    return path
+
+
+def test_member_state_from_what_the_folder_holds(tmp_path):
+    cfg = TrainConfig(arch="simple", seed=3, **TINY)
+    assert member_state(tmp_path / "missing", cfg) == "new"
+    run = _config(tmp_path / "run", cfg)
+    assert member_state(run, cfg) == "restart"  # created, killed before epoch 1 ended
+    save_checkpoint(run / runs.CHECKPOINT, {"epoch": 1, "done": False})
+    assert member_state(run, cfg) == "resume"
+    save_checkpoint(run / runs.CHECKPOINT, {"epoch": 2, "done": True})
+    assert member_state(run, cfg) == "done"  # killed after the last checkpoint, before training.json
+    (run / runs.TRAINING).write_text("{}")
+    assert member_state(run, cfg) == "done"
+    # other settings that change what is learnt: an error naming the setting; threads do not count
+    assert member_state(run, TrainConfig(arch="simple", seed=3, threads=1, **TINY)) == "done"
+    with pytest.raises(UserError, match="epochs=2, not 5.*--force"):
+        member_state(run, TrainConfig(arch="simple", seed=3, **{**TINY, "epochs": 5}))
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="not a run directory"):
+        member_state(tmp_path / "junk", cfg)
+
+
+def test_cli_refuses_bad_plans_before_training(tmp_path, capsys):
+    from mnistlab.cli import main
+
+    assert main(["ensemble-train", "--archs", "nonsense", "--out", str(tmp_path / "a")]) == 2
+    assert main(["ensemble-train", "--archs", "simple", "--seeds", "0", "--out", str(tmp_path / "b")]) == 2
+    assert main(["ensemble-train", "--archs", "simple", "--seeds", "0-1000", "--out", str(tmp_path / "c")]) == 2
+    assert "2 to 100 members" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.slow
+def test_ensemble_train_resumes_reuses_and_builds(tmp_path, data_dir, kill_after_first_epoch, monkeypatch, capsys):
+    """Killed in the first member's first epoch → the next call resumes it, trains the second; a third reuses both."""
+    from mnistlab.cli import main
+
+    out = tmp_path / "ens"
+    base = TrainConfig(**TINY)
+    members = parse_members("simple")
+
+    def run(cfg, out_dir, progress):
+        ensemble_train(members, [0, 1], cfg, out_dir, data_dir=str(data_dir), progress=progress)
+
+    kill_after_first_epoch(run, base, out)
+    assert member_state(out / "simple-s0", TrainConfig(arch="simple", seed=0, **TINY)) == "resume"
+    first = ensemble_train(members, [0, 1], base, out, data_dir=str(data_dir), progress=False)
+    assert [m["state"] for m in first["members"]] == ["resumed", "trained"]
+    assert json.loads((out / "simple-s0" / runs.TRAINING).read_text())["epochs_run"] == 2
+    assert first["ensemble"]["val_accuracy"] >= first["ensemble"]["best_member"]["val_accuracy"] - 0.01
+    assert len(first["spread"]) == 1 and first["spread"][0]["seeds"] == [0, 1]
+
+    import mnistlab.training.trainer as trainer
+
+    monkeypatch.setattr(trainer, "train", lambda *a, **k: pytest.fail("a finished member was trained again"))
+    rc = main(["ensemble-train", "--archs", "simple", "--seeds", "0-1", "--out", str(out), "--epochs", "2",
+               "--train-subset", "1000", "--val-size", "500", "--batch-size", "64", "--patience", "0", "--json"])
+    again = json.loads(capsys.readouterr().out)
+    assert rc == 0 and [m["state"] for m in again["members"]] == ["reused", "reused"]
+    assert [m["weight"] for m in again["ensemble"]["members"]] == [m["weight"] for m in first["ensemble"]["members"]]
+    assert runs.read_config(out / "ensemble")["kind"] == "ensemble"
