@@ -90,8 +90,8 @@ def test_quickstart_plans_records_and_reports_the_budget(tmp_path, data_dir, mon
         qs.quickstart(tmp_path / "q", budget_min=15, models=("simple", "deeper"))
     (arch, epochs, extra), = trained
     plan = extra["budget"]
-    assert arch == "simple" and epochs == plan["epochs"]["simple"] < 8
-    assert 1 <= plan["epochs"]["deeper"] < 12 and plan["budget_s"] == 900
+    assert arch == "simple" and epochs == plan["epochs"]["simple"] <= 8  # what training got is what was recorded
+    assert 1 <= plan["epochs"]["deeper"] < 12 and plan["budget_s"] == 900  # 12 × 91 s would not fit
     assert plan["planned_s"] <= 900 * (1 - RESERVE)
     # deeper (55,000 training + 5,000 validation images at the faked speeds) dominates the plan
     assert plan["epochs"]["deeper"] * epoch_seconds(55000, 5000, 620, 2000) > plan["planned_s"] / 2

@@ -108,6 +108,7 @@ def plan_budget(configs: dict[str, TrainConfig], data: TrainValData, budget_s: f
     """Time each model on a few steps, then choose epochs that fit ``budget_s``; log the plan (one line)."""
     from mnistlab.training.throughput import measure
 
+    log(f"budget {budget_s / 60:g} min: timing each model on a few steps to choose its epochs")
     t0, costs = time.perf_counter(), []
     n_train, n_val = len(data.train_y), len(data.val_y)
     for name, cfg in configs.items():
