@@ -55,14 +55,18 @@ def test_bad_ema_or_erasing_settings_are_user_errors(bad):
         TrainConfig(**bad)
 
 
-def test_ema_follows_the_documented_average():
+@pytest.mark.parametrize("decay, used", [(0.05, 0.05), (0.999, 0.1)])  # 0.1: the warm-up's (1 + 0) / (10 + 0)
+def test_ema_follows_the_documented_average(decay, used):
     model = nn.Linear(1, 1, bias=False)
     nn.init.constant_(model.weight, 2.0)
-    ema = WeightEMA(model, decay=0.75)
+    ema = WeightEMA(model, decay=decay)
     ema.update(model)  # the first update copies
     nn.init.constant_(model.weight, 6.0)
     ema.update(model)
-    assert ema.module.weight.item() == pytest.approx(0.75 * 2.0 + 0.25 * 6.0)
+    assert ema.module.weight.item() == pytest.approx(used * 2.0 + (1 - used) * 6.0)
+    for _ in range(2000):  # long after the warm-up, the decay is the one asked for
+        ema.update(model)
+    assert ema.decay_at(100_000) == decay and ema.module.weight.item() == pytest.approx(6.0)
 
 
 def test_the_ema_is_what_is_validated_and_saved(tmp_path):

@@ -11,7 +11,10 @@ The average of the weights along the end of a run generalises a little better th
 weights (Polyak averaging). PyTorch's own ``AveragedModel`` does the bookkeeping; buffers
 (BatchNorm's running statistics) are averaged too (``use_buffers=True``), so the averaged model
 is evaluated as it is, without a pass to recompute its statistics. The first update copies the
-weights; each later one moves the average ``1 - decay`` of the way towards the current weights.
+weights; update ``n`` (counting from 0) then moves the average ``1 - d`` of the way towards the
+current weights, with ``d = min(decay, (1 + n) / (10 + n))``: the warm-up timm and TensorFlow
+use, so that in a short run (or early in a long one) the average is not dominated by the random
+initial weights (0.999 ** 500 is still 0.6).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 
 class WeightEMA:
@@ -28,7 +31,23 @@ class WeightEMA:
 
     def __init__(self, model: nn.Module, decay: float):
         self.decay = decay
-        self.averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+        self.averaged = AveragedModel(model, multi_avg_fn=self._average, use_buffers=True)
+
+    def decay_at(self, n: int) -> float:
+        """The decay used by update ``n`` (0 = the first after the copy).
+
+        >>> WeightEMA(nn.Linear(1, 1), 0.999).decay_at(0), WeightEMA(nn.Linear(1, 1), 0.5).decay_at(100)
+        (0.1, 0.5)
+        """
+        return min(self.decay, (1 + n) / (10 + n))
+
+    def _average(self, averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
+        weight = 1 - self.decay_at(int(num_averaged) - 1)
+        for a, c in zip(averaged, current):
+            if a.is_floating_point():
+                a.lerp_(c, weight)
+            else:  # integer buffers (BatchNorm's batch counter): the current value
+                a.copy_(c)
 
     @property
     def module(self) -> nn.Module:
