@@ -11,10 +11,11 @@ OneCycle must know a run's length before its first step, so the epochs are chose
 :func:`plan_epochs` starts from each model's default epochs and, while the plan overruns the
 budget, takes one epoch from the model that keeps the largest share of its default (the
 costlier one on a tie), so every model is cut by about the same fraction and none below one
-epoch; then it gives back epochs that still fit (the last cut may have freed more than needed). The costs come from :mod:`mnistlab.training.throughput` (a few timed steps per model);
-the time already spent (start-up, data, measuring) and each model's fixed cost (building,
-evaluation, its part of the report) are counted, and :data:`RESERVE` of the budget is kept free
-for what the measurement misses (a busy machine, file writes).
+epoch; then it gives back epochs that still fit (the last cut may have freed more than needed,
+and a cheap model may take it). The costs come from :mod:`mnistlab.training.throughput` (a few
+timed steps per model); the time already spent (start-up, data, measuring) and each model's
+fixed cost (building, evaluation, its part of the report) are counted, and :data:`RESERVE` of
+the budget is kept free for what the measurement misses (a busy machine, file writes).
 """
 
 from __future__ import annotations

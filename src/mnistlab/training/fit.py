@@ -118,7 +118,8 @@ def fit(cfg: TrainConfig | None, out: str | Path, *, build: Build, framework: st
             distributed.from_main(lambda: runs.prepare_run_dir(out, force=force), ctx)
         step, config = build(cfg, data, device, ctx, out if ctx.is_main else None, threads)
         if ctx.is_main and state is None:
-            runs.write_config(out, {**config, **(config_extra or {}), "device": str(device), "world_size": ctx.world_size,
+            runs.write_config(out, {**config, **(config_extra or {}), "device": str(device),
+                                    "world_size": ctx.world_size,
                                     "backend": ctx.backend})
         opts = LoopOptions(run_dir=out, device=device, ctx=ctx, progress=progress, on_epoch_end=on_epoch_end)
         return run_epochs(step, cfg, data, opts, resume=state)
