@@ -40,7 +40,6 @@ SMOKE = dict(epochs=1, train_subset=2000, val_size=1000)
 # Monte-Carlo dropout in the report runs 20 passes per image; over all 10,000 test images that
 # costs about a minute on 2 cores for `deeper`, so the report estimates it on a fixed slice.
 MC_LIMIT, SMOKE_MC_LIMIT = 2000, 500
-MC_PASSES = 20
 TEST_IMAGES = 10_000  # both registered data sets
 
 
@@ -106,6 +105,7 @@ def quickstart(out: str | Path, *, smoke: bool = False, budget_min: float = BUDG
 def plan_budget(configs: dict[str, TrainConfig], data: TrainValData, budget_s: float, spent_s: float,
                 log: Callable[[str], None]) -> Plan:
     """Time each model on a few steps, then choose epochs that fit ``budget_s``; log the plan (one line)."""
+    from mnistlab.analysis.uncertainty import MC_PASSES  # here: it imports scikit-learn, which the CLI need not load
     from mnistlab.training.throughput import measure
 
     log(f"budget {budget_s / 60:g} min: timing each model on a few steps to choose its epochs")
