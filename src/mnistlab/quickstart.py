@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mnistlab import runs
+from mnistlab.analysis.uncertainty import MC_PASSES
 from mnistlab.budget import PLOT_S, ModelCost, Plan, check_budget, epoch_seconds, plan_epochs
 from mnistlab.config import TrainConfig
 from mnistlab.data import registry, store
@@ -105,7 +106,6 @@ def quickstart(out: str | Path, *, smoke: bool = False, budget_min: float = BUDG
 def plan_budget(configs: dict[str, TrainConfig], data: TrainValData, budget_s: float, spent_s: float,
                 log: Callable[[str], None]) -> Plan:
     """Time each model on a few steps, then choose epochs that fit ``budget_s``; log the plan (one line)."""
-    from mnistlab.analysis.uncertainty import MC_PASSES  # here: it imports scikit-learn, which the CLI need not load
     from mnistlab.training.throughput import measure
 
     log(f"budget {budget_s / 60:g} min: timing each model on a few steps to choose its epochs")
