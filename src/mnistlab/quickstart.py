@@ -1,67 +1,92 @@
 """The main job: verify the data, train the three architectures (and the Keras twin of `simple`),
-evaluate, compare, report.
+evaluate, compare, report, all within a wall-time budget.
 
     >>> from mnistlab.quickstart import quickstart   # doctest: +SKIP
     >>> rows = quickstart("runs/quickstart-demo", smoke=True)   # doctest: +SKIP
 
-The epoch budgets below were fixed in advance and checked by measurement on a 2-core CPU: the
-whole job ends within 15 minutes there and each model reaches its accuracy target (README).
+The budget (``budget_min``, 15 minutes by default) is wall time, not epochs: after loading the
+data, each model is timed on a few steps (:mod:`mnistlab.training.throughput`) and
+:func:`mnistlab.budget.plan_epochs` chooses its epochs (at most :data:`EPOCHS`, the counts that
+reached the accuracy targets on a 2-core CPU) so that the whole job, evaluation and report
+included, ends within the budget. The plan is printed on stderr at the start, recorded in each
+run's config.json (``budget``) and compared with the time taken at the end.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from mnistlab import runs
-from mnistlab.data import store
+from mnistlab.analysis.uncertainty import MC_PASSES
+from mnistlab.budget import PLOT_S, ModelCost, Plan, check_budget, epoch_seconds, plan_epochs
 from mnistlab.config import TrainConfig
+from mnistlab.data import registry, store
+from mnistlab.data.datasets import TrainValData, load_train_val
 from mnistlab.ensemble import ensemble_runs
 from mnistlab.evaluation.evaluate import evaluate_run
 from mnistlab.errors import UserError
-from mnistlab.frameworks import FRAMEWORKS, require, train_function
+from mnistlab.frameworks import FRAMEWORKS, build_function, require, train_function
 from mnistlab.models import list_models
 
 # "framework:arch"; the Keras twin of `simple` runs when the keras extra is installed, so the
 # job also compares the two frameworks and their ensemble (the seed's averaged probabilities).
 MODELS = ("simple", "deeper", "resnet", "keras:simple")
-EPOCHS = {"simple": 8, "deeper": 12, "resnet": 12}
+EPOCHS = {"simple": 8, "deeper": 12, "resnet": 12}  # the most each gets; the budget may cut them
+BUDGET_MIN = 15.0
 SMOKE = dict(epochs=1, train_subset=2000, val_size=1000)
 # Monte-Carlo dropout in the report runs 20 passes per image; over all 10,000 test images that
 # costs about a minute on 2 cores for `deeper`, so the report estimates it on a fixed slice.
 MC_LIMIT, SMOKE_MC_LIMIT = 2000, 500
+TEST_IMAGES = 10_000  # both registered data sets
 
 
-def quickstart(out: str | Path, *, smoke: bool = False, data_dir: str | None = None,
-               seed: int = 0, force: bool = False, progress: bool = True,
+def quickstart(out: str | Path, *, smoke: bool = False, budget_min: float = BUDGET_MIN, dataset: str = "mnist",
+               data_dir: str | None = None, seed: int = 0, force: bool = False, progress: bool = True,
                models: tuple[str, ...] = MODELS) -> dict[str, Any]:
     """Verify the data, train and evaluate ``models`` into ``out/<name>``, write ``out/report.html``.
 
-    Returns ``{"out", "smoke", "total_seconds", "models": [one comparison row per model], "report"}``;
-    when a PyTorch and a Keras ``simple`` were trained, one more row is their ensemble.
+    Returns ``{"out", "smoke", "dataset", "total_seconds", "budget", "models": [one comparison row
+    per model], "report"}``; when a PyTorch and a Keras ``simple`` were trained, one more row is
+    their ensemble. ``budget`` is the plan (None with ``smoke``, whose budget is fixed and tiny).
     """
     from mnistlab.report.html import build_report
 
     t0 = time.perf_counter()
     out = Path(out)
-    store.fetch("mnist", data_dir=data_dir)
+    budget_s = None if smoke else check_budget(budget_min)
+    registry.get(dataset)  # an unknown name: one line, before any work
+    parsed = [_parse_model(m) for m in models]  # every name checked before any work
+    _check_free([out / name.replace(":", "-") for name, _, _ in parsed], force)
+    store.fetch(dataset, data_dir=data_dir)
     log = _stderr_log if progress else (lambda _msg: None)
-    rows = []
-    for name, framework, arch in [_parse_model(m) for m in models]:  # every name checked before any work
+    configs: dict[str, TrainConfig] = {}
+    for name, framework, arch in parsed:
         try:
             require(framework)
         except UserError as exc:  # an optional framework's extra is missing: the others still run
             log(f"skipping {name}: {exc}")
             continue
         overrides = dict(SMOKE) if smoke else {"epochs": EPOCHS.get(arch, 10)}
-        cfg = TrainConfig(arch=arch, framework=framework, seed=seed, patience=0, **overrides)
+        configs[name] = TrainConfig(arch=arch, framework=framework, dataset=dataset, seed=seed, patience=0, **overrides)
+    first = next(iter(configs.values()), TrainConfig(dataset=dataset, **SMOKE))
+    data = load_train_val(dataset, val_size=first.val_size, seed=first.split_seed, data_dir=data_dir,
+                          train_subset=first.train_subset)
+    plan = None
+    if budget_s is not None:
+        plan = plan_budget(configs, data, budget_s, time.perf_counter() - t0, log)
+        configs = {name: dataclasses.replace(cfg, epochs=plan.epochs[name]) for name, cfg in configs.items()}
+    rows = []
+    for name, cfg in configs.items():
         run_dir = out / name.replace(":", "-")
-        summary = train_function(framework)(cfg, run_dir, data_dir=data_dir, force=force, progress=progress)
+        summary = train_function(cfg.framework)(cfg, run_dir, data_dir=data_dir, force=force, progress=progress,
+                                                data=data, config_extra={"budget": plan.record()} if plan else None)
         metrics = evaluate_run(run_dir, data_dir=data_dir)
         rows.append({
-            "arch": arch, "framework": framework, "run_dir": str(run_dir), "test_accuracy": metrics["accuracy"],
+            "arch": cfg.arch, "framework": cfg.framework, "run_dir": str(run_dir), "test_accuracy": metrics["accuracy"],
             "val_accuracy": summary["best_val_acc"], "params": metrics["params"],
             "train_seconds": summary["train_seconds"], "epochs": summary["epochs_run"],
             "samples_per_s": summary["samples_per_s"], "model_bytes": metrics["model_bytes"],
@@ -70,8 +95,43 @@ def quickstart(out: str | Path, *, smoke: bool = False, data_dir: str | None = N
     report = build_report([r["run_dir"] for r in rows], out / "report.html", data_dir=data_dir,
                           mc_limit=SMOKE_MC_LIMIT if smoke else MC_LIMIT, log=log)
     rows.extend(_framework_ensemble(rows, out, force))
-    return {"out": str(out), "smoke": smoke, "total_seconds": round(time.perf_counter() - t0, 1),
-            "models": rows, "report": str(report)}
+    total = round(time.perf_counter() - t0, 1)
+    if plan is not None:
+        log(f"budget {budget_min:g} min: planned {plan.planned_s:.0f} s, took {total:.0f} s"
+            + ("" if total <= plan.budget_s else " (over budget: the machine was slower than measured)"))
+    return {"out": str(out), "smoke": smoke, "dataset": dataset, "total_seconds": total,
+            "budget": {**plan.record(), "actual_s": total} if plan else None, "models": rows, "report": str(report)}
+
+
+def plan_budget(configs: dict[str, TrainConfig], data: TrainValData, budget_s: float, spent_s: float,
+                log: Callable[[str], None]) -> Plan:
+    """Time each model on a few steps, then choose epochs that fit ``budget_s``; log the plan (one line)."""
+    from mnistlab.training.throughput import measure
+
+    log(f"budget {budget_s / 60:g} min: timing each model on a few steps to choose its epochs")
+    t0, costs = time.perf_counter(), []
+    n_train, n_val = len(data.train_y), len(data.val_y)
+    for name, cfg in configs.items():
+        speed = measure(cfg, data, build=build_function(cfg.framework))
+        # After training: evaluation (validation + test), MC dropout for the report (PyTorch), figures.
+        after = n_val + TEST_IMAGES + (MC_LIMIT * MC_PASSES if cfg.framework == "torch" else 0)
+        costs.append(ModelCost(name, cfg.epochs, epoch_seconds(n_train, n_val, speed.train_per_s, speed.eval_per_s),
+                               fixed_s=speed.startup_s + after / speed.eval_per_s + PLOT_S))
+        log(f"measured {name}: {speed.train_per_s:,.0f} training and {speed.eval_per_s:,.0f} evaluation images/s "
+            f"({speed.steps} steps): {costs[-1].epoch_s:.0f} s per epoch")
+    plan = plan_epochs(costs, budget_s, spent_s + time.perf_counter() - t0)
+    log(plan.line())
+    if not plan.fits:
+        log(f"warning: even one epoch of every model does not fit in {budget_s / 60:g} min on this machine; "
+            "training one epoch each anyway (raise --budget or pass fewer --models)")
+    return plan
+
+
+def _check_free(run_dirs: list[Path], force: bool) -> None:
+    """Refuse at once (not after minutes of work) when a run is already at one of ``run_dirs``."""
+    for run_dir in run_dirs:
+        if not force and run_dir.is_dir() and any(run_dir.iterdir()):
+            raise UserError(f"{run_dir}: a run already exists there; pass --force to overwrite or choose another --out")
 
 
 def _parse_model(name: str) -> tuple[str, str, str]:

@@ -38,7 +38,7 @@ KINDS = ("train", "prune", "ensemble")
 COMMON = {"schema_version", "kind", "framework", "dataset", "arch", "model_args", "params", "data", "environment",
           "created"}
 KNOWN_KEYS = {
-    "train": COMMON | {"train", "threads", "model_file", "world_size", "backend", "device"},
+    "train": COMMON | {"train", "threads", "model_file", "world_size", "backend", "device", "budget"},
     "prune": COMMON | {"train", "threads", "model_file", "world_size", "backend", "device", "pruned_from",
                        "pruning"},
     "ensemble": COMMON | {"weighting", "members", "selection"},
@@ -214,6 +214,19 @@ def _check_flat(obj: Any, where: str, path: Path) -> None:
             raise _fail(path, f"{where}.{key} must be a string, a number or null")
 
 
+def _check_budget(budget: dict, path: Path) -> None:
+    """quickstart's plan (mnistlab.budget.Plan.record): numbers, and the epochs chosen per model."""
+    for key, value in budget.items():
+        if key == "epochs":
+            for name, epochs in _dict(value, "budget.epochs", path).items():
+                _text(name, "budget.epochs key", path)
+                _number(epochs, int, 0, TRAIN_CAPS["epochs"], f"budget.epochs.{name}", path)
+        elif key in ("budget_s", "planned_s", "measured_s", "train_per_s", "eval_per_s", "epoch_s"):
+            _number(value, float, 0, 1e9, f"budget.{key}", path)
+        else:
+            raise _fail(path, f"unknown key budget.{key!r:.40}")
+
+
 def validate_config(config: Any, run_dir: str | Path) -> dict[str, Any]:
     """Return ``config`` (``threads`` capped at this machine's cores) or raise a one-line UserError."""
     path = Path(run_dir) / "config.json"
@@ -247,6 +260,7 @@ def validate_config(config: Any, run_dir: str | Path) -> dict[str, Any]:
         if isinstance(value, str):
             _text(value, f"environment.{key}", path)
     _dict(config.get("pruning", {}), "pruning", path)
+    _check_budget(_dict(config.get("budget", {}), "budget", path), path)
     if kind == "ensemble":
         _check_members(config["members"], path)
         _check_flat(config.get("selection", {}), "selection", path)

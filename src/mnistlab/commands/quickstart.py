@@ -1,7 +1,8 @@
 """`mnistlab quickstart`: the main job (data, three architectures and a Keras twin, evaluation, report).
 
     mnistlab quickstart --smoke --out runs/qs-smoke     # seconds: checks that everything runs
-    mnistlab quickstart                                 # the README's figures
+    mnistlab quickstart                                 # the README's figures, within 15 minutes
+    mnistlab quickstart --budget 30 --dataset fashion-mnist
 """
 
 from __future__ import annotations
@@ -16,30 +17,38 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     from mnistlab.quickstart import default_out, quickstart
 
     out = Path(args.out) if args.out else default_out()
-    result = quickstart(out, smoke=args.smoke, data_dir=args.data_dir, seed=args.seed, force=args.force,
-                        progress=not args.quiet, models=tuple(args.models.split(",")))
+    result = quickstart(out, smoke=args.smoke, budget_min=args.budget, dataset=args.dataset, data_dir=args.data_dir,
+                        seed=args.seed, force=args.force, progress=not args.quiet,
+                        models=tuple(args.models.split(",")))
     if args.json:
         emit_json(result)
         return EXIT_OK
     rows = result["models"]
-    print_table(f"quickstart{' (smoke)' if args.smoke else ''}: MNIST test set, seed {args.seed}",
+    print_table(f"quickstart{' (smoke)' if args.smoke else ''}: {args.dataset} test set, seed {args.seed}",
                 ["arch", "framework", "test acc", "val acc", "params", "epochs", "train s", "samples/s",
                  "size KB", "ECE"],
                 [(r["arch"], r["framework"], f"{r['test_accuracy']:.4f}", f"{r['val_accuracy']:.4f}",
                   f"{r['params']:,}", r["epochs"] or "—", f"{r['train_seconds']:.0f}",
                   f"{r['samples_per_s']:,.0f}" if r["samples_per_s"] else "—",
                   f"{r['model_bytes'] / 1024:.0f}", f"{r['ece']:.4f}") for r in rows])
-    print(f"runs in {out}; total {result['total_seconds']:.0f}s")
+    budget = result["budget"]
+    print(f"runs in {out}; total {result['total_seconds']:.0f}s"
+          + (f" (budget {budget['budget_s'] / 60:g} min, planned {budget['planned_s']:.0f}s)" if budget else ""))
     print(f"report: {result['report']}")
     return EXIT_OK
 
 
 def add_commands(command) -> None:
     """Add ``quickstart`` through ``command(name, func, help, ...)``."""
-    from mnistlab.quickstart import MODELS
+    from mnistlab.data.registry import names
+    from mnistlab.quickstart import BUDGET_MIN, MODELS
 
     p = command("quickstart", cmd_quickstart, "fetch data, train the three architectures, evaluate, compare")
     p.add_argument("--smoke", action="store_true", help="tiny budget (seconds): checks that everything runs")
+    p.add_argument("--budget", type=float, default=BUDGET_MIN, metavar="MIN",
+                   help="wall-time budget in minutes for the whole job; each model's epochs are chosen from "
+                        "its measured speed to fit it (default %(default)g; ignored with --smoke)")
+    p.add_argument("--dataset", choices=names(), default="mnist", help="data set (default %(default)s)")
     p.add_argument("--models", default=",".join(MODELS),
                    help="comma-separated models, 'keras:' for the Keras twin (default: %(default)s)")
     p.add_argument("--out", help="folder for the runs (default runs/quickstart-<time>)")

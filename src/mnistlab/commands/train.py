@@ -20,7 +20,8 @@ from mnistlab.errors import UserError
 # Options copied onto TrainConfig fields of the same name (when the config has that field).
 TRAIN_FLAGS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "scheduler", "step_size",
                "gamma", "beta1", "beta2", "label_smoothing", "patience", "monitor", "seed", "augment", "degrees",
-               "val_size", "split_seed", "train_subset", "threads", "dataset", "framework", "amp", "device", "tensorboard")
+               "val_size", "split_seed", "train_subset", "threads", "dataset", "framework", "amp", "device", "tensorboard",
+               "erasing", "ema_decay")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -35,7 +36,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", choices=list_models(), help=h["arch"])
     p.add_argument("--preset", choices=list(PRESETS), default="default",
                    help="named recipe; 'seed' is the original project's (StepLR, patience 3); "
-                        "'speedrun' reaches 99%% test accuracy fastest on a CPU (docs/speed.md)")
+                        "'speedrun' reaches 99%% test accuracy fastest on a CPU (docs/speed.md); 'best' the "
+                        "highest-accuracy one (deeper, 36 epochs, strong augmentation, EMA; docs/quickstart.md)")
     p.add_argument("--dataset", choices=list_datasets(), help=h["dataset"])
     p.add_argument("--epochs", type=int, help=h["epochs"])
     p.add_argument("--batch-size", type=int, help=f"default {default.batch_size}")
@@ -54,6 +56,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help=h["seed"])
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, help="random affine augmentation (default on)")
     p.add_argument("--degrees", type=float, help=h["degrees"])
+    p.add_argument("--erasing", type=float, help=h["erasing"])
+    p.add_argument("--ema-decay", type=float, help=h["ema_decay"])
     p.add_argument("--val-size", type=int, help=h["val_size"])
     p.add_argument("--split-seed", type=int, help=h["split_seed"])
     p.add_argument("--train-subset", type=int, help=h["train_subset"])

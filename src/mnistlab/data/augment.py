@@ -1,7 +1,7 @@
-"""Batched, seeded affine augmentation on tensors (rotation, translation, scale).
+"""Batched, seeded augmentation on tensors: affine (rotation, translation, scale) and random erasing.
 
     >>> import torch
-    >>> aug = RandomAffine(degrees=10, translate=0.1, scale=(0.9, 1.1))
+    >>> aug = Chain((RandomAffine(degrees=10, translate=0.1, scale=(0.9, 1.1)), RandomErasing(p=0.5)))
     >>> g = torch.Generator().manual_seed(0)
     >>> aug(torch.zeros(8, 1, 28, 28), g).shape
     torch.Size([8, 1, 28, 28])
@@ -48,3 +48,45 @@ class RandomAffine:
         # grid_sample pads with zeros; shifting by ``fill`` makes the padding equal ``fill``.
         out = F.grid_sample(x - self.fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         return out + self.fill
+
+
+@dataclass(frozen=True)
+class RandomErasing:
+    """With chance ``p`` per image, set one random rectangle to ``fill`` (Zhong et al., 2017).
+
+    The rectangle covers ``area`` (a fraction of the image, drawn uniformly) with an aspect ratio
+    drawn log-uniformly from ``ratio``; on digits this hides part of a stroke, so the model must
+    not rely on any single one. Five draws per image come from ``generator`` (CPU), as for
+    :class:`RandomAffine`, so a run replays the same masks on any device.
+    """
+
+    p: float = 0.25
+    area: tuple[float, float] = (0.02, 0.2)
+    ratio: tuple[float, float] = (0.3, 3.3)
+    fill: float = 0.0
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        n, _, h, w = x.shape
+        u = torch.rand(n, 5, generator=generator)
+        area = (self.area[0] + u[:, 0] * (self.area[1] - self.area[0])) * h * w
+        lo, hi = math.log(self.ratio[0]), math.log(self.ratio[1])
+        aspect = torch.exp(lo + u[:, 1] * (hi - lo))
+        eh, ew = (area * aspect).sqrt().clamp(1, h), (area / aspect).sqrt().clamp(1, w)
+        top, left = u[:, 2] * (h - eh), u[:, 3] * (w - ew)
+        rows, cols = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
+        inside = ((rows >= top.view(n, 1, 1)) & (rows < (top + eh).view(n, 1, 1))
+                  & (cols >= left.view(n, 1, 1)) & (cols < (left + ew).view(n, 1, 1)))
+        mask = (inside & (u[:, 4] < self.p).view(n, 1, 1)).unsqueeze(1).to(x.device)
+        return x.masked_fill(mask, self.fill)
+
+
+@dataclass(frozen=True)
+class Chain:
+    """Apply ``transforms`` in order, each drawing from the same generator."""
+
+    transforms: tuple
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        for transform in self.transforms:
+            x = transform(x, generator)
+        return x

@@ -11,7 +11,8 @@ entry here plus its modules. Entries name modules (loaded on first use), because
 Keras imports TensorFlow (seconds) and a missing extra must be a one-line
 :class:`~mnistlab.errors.UserError` (exit 2), not an ImportError:
 
-- ``trainer``: a module with ``train(cfg, out, *, data_dir, resume, force, progress)``;
+- ``trainer``: a module with ``train(cfg, out, *, data_dir, resume, force, progress, data, config_extra)``
+  and ``build(cfg, data, device, ctx, run_dir, threads)`` → (its loop step, config.json);
 - ``predictor``: a module with ``predictor(run_dir, config)`` → a function from uint8 images
   ``[N, 28, 28]`` to logits ``[N, classes]`` (:func:`mnistlab.inference.predictor` adds ensembles),
   and ``inference_parts(run_dir, config, threads)`` → (model call, uint8 → prepared batch) for timings;
@@ -84,6 +85,11 @@ def _load(module: str) -> ModuleType:
 def train_function(framework: str) -> Callable[..., dict[str, Any]]:
     """The ``train`` function of ``framework`` (``torch`` or ``keras``); one signature for all."""
     return _load(get(framework).trainer).train
+
+
+def build_function(framework: str) -> Callable[..., tuple[Any, dict[str, Any]]]:
+    """The ``build`` function of ``framework``: its loop step and config.json (throughput measurement uses it)."""
+    return _load(get(framework).trainer).build
 
 
 def predictor_factory(framework: str) -> Callable[..., Callable[[Any], Any]]:

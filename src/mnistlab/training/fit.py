@@ -90,8 +90,13 @@ def check_before_launch(cfg: TrainConfig | None, out: Path, *, resume: bool = Fa
 
 def fit(cfg: TrainConfig | None, out: str | Path, *, build: Build, framework: str, data_dir: str | None = None,
         resume: bool = False, force: bool = False, progress: bool = True, data: TrainValData | None = None,
-        on_epoch_end: Callable[[dict[str, float], Any], None] | None = None) -> dict[str, Any]:
-    """Train ``cfg`` into ``out`` (or continue ``out`` with ``resume``) with the step ``build`` makes."""
+        on_epoch_end: Callable[[dict[str, float], Any], None] | None = None,
+        config_extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train ``cfg`` into ``out`` (or continue ``out`` with ``resume``) with the step ``build`` makes.
+
+    ``config_extra`` adds top-level keys to a new run's config.json (quickstart records its
+    budget plan this way); each must be known to :mod:`mnistlab.runconfig`.
+    """
     ctx = distributed.join()
     try:
         out = distributed.broadcast(Path(out), ctx)  # default names hold a time stamp: rank 0's wins
@@ -115,7 +120,8 @@ def fit(cfg: TrainConfig | None, out: str | Path, *, build: Build, framework: st
             distributed.from_main(lambda: runs.prepare_run_dir(out, force=force), ctx)
         step, config = build(cfg, data, device, ctx, out if ctx.is_main else None, threads)
         if ctx.is_main and state is None:
-            runs.write_config(out, {**config, "device": str(device), "world_size": ctx.world_size,
+            runs.write_config(out, {**config, **(config_extra or {}), "device": str(device),
+                                    "world_size": ctx.world_size,
                                     "backend": ctx.backend})
         opts = LoopOptions(run_dir=out, device=device, ctx=ctx, progress=progress, on_epoch_end=on_epoch_end)
         return run_epochs(step, cfg, data, opts, resume=state)

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from mnistlab import runs
 from mnistlab.config import TrainConfig, epoch_seed
-from mnistlab.data.augment import RandomAffine
+from mnistlab.data.augment import Chain, RandomAffine, RandomErasing
 from mnistlab.data.datasets import TrainValData, normalize
 from mnistlab.fileio import write_json
 from mnistlab.training import distributed
@@ -85,11 +85,17 @@ class LoopOptions:
     on_epoch_end: Callable[[dict[str, float], Any], None] | None = None
 
 
-def make_augment(cfg: TrainConfig, data: TrainValData) -> RandomAffine | None:
-    """The run's random affine augmentation; the uncovered border gets the value of a black pixel."""
+def make_augment(cfg: TrainConfig, data: TrainValData) -> RandomAffine | Chain | None:
+    """The run's random affine augmentation, then random erasing when ``cfg.erasing`` > 0.
+
+    Uncovered borders and erased rectangles get the value of a black pixel. Without erasing no
+    extra random numbers are drawn, so older runs replay exactly.
+    """
     if not cfg.augment:
         return None
-    return RandomAffine(cfg.degrees, cfg.translate, (1 - cfg.scale, 1 + cfg.scale), fill=-data.info.mean / data.info.std)
+    black = -data.info.mean / data.info.std
+    affine = RandomAffine(cfg.degrees, cfg.translate, (1 - cfg.scale, 1 + cfg.scale), fill=black)
+    return Chain((affine, RandomErasing(cfg.erasing, fill=black))) if cfg.erasing > 0 else affine
 
 
 def steps_per_epoch(n: int, batch_size: int, world_size: int = 1) -> int:

@@ -12,7 +12,9 @@
 Mixed precision (``amp``) is fp16 with a ``GradScaler`` on CUDA and bf16 autocast on a CPU;
 evaluation always runs in float32. Under torchrun the model is wrapped in
 ``DistributedDataParallel`` for training only; weights are saved from the bare module, so the
-saved names carry no ``module.`` prefix.
+saved names carry no ``module.`` prefix. With ``ema_decay`` > 0 an EMA of the weights
+(:mod:`~mnistlab.training.ema`) follows every optimiser step, and it is what ``logits``
+(validation, hence selection) and ``save_best`` use.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from mnistlab.config import (ONECYCLE_BETA1, ONECYCLE_DIV_FACTOR, ONECYCLE_FINAL
                              TrainConfig)
 from mnistlab.training.device import amp_dtype
 from mnistlab.training.distributed import DistContext
+from mnistlab.training.ema import WeightEMA
 from mnistlab.training.gradflow import GradNormMonitor
 
 
@@ -73,6 +76,7 @@ class TorchStep:
 
             self.trained = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
         self.monitor = GradNormMonitor(self.model, run_dir) if run_dir is not None else None
+        self.ema = WeightEMA(self.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.opt = make_optimizer(self.model, cfg)
         self.sched, self.per_batch = make_scheduler(self.opt, cfg, steps_per_epoch)
         self.amp_dtype = amp_dtype(device)
@@ -97,6 +101,8 @@ class TorchStep:
             self.monitor.step()
         self.scaler.step(self.opt)
         self.scaler.update()
+        if self.ema is not None:
+            self.ema.update(self.model)
         if self.per_batch:
             self.sched.step()
         return loss.detach().float() * len(y), (logits.argmax(1) == y).sum()
@@ -109,15 +115,21 @@ class TorchStep:
         self.monitor.end_epoch(epoch)  # warns on stderr when a layer's gradients vanish or explode
         return {r["layer"]: r["mean_norm"] for r in self.monitor.rows if r["epoch"] == epoch}
 
+    @property
+    def evaluated(self) -> nn.Module:
+        """The model that is validated and saved: the EMA when there is one, else the trained weights."""
+        return self.ema.module if self.ema is not None else self.model
+
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        self.model.eval()
-        return self.model(self._input(x)).float()
+        model = self.evaluated
+        model.eval()
+        return model(self._input(x)).float()
 
     def state(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict() if self.sched is not None else None,
-                "scaler": self.scaler.state_dict()}
+                "scaler": self.scaler.state_dict(), "ema": self.ema.state_dict() if self.ema is not None else None}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -126,10 +138,12 @@ class TorchStep:
             self.sched.load_state_dict(state["scheduler"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None and state.get("ema"):
+            self.ema.load_state_dict(state["ema"])
 
     def save_best(self, run_dir: Path) -> None:
-        runs.save_weights(run_dir, self.model)
+        runs.save_weights(run_dir, self.evaluated)
 
     def snapshot(self) -> dict[str, torch.Tensor]:
-        """A copy of the weights kept in memory (pruning keeps its best epoch this way)."""
-        return copy.deepcopy(self.model.state_dict())
+        """A copy of the evaluated weights kept in memory (pruning keeps its best epoch this way)."""
+        return copy.deepcopy(self.evaluated.state_dict())
