@@ -36,7 +36,7 @@ def test_presets_resolve_to_the_documented_settings():
     seed = preset("seed")
     assert (seed.scheduler, seed.lr, seed.weight_decay, seed.epochs, seed.erasing, seed.ema_decay) == (
         "step", 1e-3, 1e-3, 20, 0.0, 0.0)
-    assert sorted(PRESETS) == ["best", "default", "seed"]
+    assert sorted(PRESETS) == ["best", "default", "seed", "speedrun"]
 
 
 def test_cli_best_preset_needs_no_arch_and_flags_override_it():
