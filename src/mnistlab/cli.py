@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "mnistlab.commands.deploy",
     "mnistlab.commands.frameworks",
     "mnistlab.commands.serve",
+    "mnistlab.commands.transfer",
 )
 
 
