@@ -23,7 +23,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 
     summary = transfer_run(args.run_dir, args.to, args.mode, recipe=args.recipe, train_subset=args.train_subset,
                            epochs=args.epochs, seed=args.seed, out=args.out, data_dir=args.data_dir,
-                           force=args.force, progress=not args.quiet)
+                           force=args.force, progress=not args.quiet, threads=args.threads)
     if args.json:
         emit_json(summary)
         return EXIT_OK
@@ -43,7 +43,7 @@ def cmd_curve(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/transfer-curve-{args.to}")
     result = transfer_curve(args.run_dir, args.to, parse_subsets(args.subsets), parse_seeds(args.seeds),
                             out=out, modes=[m for m in args.modes.split(",") if m], epochs=args.epochs,
-                            data_dir=args.data_dir, force=args.force, progress=not args.quiet)
+                            data_dir=args.data_dir, force=args.force, progress=not args.quiet, threads=args.threads)
     if args.json:
         emit_json(result)
         return EXIT_OK
@@ -83,6 +83,7 @@ def add_commands(command) -> None:
     p.add_argument("--train-subset", type=int, metavar="N", help="labelled target images (stratified; default all)")
     p.add_argument("--epochs", type=int, help=BUDGET_HELP)
     p.add_argument("--seed", type=int, default=0, help="seed for the new classifier, shuffling and augmentation")
+    p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     p.add_argument("--out", help="the new run directory (default runs/<arch>-<target>-<mode>-<time>)")
     p.add_argument("--force", action="store_true", help="overwrite an existing run at --out")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -98,6 +99,7 @@ def add_commands(command) -> None:
     p.add_argument("--seeds", default="0,1,2", help="seeds (e.g. 0,1,2 or 0-4)")
     p.add_argument("--modes", default=",".join(TRANSFER_MODES), help="comma-separated modes")
     p.add_argument("--epochs", type=int, help=BUDGET_HELP)
+    p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     p.add_argument("--out", help="folder for the runs and the table (default runs/transfer-curve-<target>)")
     p.add_argument("--force", action="store_true", help="train every point again (default: reuse evaluated runs)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")

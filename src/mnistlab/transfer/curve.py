@@ -60,14 +60,15 @@ def _label(subset: int | None) -> str:
 
 
 def _one(source_dir: Path, to: str, mode: str, seed: int, subset: int | None, data, run_dir: Path,
-         data_dir: str | None, force: bool, progress: bool, epochs: int | None) -> dict[str, Any]:
+         data_dir: str | None, force: bool, progress: bool, epochs: int | None, threads: int | None
+         ) -> dict[str, Any]:
     """Train (unless already evaluated) and evaluate one point of the curve; its row."""
     done = (run_dir / runs.METRICS).is_file() and not force
     if not done:
         if run_dir.exists():
             shutil.rmtree(run_dir)  # inside the curve's own folder: a run stopped half-way
         transfer_run(source_dir, to, mode, train_subset=subset, epochs=epochs, seed=seed, out=run_dir,
-                     data_dir=data_dir, progress=progress, data=data)
+                     data_dir=data_dir, progress=progress, data=data, threads=threads)
         evaluate_run(run_dir, data_dir=data_dir)
     config, metrics = runs.read_config(run_dir), read_json(run_dir / runs.METRICS)
     training = read_json(run_dir / runs.TRAINING)
@@ -138,7 +139,8 @@ def _csv(summary: list[dict[str, Any]]) -> str:
 
 def transfer_curve(source_dir: str | Path, to: str, subsets: Sequence[int | None], seeds: Sequence[int], *,
                    out: str | Path, modes: Sequence[str] = tuple(TRANSFER_MODES), epochs: int | None = None,
-                   data_dir: str | None = None, force: bool = False, progress: bool = True) -> dict[str, Any]:
+                   data_dir: str | None = None, force: bool = False, progress: bool = True,
+                   threads: int | None = None) -> dict[str, Any]:
     """Run the curve into ``out``; returns ``{"rows", "summary", "conditions"}`` (also in ``curve.json``)."""
     bad = [m for m in modes if m not in TRANSFER_MODES]
     if bad:
@@ -158,7 +160,7 @@ def transfer_curve(source_dir: str | Path, to: str, subsets: Sequence[int | None
             for mode in modes:
                 run_dir = out / "runs" / mode / f"n{_label(subset)}" / f"seed{seed}"
                 rows.append(_one(source_dir, to, mode, seed, subset, data, run_dir, data_dir, force, progress,
-                                 epochs))
+                                 epochs, threads))
     summary = summarise(rows)
     conditions = {"source_run": str(source_dir), "source_sha256": source.sha256, "source_dataset": source.config["dataset"],
                   "arch": source.config["arch"], "target": to, "seeds": list(seeds), "modes": list(modes),
