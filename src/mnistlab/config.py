@@ -148,7 +148,8 @@ def check_transfer(transfer: dict[str, Any], framework: str = "torch") -> None:
     if set(transfer) != {"mode", "recipe"} or not isinstance(mode, str) or mode not in TRANSFER_MODES:
         raise UserError(f"transfer must be {{mode, recipe}} with mode one of {', '.join(TRANSFER_MODES)}")
     if recipe not in TRANSFER_MODES[mode]:
-        raise UserError(f"transfer mode {mode!r} uses the recipe {' or '.join(TRANSFER_MODES[mode])}, not {recipe!r:.40}")
+        raise UserError(f"transfer mode {mode!r} uses the recipe {' or '.join(TRANSFER_MODES[mode])}, "
+                        f"not {recipe!r:.40}")
     if framework != "torch":
         raise UserError("transfer runs are PyTorch runs; use --framework torch")
 

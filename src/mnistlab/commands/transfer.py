@@ -29,7 +29,8 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"run: {summary['run_dir']}  ({args.mode}, recipe {summary['recipe']})")
     for trial in summary.get("trials", []):
-        print(f"  trial {trial['recipe']:<11} val acc {trial['best_val_acc']:.4f}, val loss {trial['best_val_loss']:.4f}")
+        print(f"  trial {trial['recipe']:<11} val acc {trial['best_val_acc']:.4f}, "
+              f"val loss {trial['best_val_loss']:.4f}")
     print(f"best epoch {summary['best_epoch']}/{summary['epochs_run']}: val acc {summary['best_val_acc']:.4f}, "
           f"val loss {summary['best_val_loss']:.4f}; {summary['train_seconds']:.0f}s")
     print(f"next: mnistlab evaluate {summary['run_dir']}")

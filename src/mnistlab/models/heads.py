@@ -69,9 +69,11 @@ def load_body(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
     wanted = {k for k in own if not is_head_key(model, k)}
     missing, extra = sorted(wanted - set(body)), sorted(set(body) - wanted)
     if missing or extra:
-        raise ValueError(f"the source weights do not fit this model ({'missing ' + missing[0] if missing else 'unexpected ' + extra[0]})")
+        first = f"missing {missing[0]}" if missing else f"unexpected {extra[0]}"
+        raise ValueError(f"the source weights do not fit this model ({first})")
     for key, value in body.items():
         if value.shape != own[key].shape:
-            raise ValueError(f"the source weights do not fit this model ({key}: {list(value.shape)} vs {list(own[key].shape)})")
+            shapes = f"{list(value.shape)} vs {list(own[key].shape)}"
+            raise ValueError(f"the source weights do not fit this model ({key}: {shapes})")
     model.load_state_dict(body, strict=False)
     return sorted(body)

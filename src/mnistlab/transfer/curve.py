@@ -162,7 +162,8 @@ def transfer_curve(source_dir: str | Path, to: str, subsets: Sequence[int | None
                 rows.append(_one(source_dir, to, mode, seed, subset, data, run_dir, data_dir, force, progress,
                                  epochs, threads))
     summary = summarise(rows)
-    conditions = {"source_run": str(source_dir), "source_sha256": source.sha256, "source_dataset": source.config["dataset"],
+    conditions = {"source_run": str(source_dir), "source_sha256": source.sha256,
+                  "source_dataset": source.config["dataset"],
                   "arch": source.config["arch"], "target": to, "seeds": list(seeds), "modes": list(modes),
                   "subsets": [_label(s) for s in subsets], "epochs": epochs or "default budget",
                   "wall_seconds": round(time.perf_counter() - t0, 1),
@@ -172,7 +173,7 @@ def transfer_curve(source_dir: str | Path, to: str, subsets: Sequence[int | None
     title = f"{source.config['arch']}: {source.config['dataset']} → {to}, {len(seeds)} seed(s)"
     write_json(out / "curve.json", result)
     write_text(out / "curve.csv", _csv(summary))
-    write_text(out / "curve.md", f"### {title}\n\nTest accuracy (%), mean ± std over seeds {', '.join(map(str, seeds))}.\n\n"
-                                 + markdown(summary, modes))
+    caption = f"Test accuracy (%), mean ± std over seeds {', '.join(map(str, seeds))}."
+    write_text(out / "curve.md", f"### {title}\n\n{caption}\n\n" + markdown(summary, modes))
     plot(summary, modes, out / "curve.png", title)
     return result

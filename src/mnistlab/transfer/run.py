@@ -24,7 +24,6 @@ config records ``transfer_from`` (source run, its weights' SHA-256, its data set
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import shutil
 from pathlib import Path
@@ -91,7 +90,7 @@ def transfer_run(source_dir: str | Path, to: str, mode: str, *, recipe: str = "a
                  epochs: int | None = None, batch_size: int | None = None, seed: int = 0,
                  out: str | Path | None = None, data_dir: str | None = None, force: bool = False,
                  progress: bool = True, data: TrainValData | None = None, **overrides: Any) -> dict[str, Any]:
-    """Train a ``mode`` transfer run from ``source_dir`` on ``to``; the training summary with ``run_dir`` and ``recipe``.
+    """Train a ``mode`` transfer run from ``source_dir`` on ``to``; returns the training summary (+ run_dir, recipe).
 
     ``recipe="auto"`` picks ``finetune``'s recipe on validation (other modes have one recipe);
     ``data`` reuses tensors already loaded (the curve does); ``overrides`` are further
@@ -119,7 +118,8 @@ def transfer_run(source_dir: str | Path, to: str, mode: str, *, recipe: str = "a
     best = min(trials, key=lambda r: (-trials[r]["best_val_acc"], trials[r]["best_val_loss"]))
     _copy_run(out / TRIALS / best, out)
     config = runs.read_config(out / TRIALS / best)
-    record = [{"recipe": r, **{k: s[k] for k in ("best_val_acc", "best_val_loss", "best_epoch")}} for r, s in trials.items()]
+    keys = ("best_val_acc", "best_val_loss", "best_epoch")
+    record = [{"recipe": r, **{k: s[k] for k in keys}} for r, s in trials.items()]
     config["transfer_from"] = {**config["transfer_from"], "recipe_choice": "validation", "recipe_trials": record}
     runs.write_config(out, {k: v for k, v in config.items() if k != "schema_version"})  # last: the run is whole
     return {"run_dir": str(out), "mode": mode, "recipe": best, **trials[best], "trials": record,
