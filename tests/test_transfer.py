@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import shutil
@@ -127,3 +128,37 @@ def test_curve_subsets_are_nested_and_share_the_validation_split(dataset, data_d
     for small, big in zip(picks, picks[1:]):
         assert set(small.train_indices.tolist()) <= set(big.train_indices.tolist())
         assert torch.equal(small.val_indices, big.val_indices)
+
+
+def _transfer_config() -> dict:
+    from test_hardening_runconfig import CONFIG
+
+    config = json.loads(json.dumps(CONFIG))
+    config["dataset"] = config["train"]["dataset"] = "fashion-mnist"
+    config["train"]["transfer"] = {"mode": "finetune", "recipe": "all"}
+    config["transfer_from"] = {"run": "runs/simple", "sha256": "ab" * 32, "dataset": "mnist", "arch": "simple",
+                               "initialised": "body", "recipe_choice": "validation",
+                               "recipe_trials": [{"recipe": "all", "best_val_acc": 0.8, "best_val_loss": 0.5,
+                                                  "best_epoch": 3}]}
+    return config
+
+
+@pytest.mark.parametrize("where,value,message", [
+    ("sha256", "../../etc/passwd", "sha256"),
+    ("initialised", "copied", "initialised"),
+    ("recipe_trials", [{"recipe": "all", "best_val_acc": 2.0, "best_val_loss": 0.5, "best_epoch": 3}], "outside"),
+    ("recipe_trials", "all", "list"),
+    ("exec", "rm -rf", "unknown key"),
+])
+def test_a_tampered_transfer_record_is_refused(where, value, message):
+    from mnistlab.runconfig import validate_config
+
+    config = _transfer_config()
+    validate_config(copy.deepcopy(config), "runs/x")  # the untouched record loads
+    config["transfer_from"][where] = value
+    with pytest.raises(UserError, match=message):
+        validate_config(config, "runs/x")
+    config = _transfer_config()
+    config["train"]["transfer"] = {"mode": "features", "recipe": "all"}
+    with pytest.raises(UserError, match="frozen"):
+        validate_config(config, "runs/x")
