@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "mnistlab.commands.frameworks",
     "mnistlab.commands.ensemble",
     "mnistlab.commands.serve",
+    "mnistlab.commands.transfer",
 )
 
 

@@ -24,6 +24,23 @@ OPTIMIZERS = ("adam", "adamw")
 MONITORS = ("val_loss", "val_acc")
 DEVICES = ("auto", "cpu", "cuda")
 
+# Transfer learning (``mnistlab transfer``): what a run starting from another run's weights trains.
+# A recipe is (the body's learning rate as a fraction of --lr, the fraction of the epochs during
+# which the body stays frozen and only the new classifier trains). The body is every parameter
+# but the classifier (:func:`mnistlab.models.heads.classifier_name`).
+TRANSFER_RECIPES: dict[str, tuple[float, float]] = {
+    "all": (1.0, 0.0),          # one learning rate for every layer
+    "lower-body": (1 / 3, 0.0),  # the body at a third of the head's learning rate
+    "head-first": (1.0, 0.2),   # the first fifth of the epochs trains the head only, then everything
+    "frozen": (0.0, 1.0),       # a linear probe: the body never trains (features mode)
+}
+# mode → the recipes it may use (the first is its default when no choice is made on validation)
+TRANSFER_MODES: dict[str, tuple[str, ...]] = {
+    "finetune": ("all", "lower-body", "head-first"),
+    "features": ("frozen",),
+    "scratch": ("all",),  # random initialisation: the baseline
+}
+
 # OneCycle, as PyTorch's OneCycleLR and the Keras twin both follow it: a quarter of the steps
 # warming up from lr/25, then a cosine down to lr/25/1e4, with Adam's beta1 moving 0.95 → 0.85 → 0.95.
 ONECYCLE_PCT_START = 0.25
@@ -90,6 +107,8 @@ class TrainConfig:
     device: str = opt("auto", "auto (CUDA when present), cpu or cuda; data, model and loop all live there")
     tensorboard: bool = opt(False, "also write TensorBoard event files to <run>/tensorboard/")
     model_args: dict[str, Any] = field(default_factory=dict, metadata={"help": "extra keyword arguments for the model factory"})
+    transfer: dict[str, str] = field(default_factory=dict, metadata={
+        "help": "empty, or {mode, recipe} of a run started from another run's weights (mnistlab transfer)"})
 
     def __post_init__(self) -> None:
         checks = [
@@ -118,6 +137,8 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
+        if self.transfer:
+            check_transfer(self.transfer, self.framework)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -126,6 +147,24 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def check_transfer(transfer: dict[str, Any], framework: str = "torch") -> None:
+    """A run's ``transfer`` setting names a known mode and one of that mode's recipes (PyTorch only).
+
+    >>> check_transfer({"mode": "finetune", "recipe": "head-first"})
+    >>> check_transfer({"mode": "features", "recipe": "all"})  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    mnistlab.errors.UserError: transfer mode 'features' uses the recipe frozen, not 'all'
+    """
+    mode, recipe = transfer.get("mode"), transfer.get("recipe")
+    if set(transfer) != {"mode", "recipe"} or not isinstance(mode, str) or mode not in TRANSFER_MODES:
+        raise UserError(f"transfer must be {{mode, recipe}} with mode one of {', '.join(TRANSFER_MODES)}")
+    if recipe not in TRANSFER_MODES[mode]:
+        raise UserError(f"transfer mode {mode!r} uses the recipe {' or '.join(TRANSFER_MODES[mode])}, "
+                        f"not {recipe!r:.40}")
+    if framework != "torch":
+        raise UserError("transfer runs are PyTorch runs; use --framework torch")
 
 
 # Named recipes. "seed" is the original project's recipe, kept for comparison; the default

@@ -38,7 +38,7 @@ KINDS = ("train", "prune", "ensemble")
 COMMON = {"schema_version", "kind", "framework", "dataset", "arch", "model_args", "params", "data", "environment",
           "created"}
 KNOWN_KEYS = {
-    "train": COMMON | {"train", "threads", "model_file", "world_size", "backend", "device", "budget"},
+    "train": COMMON | {"train", "threads", "model_file", "world_size", "backend", "device", "budget", "transfer_from"},
     "prune": COMMON | {"train", "threads", "model_file", "world_size", "backend", "device", "pruned_from",
                        "pruning"},
     "ensemble": COMMON | {"weighting", "members", "selection"},
@@ -145,6 +145,41 @@ def _check_train(train: dict, path: Path) -> None:
         TrainConfig.from_dict(train)
     except UserError as exc:  # TrainConfig names the CLI flag; here the file is at fault
         raise _fail(path, f"train settings: {exc}") from None
+
+
+# transfer_from (a run started from another run's weights): key → whether it is required
+TRANSFER_FROM_KEYS = {"run": True, "sha256": True, "dataset": True, "arch": True, "initialised": True,
+                      "recipe_choice": False, "recipe_trials": False}
+MAX_TRIALS = 20
+
+
+def _check_transfer_from(value: Any, path: Path) -> None:
+    """Where a transfer run's starting weights came from: the source run, its weights' SHA-256, the trials."""
+    where = "transfer_from"
+    value = _dict(value, where, path)
+    unknown = set(value) - set(TRANSFER_FROM_KEYS)
+    if unknown:
+        raise _fail(path, f"unknown key {where}.{sorted(unknown)[0]!r}")
+    _require(value, tuple(k for k, required in TRANSFER_FROM_KEYS.items() if required), f"{where}.", path)
+    for key in ("run", "sha256", "dataset", "arch", "initialised", "recipe_choice"):
+        if key in value:
+            _text(value[key], f"{where}.{key}", path)
+    digest = value["sha256"]
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise _fail(path, f"{where}.sha256 must be 64 lower-case hex digits")
+    if value["initialised"] not in ("body", "random"):
+        raise _fail(path, f"{where}.initialised must be 'body' or 'random'")
+    trials = value.get("recipe_trials", [])
+    if not isinstance(trials, list) or len(trials) > MAX_TRIALS:
+        raise _fail(path, f"{where}.recipe_trials must be a list of at most {MAX_TRIALS} trials")
+    for i, trial in enumerate(trials):
+        trial = _dict(trial, f"{where}.recipe_trials[{i}]", path)
+        if set(trial) != {"recipe", "best_val_acc", "best_val_loss", "best_epoch"}:
+            raise _fail(path, f"{where}.recipe_trials[{i}] must hold recipe, best_val_acc, best_val_loss, best_epoch")
+        _text(trial["recipe"], f"{where}.recipe_trials[{i}].recipe", path)
+        _number(trial["best_val_acc"], float, 0.0, 1.0, f"{where}.recipe_trials[{i}].best_val_acc", path)
+        _number(trial["best_val_loss"], float, 0.0, 1e6, f"{where}.recipe_trials[{i}].best_val_loss", path)
+        _number(trial["best_epoch"], int, 0, 100_000, f"{where}.recipe_trials[{i}].best_epoch", path)
 
 
 @functools.lru_cache(maxsize=64)
@@ -268,6 +303,8 @@ def validate_config(config: Any, run_dir: str | Path) -> dict[str, Any]:
         return config
     _check_train(_dict(config["train"], "train", path), path)
     _check_model(config, path)
+    if "transfer_from" in config:
+        _check_transfer_from(config["transfer_from"], path)
     if "threads" in config:
         _number(config["threads"], int, 1, MAX_THREADS, "threads", path)
         # A run trained on a bigger machine stays loadable; what it asks for never exceeds this one.

@@ -94,7 +94,9 @@ class GradNormMonitor:
         mean = (self._sum / self._batches).tolist()
         warnings = []
         self.rows = [r for r in self.rows if int(r["epoch"]) < epoch]
-        for name, m, lo, hi in zip(self.layers, mean, self._min.tolist(), self._max.tolist()):
+        for name, p, m, lo, hi in zip(self.layers, self.params, mean, self._min.tolist(), self._max.tolist()):
+            if not p.requires_grad:
+                continue  # frozen this epoch (a transfer run's body): no gradient to judge, nothing vanished
             status = classify(m, hi)
             self.rows.append({"epoch": epoch, "layer": name, "mean_norm": m, "min_norm": lo,
                               "max_norm": hi, "status": status})

@@ -36,17 +36,23 @@ from mnistlab.training.ema import WeightEMA
 from mnistlab.training.gradflow import GradNormMonitor
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, cfg: TrainConfig, groups: list[dict[str, Any]] | None = None
+                   ) -> torch.optim.Optimizer:
+    """Adam or AdamW over ``model``, or over ``groups`` (``params`` and ``lr_scale``: that group's lr is lr × scale)."""
     cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     betas = (0.9 if cfg.beta1 is None else cfg.beta1, cfg.beta2)
-    return cls(model.parameters(), lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
+    if groups is None:
+        return cls(model.parameters(), lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
+    return cls([{"params": g["params"], "lr": cfg.lr * g["lr_scale"]} for g in groups], lr=cfg.lr, betas=betas,
+               weight_decay=cfg.weight_decay)
 
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
     """Returns (scheduler or None, whether it steps per batch)."""
     if cfg.scheduler == "onecycle":
         sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch, pct_start=ONECYCLE_PCT_START,
+            opt, max_lr=[g["lr"] for g in opt.param_groups], epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
+            pct_start=ONECYCLE_PCT_START,
             div_factor=ONECYCLE_DIV_FACTOR, final_div_factor=ONECYCLE_FINAL_DIV_FACTOR,
             max_momentum=ONECYCLE_BETA1[0], base_momentum=ONECYCLE_BETA1[1],
             cycle_momentum=cfg.beta1 is None)  # a fixed --beta1 stays fixed
@@ -61,11 +67,13 @@ class TorchStep:
 
     ``run_dir`` (rank 0 of a run that writes files) enables the gradient monitor and its
     ``grad_norms.csv``; ``steps_per_epoch`` counts this rank's batches (OneCycle's length).
+    ``plan`` (a :class:`~mnistlab.training.transfer_plan.TransferPlan`, for transfer runs) gives
+    the optimiser's parameter groups and freezes the body in the epochs it says.
     """
 
     def __init__(self, model: nn.Module, cfg: TrainConfig, steps_per_epoch: int, *,
                  device: torch.device = torch.device("cpu"), ctx: DistContext = DistContext(),
-                 run_dir: Path | None = None, label: str | None = None):
+                 run_dir: Path | None = None, label: str | None = None, plan: Any = None):
         self.cfg, self.device, self.label = cfg, device, label or cfg.arch
         self.model = model.to(device)
         if cfg.channels_last:
@@ -77,7 +85,8 @@ class TorchStep:
             self.trained = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
         self.monitor = GradNormMonitor(self.model, run_dir) if run_dir is not None else None
         self.ema = WeightEMA(self.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
-        self.opt = make_optimizer(self.model, cfg)
+        self.plan = plan
+        self.opt = make_optimizer(self.model, cfg, plan.param_groups() if plan is not None else None)
         self.sched, self.per_batch = make_scheduler(self.opt, cfg, steps_per_epoch)
         self.amp_dtype = amp_dtype(device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp and self.amp_dtype == torch.float16)
@@ -87,8 +96,10 @@ class TorchStep:
 
     def begin_epoch(self, epoch: int, seed: int) -> float:
         self.trained.train()
+        if self.plan is not None:
+            self.plan.begin_epoch(epoch)
         torch.manual_seed(seed)  # dropout masks: the same on resume (seeds CUDA too)
-        return self.opt.param_groups[0]["lr"]
+        return self.opt.param_groups[-1]["lr"]  # the classifier's group when a transfer plan has several
 
     def train_batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.cfg.amp):

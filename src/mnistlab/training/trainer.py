@@ -21,22 +21,35 @@ import torch
 from mnistlab.config import TrainConfig
 from mnistlab.data.datasets import TrainValData
 from mnistlab.models import count_parameters, create_model
+from mnistlab.models.heads import load_body
 from mnistlab.training.distributed import DistContext
 from mnistlab.training.fit import fit, run_config
 from mnistlab.training.loop import TrainingFailed, steps_per_epoch
 from mnistlab.training.torch_step import TorchStep
+from mnistlab.training.transfer_plan import TransferPlan
 
 __all__ = ["TrainingFailed", "build_torch", "train"]
 
 
 def build_torch(cfg: TrainConfig, data: TrainValData, device: torch.device, ctx: DistContext,
-                run_dir: Path | None, threads: int) -> tuple[TorchStep, dict[str, Any]]:
-    """The model of ``cfg`` and its step on ``device``, with the run's config.json."""
+                run_dir: Path | None, threads: int, *, init: dict[str, torch.Tensor] | None = None
+                ) -> tuple[TorchStep, dict[str, Any]]:
+    """The model of ``cfg`` and its step on ``device``, with the run's config.json.
+
+    ``init``: a state dict whose body (every entry but the classifier's) the model starts from
+    (transfer learning); the classifier keeps its fresh, seeded initialisation. A run with a
+    ``transfer`` setting gets its :class:`~mnistlab.training.transfer_plan.TransferPlan` (frozen
+    layers, per-group learning rates), on resume too.
+    """
     model = create_model(cfg.arch, in_channels=1, num_classes=data.info.num_classes,
                          image_size=data.info.image_size, **cfg.model_args)
+    params = count_parameters(model)  # before a plan freezes any: the model's size
+    if init is not None:
+        load_body(model, init)
+    plan = TransferPlan(model, cfg.transfer, cfg.epochs) if cfg.transfer else None
     step = TorchStep(model, cfg, steps_per_epoch(len(data.train_y), cfg.batch_size, ctx.world_size),
-                     device=device, ctx=ctx, run_dir=run_dir)
-    return step, run_config(cfg, data, count_parameters(model), threads)
+                     device=device, ctx=ctx, run_dir=run_dir, plan=plan)
+    return step, run_config(cfg, data, params, threads)
 
 
 def train(cfg: TrainConfig, out: str | Path, *, data_dir: str | None = None, resume: bool = False,

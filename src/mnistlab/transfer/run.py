@@ -1,0 +1,126 @@
+"""One transfer run: a source run's body, a new classifier, trained on another data set.
+
+    >>> from mnistlab.transfer.run import transfer_run, default_budget
+    >>> default_budget(1000)
+    (24, 62)
+    >>> summary = transfer_run("runs/simple-mnist", "fashion-mnist", "finetune", train_subset=1000,
+    ...                        out="runs/fashion-finetune")          # doctest: +SKIP
+
+Modes (:data:`mnistlab.config.TRANSFER_MODES`): ``finetune`` starts every layer from the source
+and trains them all with a fresh classifier; ``features`` freezes the body and trains the
+classifier alone (a linear probe; the classifier is part of the saved model); ``scratch`` trains
+the same architecture from a random start with the same budget: the baseline.
+
+``finetune`` chooses its recipe on validation unless one is given: each candidate
+(``all``, ``lower-body``, ``head-first``) trains with the full budget into ``<out>/trials/<recipe>``
+(each an ordinary run directory), and the one with the best validation accuracy is copied to
+``<out>``, whose ``config.json`` records every trial. Never the test split.
+
+Every run goes through :func:`mnistlab.training.fit.fit` (the one epoch loop); the new run's
+config records ``transfer_from`` (source run, its weights' SHA-256, its data set) and
+``train.transfer`` (mode, recipe), so ``--resume``, ``evaluate``, ``plots``, ``report`` and
+``export`` treat it like any other run.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+from mnistlab import runs
+from mnistlab.config import TRANSFER_MODES, TrainConfig
+from mnistlab.data.datasets import TrainValData, load_train_val
+from mnistlab.errors import UserError
+from mnistlab.fileio import write_with
+from mnistlab.training.fit import fit
+from mnistlab.training.trainer import build_torch
+from mnistlab.transfer.source import Source, open_source
+
+# The default budget: about TARGET_STEPS optimiser steps, batches of n/16 (16..128 images), between
+# MIN_EPOCHS and MAX_EPOCHS epochs. 100 labels → 40 epochs of 16; 1,000 → 24 of 62;
+# 10,000 → 6 of 128; 55,000 → 3 of 128. A few hundred steps is where a 1,000-label run stops improving on
+# validation; fixed beforehand and the same for the three modes.
+TARGET_STEPS, MIN_EPOCHS, MAX_EPOCHS = 400, 3, 40
+TRIALS = "trials"
+# What a finished trial leaves that the chosen run's folder takes over (config.json is rewritten last).
+RUN_FILES = (runs.WEIGHTS, runs.CHECKPOINT, runs.HISTORY, runs.TRAINING, "grad_norms.csv")
+
+
+def default_budget(n_train: int) -> tuple[int, int]:
+    """(epochs, batch size) for ``n_train`` labelled images (see :data:`TARGET_STEPS`)."""
+    batch = min(128, max(16, n_train // 16))
+    steps = math.ceil(n_train / batch)
+    return min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(TARGET_STEPS / steps))), batch
+
+
+def transfer_config(source: Source, to: str, mode: str, recipe: str, *, n_train: int, epochs: int | None = None,
+                    batch_size: int | None = None, seed: int = 0, train_subset: int | None = None,
+                    **overrides: Any) -> TrainConfig:
+    """The settings of a transfer run; the default budget fills ``epochs`` and ``batch_size``."""
+    default_epochs, default_batch = default_budget(n_train)
+    return TrainConfig(arch=source.config["arch"], model_args=dict(source.config.get("model_args", {})),
+                       dataset=to, epochs=epochs or default_epochs, batch_size=batch_size or default_batch,
+                       seed=seed, train_subset=train_subset, patience=0, framework="torch",
+                       transfer={"mode": mode, "recipe": recipe}, **overrides)
+
+
+def _train_one(cfg: TrainConfig, source: Source, out: Path, data: TrainValData, *, data_dir: str | None,
+               force: bool, progress: bool) -> dict[str, Any]:
+    """Train ``cfg`` into ``out`` through the shared loop, starting from the source's body unless scratch."""
+    scratch = cfg.transfer["mode"] == "scratch"
+    record = source.record("random" if scratch else "body")
+
+    def build(*args: Any) -> tuple[Any, dict[str, Any]]:
+        step, config = build_torch(*args, init=None if scratch else source.state)
+        return step, {**config, "transfer_from": record}
+
+    return fit(cfg, out, build=build, framework="torch", data_dir=data_dir, force=force, progress=progress,
+               data=data)
+
+
+def _copy_run(src: Path, dst: Path) -> None:
+    for name in RUN_FILES:
+        if (src / name).is_file():
+            write_with(dst / name, lambda tmp, name=name: shutil.copyfile(src / name, tmp))
+
+
+def transfer_run(source_dir: str | Path, to: str, mode: str, *, recipe: str = "auto", train_subset: int | None = None,
+                 epochs: int | None = None, batch_size: int | None = None, seed: int = 0,
+                 out: str | Path | None = None, data_dir: str | None = None, force: bool = False,
+                 progress: bool = True, data: TrainValData | None = None, **overrides: Any) -> dict[str, Any]:
+    """Train a ``mode`` transfer run from ``source_dir`` on ``to``; returns the training summary (+ run_dir, recipe).
+
+    ``recipe="auto"`` picks ``finetune``'s recipe on validation (other modes have one recipe);
+    ``data`` reuses tensors already loaded (the curve does); ``overrides`` are further
+    :class:`~mnistlab.config.TrainConfig` fields (``lr``, ``augment``, ...).
+    """
+    if mode not in TRANSFER_MODES:
+        raise UserError(f"--mode {mode!r}: choose one of {', '.join(TRANSFER_MODES)}")
+    candidates = TRANSFER_MODES[mode] if recipe == "auto" else (recipe,)
+    if recipe != "auto" and recipe not in TRANSFER_MODES[mode]:
+        raise UserError(f"--recipe {recipe!r}: mode {mode} takes {' or '.join(('auto',) + TRANSFER_MODES[mode])}")
+    source = open_source(source_dir, to)
+    out = Path(out) if out else runs.default_run_dir(f"{source.config['arch']}-{to}-{mode}")
+    if data is None:
+        data = load_train_val(to, data_dir=data_dir, train_subset=train_subset)
+    cfgs = [transfer_config(source, to, mode, r, n_train=len(data.train_y), epochs=epochs, batch_size=batch_size,
+                            seed=seed, train_subset=train_subset, **overrides) for r in candidates]
+    if len(cfgs) == 1:
+        summary = _train_one(cfgs[0], source, out, data, data_dir=data_dir, force=force, progress=progress)
+        return {"run_dir": str(out), "mode": mode, "recipe": candidates[0], **summary}
+
+    runs.prepare_run_dir(out, force=force)
+    trials = {cfg.transfer["recipe"]: _train_one(cfg, source, out / TRIALS / cfg.transfer["recipe"], data,
+                                                 data_dir=data_dir, force=True, progress=progress) for cfg in cfgs}
+    # Validation accuracy decides; lower validation loss breaks a tie, then the order of the candidates.
+    best = min(trials, key=lambda r: (-trials[r]["best_val_acc"], trials[r]["best_val_loss"]))
+    _copy_run(out / TRIALS / best, out)
+    config = runs.read_config(out / TRIALS / best)
+    keys = ("best_val_acc", "best_val_loss", "best_epoch")
+    record = [{"recipe": r, **{k: s[k] for k in keys}} for r, s in trials.items()]
+    config["transfer_from"] = {**config["transfer_from"], "recipe_choice": "validation", "recipe_trials": record}
+    runs.write_config(out, {k: v for k, v in config.items() if k != "schema_version"})  # last: the run is whole
+    return {"run_dir": str(out), "mode": mode, "recipe": best, **trials[best], "trials": record,
+            "trials_train_seconds": round(sum(s["train_seconds"] for s in trials.values()), 2)}
