@@ -108,9 +108,8 @@ def to_model_input(img: Image.Image, dataset: str, name: str = "image") -> np.nd
     """``img`` through ``dataset``'s pipeline; a picture with nothing on it is an :class:`ImageRejected`."""
     out = PIPELINES[pipeline_name(dataset)](img)
     if out.max() == 0:
-        subject = registry.get(dataset).subject
         raise ImageRejected(f"{name}: no ink found (the picture is blank or a single colour); "
-                            f"give a picture of a {subject}", "blank")
+                            f"give a picture of {registry.a_subject(registry.get(dataset))}", "blank")
     return out
 
 

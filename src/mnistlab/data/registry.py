@@ -55,6 +55,11 @@ class DatasetInfo:
     subject: str = "digit"  # what one image shows, for wording: "draw a digit", "give a picture of a digit"
 
 
+def a_subject(info: DatasetInfo) -> str:
+    """The subject with its article, for messages: "a digit", "an item of clothing"."""
+    return ("an " if info.subject[:1].lower() in "aeiou" else "a ") + info.subject
+
+
 def _files(*sha256: str) -> tuple[FileSpec, ...]:
     """The four IDX files every MNIST-format data set has; sums are of the *decompressed* bytes."""
     layout = (("train-images", "train-images-idx3-ubyte", 47040016), ("train-labels", "train-labels-idx1-ubyte", 60008),

@@ -58,7 +58,7 @@ def measure_inference(run_dir: Path, framework: str, threads: int, *, data_dir: 
     from mnistlab.data.datasets import load_test_split
     from mnistlab.timing import throughput
 
-    # Timing inputs only (no label is read): the same real digits for both frameworks.
+    # Timing inputs only (no label is read): the same real test images for both frameworks.
     dataset = runs.read_config(run_dir)["dataset"]
     images = load_test_split(dataset, data_dir, purpose="framework comparison: inputs to time")[0][:256].numpy()
     from mnistlab.frameworks import inference_parts
