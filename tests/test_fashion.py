@@ -176,3 +176,76 @@ def test_open_inference_protocol_returns_class_names(fashion_run, fashion_test):
     n = int(r.headers["inference-header-content-length"])
     labels = tritonclient_utils.deserialize_bytes_tensor(r.content[n:])
     assert [v.decode() for v in labels] == outputs["label"]["data"]
+
+
+@pytest.mark.slow
+def test_the_drawing_page_asks_for_an_item_of_clothing(fashion_run, chromium):
+    from serve_helpers import serve_process
+
+    with serve_process(fashion_run) as url:
+        page = chromium.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(url + "/", wait_until="load")
+        page.wait_for_function("document.getElementById('model').textContent.includes('fashion-mnist')")
+        assert page.text_content("#title") == "Draw an item of clothing"
+        assert page.text_content("#classes") == "one of: " + ", ".join(FASHION_CLASSES)
+        names = page.evaluate("[...document.querySelectorAll('#bars .name')].map(e => e.textContent)")
+        assert names == list(FASHION_CLASSES)
+        assert "digit" not in page.title()
+
+
+@pytest.mark.slow
+def test_every_command_on_a_fashion_run(fashion_run, fashion_test, tmp_path, capsys):
+    """evaluate, plots, report, explain (test index and picture), export, bench, predict: exit 0, class names."""
+    import json
+
+    from mnistlab import cli
+
+    def run(*argv: str) -> str:
+        capsys.readouterr()
+        assert cli.main([*argv]) == 0, argv
+        return capsys.readouterr().out
+
+    run_dir = str(fashion_run)
+    assert "Ankle boot" in run("evaluate", run_dir) and "most confused" in run("evaluate", run_dir)
+    assert json.loads(run("plots", run_dir, "--mc-limit", "50", "--json"))["figures"]
+    report = tmp_path / "report.html"
+    run("report", run_dir, "-o", str(report), "--mc-limit", "50")
+    assert "T-shirt/top" in report.read_text() and "fashion-mnist" in report.read_text()
+    explained = json.loads(run("explain", run_dir, "--index", "0", "--target", "Sneaker", "--json"))
+    assert explained["examples"][0]["predicted_name"] in FASHION_CLASSES
+    assert 7 in explained["examples"][0]["gradcam_classes"]  # Sneaker
+    picture = tmp_path / "boot.png"
+    photo(fashion_test[0][0]).save(picture)
+    assert "predicted" in run("explain", run_dir, "--image", str(picture))
+    run("export", run_dir, "--format", "onnx")
+    import onnxruntime
+
+    meta = onnxruntime.InferenceSession(str(fashion_run / "export" / "model.onnx")).get_modelmeta().custom_metadata_map
+    assert json.loads(meta["class_names"]) == list(FASHION_CLASSES) and "item of clothing" in meta["input"]
+    bench = json.loads(run("bench", run_dir, "--quick", "--paths", "torch_eager", "--json"))
+    assert bench["conditions"]["input"].startswith("fashion-mnist")
+    answer = json.loads(run("predict", run_dir, str(picture), "--json"))[0]
+    assert answer["label"] == FASHION_CLASSES[answer["digit"]]
+
+
+@pytest.mark.slow
+def test_a_keras_fashion_run_evaluates_explains_and_predicts(tmp_path, data_dir, fashion_test, capsys):
+    pytest.importorskip("keras")
+    import json
+
+    from mnistlab import cli
+
+    out = tmp_path / "keras-fashion"
+    assert cli.main(["train", "--arch", "simple", "--framework", "keras", "--dataset", "fashion-mnist", "--epochs", "1",
+                     "--train-subset", "5000", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(out), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert [c["name"] for c in metrics["per_class"]] == list(FASHION_CLASSES) and metrics["accuracy"] > 0.5
+    picture = tmp_path / "item.png"
+    photo(fashion_test[0][0]).save(picture)
+    assert cli.main(["explain", str(out), "--image", str(picture), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["examples"][0]["predicted_name"] in FASHION_CLASSES
+    assert cli.main(["predict", str(out), str(picture), "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)[0]
+    assert answer["label"] == FASHION_CLASSES[answer["digit"]]
