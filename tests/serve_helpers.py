@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -50,3 +58,43 @@ def paper_digit(image28: np.ndarray, size: int = 140) -> bytes:
     return png(Image.fromarray(255 - image28).resize((size, size), Image.Resampling.BILINEAR))
 
 
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_process(run_dir: Path):
+    """``mnistlab serve RUN --port P`` in a subprocess; yields the base URL; stopped with SIGINT (Ctrl-C)."""
+    import pytest
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "MNISTLAB_API_TOKEN"}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1] / "src"), env.get("PYTHONPATH", "")])
+    proc = subprocess.Popen([sys.executable, "-m", "mnistlab", "serve", str(run_dir), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"server did not start: {proc.communicate()[1][-2000:]}")
+        time.sleep(0.2)
+    try:
+        yield url
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -5,55 +5,21 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from serve_helpers import serve_process
+
 pytest_plugins = ["serve_fixtures"]
-
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(trained_run):
-    """``mnistlab serve RUN --port P`` in a subprocess; yields the base URL; stopped with SIGINT (Ctrl-C)."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "MNISTLAB_API_TOKEN"}
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1] / "src"), env.get("PYTHONPATH", "")])
-    proc = subprocess.Popen([sys.executable, "-m", "mnistlab", "serve", str(trained_run), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"server did not start: {proc.communicate()[1][-2000:]}")
-        time.sleep(0.2)
-    yield url
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    """``mnistlab serve RUN --port P`` in a subprocess; yields the base URL."""
+    with serve_process(trained_run) as url:
+        yield url
 
 
 @pytest.mark.slow
@@ -79,6 +45,7 @@ def test_tritonclient_classifies_real_mnist_digits(server, trained_run, test_dig
     # With no outputs named, the client asks for everything in binary.
     everything = client.infer(name, inputs=[inp])
     np.testing.assert_array_equal(everything.as_numpy("digit"), digits)
+    assert [v.decode() for v in everything.as_numpy("label")] == [str(d) for d in digits]  # BYTES, binary
 
 
 def _draw_seven(page, box):

@@ -23,7 +23,8 @@ def test_metadata_and_readiness(real_client, trained_run):
     meta = real_client.get(f"/v2/models/{name}").json()
     assert meta["name"] == name and meta["versions"] == ["1"] and meta["platform"]
     assert meta["inputs"] == [{"name": "images", "datatype": "UINT8", "shape": [-1, 28, 28]}]
-    assert [(o["name"], o["datatype"]) for o in meta["outputs"]] == [("probabilities", "FP32"), ("digit", "INT64")]
+    assert [(o["name"], o["datatype"]) for o in meta["outputs"]] == [("probabilities", "FP32"), ("digit", "INT64"),
+                                                                     ("label", "BYTES")]
     assert real_client.get(f"/v2/models/{name}/ready").json()["ready"] is True
     assert real_client.get(f"/v2/models/{name}/versions/1").status_code == 200
     assert real_client.get("/v2/models/other").status_code == 404
@@ -49,6 +50,7 @@ def test_infer_classifies_real_digits_in_every_accepted_form(real_client, traine
     assert outputs["probabilities"]["datatype"] == "FP32" and outputs["probabilities"]["shape"] == [8, 10]
     assert outputs["digit"]["datatype"] == "INT64" and outputs["digit"]["shape"] == [8]
     assert (np.array(outputs["digit"]["data"]) == y).mean() >= 0.75
+    assert outputs["label"]["data"] == [str(k) for k in outputs["digit"]["data"]]  # MNIST's class names
     np.testing.assert_allclose(np.array(outputs["probabilities"]["data"]).reshape(8, 10).sum(1), 1, atol=1e-4)
 
 

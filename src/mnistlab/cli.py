@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     from mnistlab import __version__
 
     parser = argparse.ArgumentParser(
-        prog="mnistlab", description="Train, compare, explain, export and serve digit classifiers on MNIST.")
+        prog="mnistlab", description="Train, compare, explain, export and serve image classifiers on MNIST and Fashion-MNIST.")
     parser.add_argument("--version", action="version", version=f"mnistlab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -3,6 +3,11 @@
     >>> from mnistlab.predict import predict_files                      # doctest: +SKIP
     >>> predict_files("runs/simple-20261125-101500", ["seven.png"])     # doctest: +SKIP
     [{'file': 'seven.png', 'digit': 7, 'label': '7', 'probability': 0.998, 'probabilities': [...]}]
+
+Each picture goes through the preprocessing of the data set the run was trained on (its
+``config.json`` ``dataset``; :mod:`mnistlab.data.preprocess`): the digit pipeline for MNIST, the
+object pipeline for Fashion-MNIST. ``digit`` is the class index (its name kept for the service's
+clients), ``label`` the class name (``"Ankle boot"``).
 """
 
 from __future__ import annotations
@@ -14,20 +19,21 @@ from typing import Any, Sequence
 import numpy as np
 
 from mnistlab import runs
-from mnistlab.data.preprocess import file_to_mnist
+from mnistlab.data.preprocess import file_to_input
 from mnistlab.evaluation.metrics import softmax
 from mnistlab.inference import predictor
 
 
 def predict_arrays(run_dir: str | Path, images: np.ndarray) -> np.ndarray:
-    """Probabilities for uint8 images ``[N, 28, 28]`` already in MNIST form."""
+    """Probabilities for uint8 images ``[N, 28, 28]`` already preprocessed (light object on black)."""
     return softmax(predictor(run_dir)(images))
 
 
 def predict_files(run_dir: str | Path, paths: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """Preprocess each file MNIST-style and return its predicted class and probabilities."""
-    class_names = runs.read_config(run_dir)["data"]["class_names"]
-    prepared = [file_to_mnist(p) for p in paths]  # every file checked before any work
+    """Preprocess each file for the run's data set and return its predicted class and probabilities."""
+    config = runs.read_config(run_dir)
+    class_names = config["data"]["class_names"]
+    prepared = [file_to_input(p, config["dataset"]) for p in paths]  # every file checked before any work
     for _, notes in prepared:
         for note in notes:
             print(f"warning: {note}", file=sys.stderr)

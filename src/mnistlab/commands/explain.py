@@ -25,7 +25,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     out = f"{args.run_dir.rstrip('/')}/{OUT_DIR}"
     print(f"Grad-CAM layer: {index['layer']}")
     for ex in index["examples"]:
-        print(f"  {ex['example']}: {ex['note']}; predicted class {ex['predicted']} ({ex['confidence']:.1%})")
+        print(f"  {ex['example']}: {ex['note']}; predicted {ex['predicted_name']} ({ex['confidence']:.1%})")
     for entry in index["files"]:
         print(f"{out}/{entry['file']}")
     return EXIT_OK

@@ -11,7 +11,7 @@ def cmd_frameworks(args: argparse.Namespace) -> int:
     from mnistlab.frameworks.compare import TABLE_COLUMNS, compare_frameworks, table_rows
 
     result = compare_frameworks(args.runs, arch=args.arch, out=args.out, epochs=args.epochs,
-                                train_subset=args.train_subset, threads=args.threads, seed=args.seed,
+                                train_subset=args.train_subset, threads=args.threads, seed=args.seed, dataset=args.dataset,
                                 data_dir=args.data_dir, force=args.force, progress=not args.quiet)
     if args.json:
         emit_json(result)
@@ -25,6 +25,7 @@ def cmd_frameworks(args: argparse.Namespace) -> int:
 
 def add_commands(command) -> None:
     """Add this feature's subcommands through ``command(name, func, help, ...)``."""
+    from mnistlab.data.datasets import list_datasets
     from mnistlab.models import list_models
 
     p = command("frameworks", cmd_frameworks,
@@ -32,6 +33,8 @@ def add_commands(command) -> None:
     p.add_argument("runs", nargs="*", metavar="RUN_DIR",
                    help="an evaluated PyTorch run and a Keras run to compare instead of training new ones")
     p.add_argument("--arch", choices=list_models(), default="simple")
+    p.add_argument("--dataset", choices=list_datasets(), default="mnist",
+                   help="data set to train both on (given runs keep their own)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--train-subset", type=int, help="train on this many images (default: all 55,000)")
     p.add_argument("--threads", type=int, help="threads for both frameworks (default: all cores)")

@@ -1,30 +1,43 @@
-"""Any picture of a digit → the 28×28 uint8 image an MNIST model expects.
+"""Any picture → the 28×28 uint8 image a model of a data set expects, by that data set's pipeline.
 
     >>> from PIL import Image
-    >>> img = Image.new("L", (200, 120), color=255)   # a blank white page
-    >>> to_mnist(img).shape
-    (28, 28)
+    >>> page = Image.new("L", (200, 120), color=255)      # a white page...
+    >>> page.paste(0, (60, 20, 100, 100))                 # ...with a dark 40×80 bar on it
+    >>> to_mnist(page).shape, int((to_mnist(page) > 0).any(0).sum())       # digit: 20-pixel box
+    ((28, 28), 10)
+    >>> int((to_fashion(page) > 0).any(0).sum()), int((to_fashion(page) > 0).any(1).sum())
+    (14, 28)
+    >>> pipeline_name("fashion-mnist")
+    'object'
 
-The steps copy how MNIST itself was made: grayscale; invert when the background is light (MNIST
-digits are white on black); crop to the ink; scale the digit so its longer side is 20 pixels;
-paste it into a 28×28 canvas so that its centre of mass sits at the centre. ``mnistlab predict``
-and the HTTP service share :func:`image_to_mnist` (decode safely, then :func:`to_mnist`, refusing
-a picture with no ink), so a drawing is treated the same everywhere.
+Two pipelines, each copying how its data set was made; the registry entry of a data set names
+its own (:attr:`mnistlab.data.registry.DatasetInfo.pipeline`), so a run uses the one of the data
+set it was trained on. Both start alike (:mod:`mnistlab.data.gray`): grayscale; invert when the
+background is light (both data sets show a light object on black); background level → 0.
+
+- ``digit`` (MNIST, handwriting): stretch the ink to full white; crop to the ink; scale the digit
+  so its longer side is 20 pixels; paste it so that its centre of mass sits at the centre.
+- ``object`` (Fashion-MNIST, a photo of a product): trim the background margin; scale the object
+  so its longer side is 28 pixels, aspect kept; centre its box. No contrast stretch and no centre
+  of mass: a shoe's shading is part of it, and its mass is not where its middle is.
+
+``mnistlab predict``, ``explain --image`` and the HTTP service all call :func:`image_to_input`
+(decode safely, then the pipeline, refusing a picture with nothing on it), so a picture is
+treated the same everywhere.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image
 
+from mnistlab.data import registry
+from mnistlab.data.gray import MIN_CONTRAST, bounding_box, on_black, resize_longer_side, to_gray
 from mnistlab.data.images import ImageRejected, decode_file, decode_image, read_file
-
-# Ink fainter than this (out of 255) above the background is noise (JPEG ringing, paper grain),
-# not a digit: stretching it to full white would invent one.
-MIN_CONTRAST = 16
 
 
 def load_image(path: str | Path, notes: list[str] | None = None) -> Image.Image:
@@ -42,83 +55,17 @@ def load_image(path: str | Path, notes: list[str] | None = None) -> Image.Image:
     return decoded.image
 
 
-def image_to_mnist(data: bytes, name: str = "image") -> tuple[np.ndarray, list[str]]:
-    """Untrusted image bytes → (28×28 uint8 MNIST-style array, notes): THE preprocessing of
-    ``mnistlab predict`` and of the HTTP service. A picture with no ink is an :class:`ImageRejected`."""
-    decoded = decode_image(data, name=name)
-    return mnist_or_blank_error(decoded.image, name), decoded.notes
-
-
-def file_to_mnist(path: str | Path) -> tuple[np.ndarray, list[str]]:
-    """:func:`image_to_mnist` of a file (its size checked before it is read)."""
-    return image_to_mnist(read_file(path), name=str(path))
-
-
-def mnist_or_blank_error(img: Image.Image, name: str = "image") -> np.ndarray:
-    """:func:`to_mnist`, refusing a picture with no ink rather than predicting a blank canvas."""
-    out = to_mnist(img)
-    if out.max() == 0:
-        raise ImageRejected(f"{name}: no ink found (the picture is blank or a single colour); "
-                            "give a picture of a digit", "blank")
-    return out
-
-
-# PIL modes holding more than 8 bits a pixel; converting them to "L" clips, so they are rescaled.
-_WIDE_MODES = ("I", "F", "I;16", "I;16B", "I;16L", "I;16N")
-
-
-def _wide_to_gray(img: Image.Image) -> np.ndarray:
-    """16-bit, 32-bit and float pictures → [0, 255] by their range (not clipped to white)."""
-    x = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    lo, hi = float(x.min()), float(x.max())
-    if img.mode.startswith("I;16"):
-        return (x / 257.0).astype(np.float32)
-    if img.mode == "F" and lo >= 0 and hi <= 1:
-        return (x * 255.0).astype(np.float32)
-    if lo >= 0 and hi <= 255:
-        return x.astype(np.float32)
-    if lo >= 0 and hi <= 65535:
-        return (x / 257.0).astype(np.float32)
-    return ((x - lo) * (255.0 / (hi - lo))).astype(np.float32) if hi > lo else np.zeros_like(x, np.float32)
-
-
-def _to_gray(img: Image.Image) -> np.ndarray:
-    """Grayscale float array in [0, 255]; transparent pixels count as background."""
-    if img.mode in _WIDE_MODES:
-        return _wide_to_gray(img)
-    try:
-        if img.getbands()[-1] in ("A", "a") or "transparency" in img.info:
-            rgba = img.convert("RGBA")
-            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            img = Image.alpha_composite(background, rgba)
-        return np.asarray(img.convert("L"), dtype=np.float32)
-    except (ValueError, OSError) as exc:  # a mode PIL cannot turn into gray (LAB, HSV...)
-        raise ImageRejected(f"image mode {img.mode} cannot be converted to gray ({exc}); "
-                            "save it as an RGB or grayscale PNG", "decode") from None
-
-
 def to_mnist(img: Image.Image, *, digit_box: int = 20, size: int = 28) -> np.ndarray:
-    """Convert ``img`` to a ``size``×``size`` uint8 array, white digit on black, MNIST-centred."""
-    gray = _to_gray(img)
-    # The border is mostly background: if it is light, the picture is dark ink on paper.
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if np.median(border) > 127:
-        gray, border = 255.0 - gray, 255.0 - border
-    gray = np.clip(gray - np.median(border), 0, None)  # paper that is not pure white → 0
+    """The ``digit`` pipeline: ``size``×``size`` uint8, white digit on black, MNIST-centred."""
+    gray = on_black(to_gray(img))
     if gray.max() < MIN_CONTRAST:
         return np.zeros((size, size), dtype=np.uint8)
     gray = gray * (255.0 / gray.max())
-    ys, xs = np.nonzero(gray > 0.1 * 255)
-    if len(ys) == 0:
+    box = bounding_box(gray, 0.1 * 255)
+    if box is None:
         return np.zeros((size, size), dtype=np.uint8)
-    crop = gray[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
-    h, w = crop.shape
-    factor = digit_box / max(h, w)
-    new_w, new_h = max(1, round(w * factor)), max(1, round(h * factor))
-    digit = np.asarray(
-        Image.fromarray(crop.astype(np.uint8)).resize((new_w, new_h), Image.Resampling.LANCZOS),
-        dtype=np.float32,
-    )
+    digit = resize_longer_side(gray[box], digit_box)
+    new_h, new_w = digit.shape
     canvas = np.zeros((size, size), dtype=np.float32)
     yy, xx = np.indices(digit.shape)
     total = max(float(digit.sum()), 1e-6)
@@ -128,3 +75,61 @@ def to_mnist(img: Image.Image, *, digit_box: int = 20, size: int = 28) -> np.nda
     left = min(max(left, 0), size - new_w)
     canvas[top: top + new_h, left: left + new_w] = digit
     return np.clip(canvas, 0, 255).astype(np.uint8)
+
+
+def to_fashion(img: Image.Image, *, size: int = 28) -> np.ndarray:
+    """The ``object`` pipeline: ``size``×``size`` uint8, the object's box fitted and centred, aspect kept."""
+    gray = on_black(to_gray(img))
+    # Fashion-MNIST trimmed the edges close to the corner colour; MIN_CONTRAST is that closeness.
+    box = bounding_box(gray, MIN_CONTRAST - 1)
+    if box is None:
+        return np.zeros((size, size), dtype=np.uint8)
+    item = resize_longer_side(gray[box], size)
+    h, w = item.shape
+    top, left = (size - h) // 2, (size - w) // 2
+    canvas = np.zeros((size, size), dtype=np.float32)
+    canvas[top: top + h, left: left + w] = item
+    return np.clip(canvas, 0, 255).astype(np.uint8)
+
+
+# Pipeline name (a registry entry's ``pipeline``) → the function.
+PIPELINES: dict[str, Callable[[Image.Image], np.ndarray]] = {"digit": to_mnist, "object": to_fashion}
+
+
+def pipeline_name(dataset: str) -> str:
+    """The pipeline that pictures for a model of ``dataset`` go through (from the registry)."""
+    name = registry.get(dataset).pipeline
+    if name not in PIPELINES:  # a registry entry naming a pipeline this module lacks is a bug
+        raise KeyError(f"data set {dataset!r} names an unknown pipeline {name!r}; known: {', '.join(PIPELINES)}")
+    return name
+
+
+def to_model_input(img: Image.Image, dataset: str, name: str = "image") -> np.ndarray:
+    """``img`` through ``dataset``'s pipeline; a picture with nothing on it is an :class:`ImageRejected`."""
+    out = PIPELINES[pipeline_name(dataset)](img)
+    if out.max() == 0:
+        raise ImageRejected(f"{name}: no ink found (the picture is blank or a single colour); "
+                            f"give a picture of {registry.a_subject(registry.get(dataset))}", "blank")
+    return out
+
+
+def image_to_input(data: bytes, dataset: str, name: str = "image") -> tuple[np.ndarray, list[str]]:
+    """Untrusted image bytes → (28×28 uint8 array, notes): THE preprocessing of ``mnistlab predict``,
+    ``explain --image`` and the HTTP service, for a model of ``dataset``."""
+    decoded = decode_image(data, name=name)
+    return to_model_input(decoded.image, dataset, name), decoded.notes
+
+
+def file_to_input(path: str | Path, dataset: str) -> tuple[np.ndarray, list[str]]:
+    """:func:`image_to_input` of a file (its size checked before it is read)."""
+    return image_to_input(read_file(path), dataset, name=str(path))
+
+
+def image_to_mnist(data: bytes, name: str = "image") -> tuple[np.ndarray, list[str]]:
+    """:func:`image_to_input` for an MNIST model (the digit pipeline)."""
+    return image_to_input(data, "mnist", name)
+
+
+def file_to_mnist(path: str | Path) -> tuple[np.ndarray, list[str]]:
+    """:func:`file_to_input` for an MNIST model (the digit pipeline)."""
+    return file_to_input(path, "mnist")

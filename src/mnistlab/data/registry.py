@@ -1,8 +1,11 @@
-"""Every fact about each data set, in one entry: files, sizes, checksums, sources, classes, normalisation.
+"""Every fact about each data set, in one entry: files, sizes, checksums, sources, classes,
+normalisation, and how a picture from outside is turned into one of its images.
 
     >>> from mnistlab.data.registry import DATASETS, get
     >>> get("mnist").files[0].filename, get("mnist").mean
     ('train-images-idx3-ubyte', 0.1307)
+    >>> get("fashion-mnist").pipeline, get("fashion-mnist").subject
+    ('object', 'item of clothing')
     >>> all(s.startswith("https://") for s in get("mnist").sources[:2])
     True
 
@@ -44,6 +47,17 @@ class DatasetInfo:
     sources: tuple[str, ...] = ()
     num_classes: int = 10
     image_size: int = 28
+    # How a picture from outside (``predict``, the service, ``explain --image``) becomes a 28×28
+    # image: "digit" (crop to ink, 20-pixel box, centre of mass: how MNIST was made) or "object"
+    # (trim the background, longer side 28, centred box: how Fashion-MNIST was made). The
+    # pipelines themselves live in :mod:`mnistlab.data.preprocess`.
+    pipeline: str = "digit"
+    subject: str = "digit"  # what one image shows, for wording: "draw a digit", "give a picture of a digit"
+
+
+def a_subject(info: DatasetInfo) -> str:
+    """The subject with its article, for messages: "a digit", "an item of clothing"."""
+    return ("an " if info.subject[:1].lower() in "aeiou" else "a ") + info.subject
 
 
 def _files(*sha256: str) -> tuple[FileSpec, ...]:
@@ -75,6 +89,7 @@ DATASETS: dict[str, DatasetInfo] = {
                      "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
         sources=("https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
                  "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"),
+        pipeline="object", subject="item of clothing",
     ),
 }
 

@@ -70,9 +70,10 @@ def _inputs(run_dir: Path, config: dict[str, Any], indices: Sequence[int] | None
             data_dir: str | None) -> list[dict[str, Any]]:
     """The examples to explain: ``{image (uint8 28×28), label or None, name, note}`` each."""
     if images:
-        from mnistlab.data.preprocess import load_image, to_mnist
+        from mnistlab.data.preprocess import load_image, to_model_input
 
-        arrays = [to_mnist(load_image(p)) for p in images]  # every file checked before any work
+        # The run's own data set's pipeline, as ``mnistlab predict`` uses; every file checked before any work.
+        arrays = [to_model_input(load_image(p), config["dataset"], str(p)) for p in images]
         return [{"image": a, "label": None, "name": re.sub(r"[^A-Za-z0-9_-]+", "_", Path(p).stem),
                  "note": f"file {Path(p).name}"} for p, a in zip(images, arrays)]
     from mnistlab.data.datasets import load_test_split
@@ -135,6 +136,7 @@ def explain_run(run_dir: str | Path, *, indices: Sequence[int] | None = None, im
         files.append({"file": file, "kind": "gradcam",
                       "caption": f"{title}: Grad-CAM for {', '.join(labels)} and saliency for the prediction"})
         summary.append({"example": ex["name"], "note": ex["note"], "label": ex["label"], "predicted": pred,
+                        "predicted_name": names[pred],
                         "confidence": round(float(probs[pred]), 6), "gradcam_classes": classes})
 
     conv_name, weights = explainer.first_conv()

@@ -36,7 +36,7 @@ def _off(ax) -> None:
 
 def example_figure(image: np.ndarray, cams: Sequence[tuple[str, np.ndarray]], sal: np.ndarray,
                    title: str) -> Figure:
-    """The digit, one Grad-CAM overlay per ``(label, map)`` on a shared scale, and the saliency map.
+    """The input image, one Grad-CAM overlay per ``(label, map)`` on a shared scale, and the saliency map.
 
     The Grad-CAM maps share one colour scale, so a class with little evidence looks dim next to
     the predicted one instead of being stretched to full brightness.

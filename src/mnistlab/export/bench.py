@@ -69,7 +69,7 @@ def _ort_fn(path: Path, threads: int) -> Callable[[np.ndarray], Any]:
     return lambda x: sess.run(None, {name: x})
 
 
-def conditions(threads: int, seconds: float) -> dict[str, Any]:
+def conditions(threads: int, seconds: float, dataset: str = "mnist") -> dict[str, Any]:
     """What the numbers depend on: hardware, versions, threads, load, time box."""
     import onnxruntime
 
@@ -80,7 +80,7 @@ def conditions(threads: int, seconds: float) -> dict[str, Any]:
         "platform": platform.platform(),
         "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "seconds_per_measurement": seconds, "warmup": "0.2 s (batch 1) / 2 calls (batches)",
-        "input": "MNIST test images as float32 pixels in [0,1]; normalisation included in every path",
+        "input": f"{dataset} test images as float32 pixels in [0,1]; normalisation included in every path",
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
 
@@ -106,7 +106,7 @@ def bench_run(run_dir: str | Path, *, threads: int | None = None, quick: bool = 
     torch.set_num_threads(threads)
     seconds = QUICK_SECONDS if quick else FULL_SECONDS
     result: dict[str, Any] = {"run_dir": str(run_dir), "arch": config["arch"], "threads": threads,
-                              "quick": quick, "conditions": conditions(threads, seconds),
+                              "quick": quick, "conditions": conditions(threads, seconds, config["dataset"]),
                               "paths": {}, "skipped": {}, "exported": []}
 
     files = {"onnxruntime": export_path(run_dir, ONNX_FILE), "int8": export_path(run_dir, INT8_FILE)}
@@ -127,8 +127,8 @@ def bench_run(run_dir: str | Path, *, threads: int | None = None, quick: bool = 
                 export_int8(run_dir, data_dir=data_dir, threads=threads, seconds=0.2)
             result["exported"].append(str(path.relative_to(run_dir)))
 
-    # Timing inputs only (no label is read): real digits, so activations look like the service's.
-    test_x, _ = load_test_split(config["dataset"], data_dir, purpose="benchmark inputs: real digits to time")
+    # Timing inputs only (no label is read): real images, so activations look like the service's.
+    test_x, _ = load_test_split(config["dataset"], data_dir, purpose="benchmark inputs: real images to time")
     from mnistlab.export.onnx_export import unit_images
 
     x = unit_images(test_x[: max(BATCHES)].numpy())

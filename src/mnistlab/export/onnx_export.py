@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from mnistlab import __version__, runs
+from mnistlab.data import registry
 from mnistlab.data.datasets import load_test_split
 from mnistlab.errors import UserError
 from mnistlab.evaluation.metrics import accuracy
@@ -99,6 +100,12 @@ def ort_logits(sess, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     return np.concatenate(outs) if outs else np.empty((0, NUM_CLASSES), np.float32)
 
 
+def _form(dataset: str) -> str:
+    """What the input looks like, in words: "white digit on black", "light item of clothing on black"."""
+    subject = registry.DATASETS[dataset].subject if dataset in registry.DATASETS else "object"
+    return f"{'white' if subject == 'digit' else 'light'} {subject} on black, preprocessed like 'mnistlab predict'"
+
+
 def metadata(run_dir: Path, config: dict[str, Any]) -> dict[str, str]:
     """Strings stored in the ONNX file: what it classifies and where it came from."""
     env = config.get("environment", {})
@@ -107,7 +114,7 @@ def metadata(run_dir: Path, config: dict[str, Any]) -> dict[str, str]:
         "dataset": config["dataset"],
         "arch": config["arch"],
         "input": f"{INPUT_NAME}: float32[N,1,{config['data']['image_size']},{config['data']['image_size']}], "
-                 "pixels in [0,1], white digit on black; normalisation is inside the graph",
+                 f"pixels in [0,1], {_form(config['dataset'])}; normalisation is inside the graph",
         "output": f"{OUTPUT_NAME}: float32[N,{config['data']['num_classes']}], unnormalised (softmax for probabilities)",
         "normalization": json.dumps({"mean": config["data"]["mean"], "std": config["data"]["std"]}),
         "source_run": str(run_dir.resolve()),

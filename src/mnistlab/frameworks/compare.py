@@ -58,7 +58,7 @@ def measure_inference(run_dir: Path, framework: str, threads: int, *, data_dir: 
     from mnistlab.data.datasets import load_test_split
     from mnistlab.timing import throughput
 
-    # Timing inputs only (no label is read): the same real digits for both frameworks.
+    # Timing inputs only (no label is read): the same real test images for both frameworks.
     dataset = runs.read_config(run_dir)["dataset"]
     images = load_test_split(dataset, data_dir, purpose="framework comparison: inputs to time")[0][:256].numpy()
     from mnistlab.frameworks import inference_parts
@@ -115,6 +115,9 @@ def _pick_runs(run_dirs: Sequence[str | Path]) -> dict[str, Path]:
     archs = {runs.read_config(d)["arch"] for d in by_fw.values()}
     if len(archs) != 1:
         raise UserError(f"the runs have different architectures ({', '.join(sorted(archs))}); compare twins")
+    datasets = {runs.read_config(d)["dataset"] for d in by_fw.values()}
+    if len(datasets) != 1:
+        raise UserError(f"the runs were trained on different data sets ({', '.join(sorted(datasets))}); compare twins")
     for d in by_fw.values():
         if not (d / runs.METRICS).is_file():
             raise UserError(f"{d}: not evaluated; run 'mnistlab evaluate {d}' first")
@@ -124,8 +127,10 @@ def _pick_runs(run_dirs: Sequence[str | Path]) -> dict[str, Path]:
 def compare_frameworks(run_dirs: Sequence[str | Path] = (), *, arch: str = "simple", out: str | Path | None = None,
                        epochs: int = 3, train_subset: int | None = None, threads: int | None = None,
                        seed: int = 0, data_dir: str | None = None, force: bool = False, progress: bool = True,
-                       latency_calls: int = 300, seconds: float = 3.0) -> dict[str, Any]:
+                       latency_calls: int = 300, seconds: float = 3.0, dataset: str = "mnist") -> dict[str, Any]:
     """Train (or take) a PyTorch and a Keras run, measure both, write ``frameworks.json`` and ``.md``.
+
+    New runs train on ``dataset``; given runs keep their own (both must share one).
 
     ``latency_calls`` batch-1 calls are timed, and batch-256 calls repeat for ``seconds``.
     """
@@ -140,12 +145,13 @@ def compare_frameworks(run_dirs: Sequence[str | Path] = (), *, arch: str = "simp
     if run_dirs:
         by_fw = _pick_runs(run_dirs)
         arch = runs.read_config(by_fw["torch"])["arch"]
+        dataset = runs.read_config(by_fw["torch"])["dataset"]
     out = Path(out) if out else runs.default_run_dir(f"frameworks-{arch}")
     if not run_dirs:
         by_fw = {fw: out / fw for fw in FRAMEWORKS}
         for fw in FRAMEWORKS:
             cfg = TrainConfig(arch=arch, framework=fw, epochs=epochs, train_subset=train_subset, threads=threads,
-                              seed=seed)
+                              seed=seed, dataset=dataset)
             peaks[fw] = _run_child({"task": "train", "framework": fw, "run_dir": str(by_fw[fw]), "config": cfg.to_dict(),
                                     "data_dir": data_dir, "force": force, "progress": progress})
     rows = []
@@ -164,7 +170,7 @@ def compare_frameworks(run_dirs: Sequence[str | Path] = (), *, arch: str = "simp
     env = runs.read_config(by_fw["keras"])["environment"]
     train = runs.read_config(by_fw["torch"])["train"]
     result = {"out": str(out), "rows": rows, "conditions": {
-        "arch": arch, "epochs": train["epochs"], "train_subset": train["train_subset"], "seed": train["seed"],
+        "arch": arch, "dataset": dataset, "epochs": train["epochs"], "train_subset": train["train_subset"], "seed": train["seed"],
         "batch_size": train["batch_size"], "threads": threads,
         "train_threads": runs.read_config(by_fw["torch"]).get("threads"), "cpu": env.get("cpu"), "cpu_count": os.cpu_count(),
         "torch": env.get("torch"), "tensorflow": env.get("tensorflow"), "keras": env.get("keras"),
@@ -195,7 +201,7 @@ def markdown_table(result: dict[str, Any]) -> str:
     lines += [f"| {' | '.join(row)} |" for row in table_rows(result)]
     subset = "all" if c["train_subset"] is None else f"{c['train_subset']:,}"
     lines.append("")
-    lines.append(f"{c['epochs']} epochs max on {subset} training images, batch {c['batch_size']}, seed {c['seed']}; "
+    lines.append(f"{c['epochs']} epochs max on {subset} {c.get('dataset', 'mnist')} training images, batch {c['batch_size']}, seed {c['seed']}; "
                  f"{c['train_threads']} threads for training, {c['threads']} for inference, on {c['cpu']} "
                  f"({c['cpu_count']} cores); load average "
                  f"{c['load_avg_before'][0]} before, {c['load_avg_after'][0]} after; {c['date']}.")

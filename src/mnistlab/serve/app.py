@@ -51,7 +51,8 @@ def create_app(settings: ServeSettings, holder: ModelHolder | None = None) -> Fa
     holder = holder or ModelHolder.load(settings.run_dir, settings.backend, settings.threads)
     # No /docs or /redoc: FastAPI's pages load their scripts from a CDN; /openapi.json stays.
     app = FastAPI(title="mnistlab", version=__version__, docs_url=None, redoc_url=None,
-                  description=f"Digit classifier service for the run {holder.name!r} ({holder.backend} backend).")
+                  description=f"Classifier service ({holder.dataset}: {', '.join(holder.class_names)}) for the run "
+                              f"{holder.name!r} ({holder.backend} backend).")
     app.state.holder, app.state.settings, app.state.metrics = holder, settings, Metrics()
     app.state.batcher = MicroBatcher(holder.probabilities)
     app.include_router(v2.router)  # matched in order: the Open Inference Protocol's infer route first

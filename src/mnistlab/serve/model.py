@@ -6,7 +6,7 @@
 
 ``torch``: the run's own predictor (any framework the library can load: PyTorch, Keras,
 ensembles where supported). ``onnx``: ``export/model.onnx`` through ONNX Runtime, exported first
-when missing. Both take uint8 ``[N, 28, 28]`` MNIST-form images. Concurrent calls are safe:
+when missing. Both take uint8 ``[N, 28, 28]`` images in the data set's form (light on black). Concurrent calls are safe:
 inference only reads the weights (PyTorch in eval mode under ``no_grad``; an ONNX Runtime session
 is thread-safe); Grad-CAM, which hooks modules, runs under a lock.
 """
@@ -23,6 +23,8 @@ from typing import Any, Callable
 import numpy as np
 
 from mnistlab import runs
+from mnistlab.data import registry
+from mnistlab.data.preprocess import pipeline_name
 from mnistlab.errors import UserError
 from mnistlab.evaluation.metrics import softmax
 from mnistlab.fileio import read_json
@@ -88,6 +90,11 @@ class ModelHolder:
     @property
     def class_names(self) -> list[str]:
         return list(self.config["data"]["class_names"])
+
+    @property
+    def dataset(self) -> str:
+        """The data set the run was trained on: it picks the preprocessing of uploaded pictures."""
+        return self.config.get("dataset", "mnist")
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         return softmax(np.asarray(self.logits(images), dtype=np.float64)).astype(np.float32)
@@ -157,4 +164,12 @@ def describe(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
         "test_accuracy": accuracy,
         "trained": config.get("created"),
         "class_names": list(config["data"]["class_names"]),
+        **_dataset_facts(config.get("dataset", "mnist")),
     }
+
+
+def _dataset_facts(dataset: str) -> dict[str, Any]:
+    """What one image shows (for the drawing page's wording) and the pipeline pictures go through."""
+    if dataset not in registry.DATASETS:  # a run of a data set this version does not know
+        return {"subject": "image", "preprocessing": None}
+    return {"subject": registry.get(dataset).subject, "preprocessing": pipeline_name(dataset)}

@@ -1,4 +1,4 @@
-"""Request bodies → uint8 MNIST images ``[N, 28, 28]``; every mistake an :class:`ApiError` naming the field.
+"""Request bodies → uint8 images ``[N, 28, 28]``; every mistake an :class:`ApiError` naming the field.
 
     >>> images, single = pixels_to_images([0] * 784, "pixels", max_batch=256)
     >>> images.shape, single
@@ -10,8 +10,8 @@
 
 Numbers are checked strictly (pydantic, in Rust): booleans, strings, nulls, NaN and values out of
 range are refused, never coerced. Image files go through ``mnistlab predict``'s own
-preprocessing (:func:`mnistlab.data.preprocess.image_to_mnist`), so a drawing is treated the same
-by the CLI and the service.
+preprocessing for the served run's data set (:func:`mnistlab.data.preprocess.image_to_input`), so
+a drawing or a photo is treated the same by the CLI and the service.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 from pydantic import Field, TypeAdapter, ValidationError
 
 from mnistlab.data.images import ImageRejected
-from mnistlab.data.preprocess import image_to_mnist
+from mnistlab.data.preprocess import image_to_input
 
 SIDE, PIXELS = 28, 28 * 28
 MAX_DEPTH = 4
@@ -118,7 +118,7 @@ def has_bool_token(body: bytes) -> bool:
 def pixels_to_images(value: Any, field: str, *, max_batch: int, may_hold_bools: bool = True) -> tuple[np.ndarray, bool]:
     """``{"pixels": ...}`` of ``/v1/predict`` → (uint8 ``[N, 28, 28]``, whether it was one image).
 
-    One image: 784 numbers or 28 rows of 28; a batch: a list of either. Values 0–255, MNIST form.
+    One image: 784 numbers or 28 rows of 28; a batch: a list of either. Values 0–255, already in the data set's form (light object on black).
     """
     x = numbers(value, field, hi=255, may_hold_bools=may_hold_bools)
     if x.shape in ((PIXELS,), (SIDE, SIDE)):
@@ -134,10 +134,11 @@ def check_batch(n: int, field: str, max_batch: int, status: int) -> None:
         raise ApiError(status, f"{field}: a batch of {n} images is over the limit of {max_batch}; split it")
 
 
-def image_bytes_to_images(data: bytes, name: str) -> tuple[np.ndarray, list[str]]:
-    """An uploaded picture → (uint8 ``[1, 28, 28]``, notes), through ``mnistlab predict``'s preprocessing."""
+def image_bytes_to_images(data: bytes, name: str, dataset: str = "mnist") -> tuple[np.ndarray, list[str]]:
+    """An uploaded picture → (uint8 ``[1, 28, 28]``, notes), through ``mnistlab predict``'s
+    preprocessing for a model of ``dataset`` (the served run's)."""
     try:
-        image, notes = image_to_mnist(data, name=name)
+        image, notes = image_to_input(data, dataset, name=name)
     except ImageRejected as exc:
         raise ApiError(IMAGE_STATUS[exc.kind], str(exc)) from None
     return image[None], notes

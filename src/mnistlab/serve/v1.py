@@ -2,6 +2,10 @@
 
     curl -s localhost:8000/v1/predict -H 'content-type: image/png' --data-binary @seven.png
     {"digit": 7, "label": "7", "probabilities": [...], "top_k": [...], "latency_ms": 0.9}
+
+``digit`` is the class index (named so for the first clients, kept for them) and ``label`` the
+class name from the run (``"7"`` for MNIST, ``"Ankle boot"`` for Fashion-MNIST). Uploaded pictures
+go through the preprocessing of the served run's data set.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ PREDICT_BODY = {
         "application/json": {"schema": {
             "type": "object", "required": ["pixels"],
             "properties": {"pixels": {
-                "description": "one 28×28 MNIST-form image (784 numbers or 28 rows of 28, 0–255, white on black) "
+                "description": "one preprocessed 28×28 image (784 numbers or 28 rows of 28, 0–255, light object on black) "
                                "or a list of such images (at most --max-batch, 256 by default)",
                 "type": "array", "items": {}}}}},
         "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
@@ -41,7 +45,7 @@ PREDICT_BODY = {
 
 
 def answer(probs: np.ndarray, class_names: list[str]) -> dict[str, Any]:
-    """One image's answer: digit, label, probabilities, the top ``TOP_K``."""
+    """One image's answer: class index (``digit``), class name (``label``), probabilities, the top ``TOP_K``."""
     order = np.argsort(-probs)[:TOP_K]
     k = int(order[0])
     return {"digit": k, "label": class_names[k], "probabilities": [round(float(p), 6) for p in probs],
@@ -63,16 +67,19 @@ async def _read_upload(request: Request) -> tuple[bytes, str]:
 
 
 async def _images(request: Request, settings) -> tuple[np.ndarray, bool, list[str]]:
+    dataset = request.app.state.holder.dataset
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "multipart/form-data":
         data, name = await _read_upload(request)
-        images, notes = await compute.in_thread(image_bytes_to_images, data, name, timeout_s=settings.timeout_s)
+        images, notes = await compute.in_thread(image_bytes_to_images, data, name, dataset,
+                                                timeout_s=settings.timeout_s)
         return images, True, notes
     if ctype in REFUSED_TYPES:
         raise ApiError(415, f"content-type: {ctype} is not accepted; send a PNG, JPEG, WebP, BMP or GIF")
     if ctype.startswith("image/"):
         data = await request.body()
-        images, notes = await compute.in_thread(image_bytes_to_images, data, "body", timeout_s=settings.timeout_s)
+        images, notes = await compute.in_thread(image_bytes_to_images, data, "body", dataset,
+                                                timeout_s=settings.timeout_s)
         return images, True, notes
     if ctype in ("", "application/json") or ctype.endswith("+json"):
         body = await request.body()

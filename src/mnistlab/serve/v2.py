@@ -4,12 +4,15 @@
          "shape": [1, 784], "datatype": "UINT8", "data": [0, 0, ...]}]}'
 
 The model name is the run directory's name. Input ``images``: ``[N, 28, 28]``, ``[N, 1, 28, 28]``
-or ``[N, 784]``, UINT8 0–255 or FP32 0–1, MNIST form; ``data`` flat row-major or nested, or raw
+or ``[N, 784]``, UINT8 0–255 or FP32 0–1, the data set's own form (light object on black, as
+``/v1/predict?include_input=true`` shows); ``data`` flat row-major or nested, or raw
 little-endian bytes after the JSON header (the binary tensor extension:
 ``Inference-Header-Content-Length`` and ``parameters.binary_data_size``). Outputs
-``probabilities`` (FP32 ``[N, 10]``) and ``digit`` (INT64 ``[N]``), as JSON or, when asked with
-``parameters.binary_data`` (or ``binary_data_output`` on the request), as raw bytes. Every client
-mistake is HTTP 400 ``{"error": "..."}``.
+``probabilities`` (FP32 ``[N, 10]``), ``digit`` (INT64 ``[N]``, the class index, named so for
+older clients) and ``label`` (BYTES ``[N]``, the class name: ``"7"``, ``"Ankle boot"``), as JSON
+or, when asked with ``parameters.binary_data`` (or ``binary_data_output`` on the request), as raw
+bytes (BYTES: each element a 4-byte little-endian length, then its UTF-8). Every client mistake
+is HTTP 400 ``{"error": "..."}``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from mnistlab.serve import compute
 from mnistlab.serve.parsing import PIXELS, SIDE, ApiError, check_batch, has_bool_token, numbers, parse_json
 
 INPUT = "images"
-OUTPUTS = {"probabilities": "FP32", "digit": "INT64"}
+OUTPUTS = {"probabilities": "FP32", "digit": "INT64", "label": "BYTES"}
 DTYPES = {"UINT8": (np.uint8, 255), "FP32": (np.dtype("<f4"), 1)}
 HEADER_LENGTH = "inference-header-content-length"
 
@@ -136,21 +139,35 @@ def _images(inp: InferInput, binary: bytes, max_batch: int, may_hold_bools: bool
     return (x if hi == 255 else np.rint(x * 255)).astype(np.uint8)
 
 
-def _outputs(req: InferRequest, probs: np.ndarray) -> tuple[list[dict[str, Any]], bytes]:
+def _bytes_tensor(values: list[str]) -> bytes:
+    """The protocol's binary form of a BYTES tensor: per element, a uint32 LE length, then the bytes."""
+    encoded = [v.encode("utf-8") for v in values]
+    return b"".join(len(e).to_bytes(4, "little") + e for e in encoded)
+
+
+def _output_value(name: str, probs: np.ndarray, class_names: list[str]) -> tuple[list[int], Any, bytes]:
+    """(shape, JSON data, raw bytes) of the output ``name``."""
+    if name == "label":
+        labels = [class_names[k] for k in probs.argmax(1)]
+        return [len(labels)], labels, _bytes_tensor(labels)
+    value = probs.astype("<f4") if name == "probabilities" else probs.argmax(1).astype("<i8")
+    return list(value.shape), value.ravel().tolist(), value.tobytes()
+
+
+def _outputs(req: InferRequest, probs: np.ndarray, class_names: list[str]) -> tuple[list[dict[str, Any]], bytes]:
     wanted = req.outputs or [RequestedOutput(name=name) for name in OUTPUTS]
     binary_default = bool((req.parameters or {}).get("binary_data_output", False))
     outs, chunks = [], []
     for i, out in enumerate(wanted):
         if out.name not in OUTPUTS:
             raise ApiError(400, f"outputs[{i}].name: unknown output {out.name!r}; choose from {', '.join(OUTPUTS)}")
-        value = probs.astype("<f4") if out.name == "probabilities" else probs.argmax(1).astype("<i8")
-        entry: dict[str, Any] = {"name": out.name, "datatype": OUTPUTS[out.name], "shape": list(value.shape)}
+        shape, data, raw = _output_value(out.name, probs, class_names)
+        entry: dict[str, Any] = {"name": out.name, "datatype": OUTPUTS[out.name], "shape": shape}
         if (out.parameters or {}).get("binary_data", binary_default):
-            raw = value.tobytes()
             entry["parameters"] = {"binary_data_size": len(raw)}
             chunks.append(raw)
         else:
-            entry["data"] = value.ravel().tolist()
+            entry["data"] = data
         outs.append(entry)
     return outs, b"".join(chunks)
 
@@ -173,7 +190,7 @@ async def infer(request: Request):
     images = _images(req.inputs[0], binary, settings.max_batch, may_hold_bools)
     probs = await compute.probabilities(request.app.state, images, settings.timeout_s)
     request.app.state.metrics.count_images(len(images))
-    outputs, raw = _outputs(req, probs)
+    outputs, raw = _outputs(req, probs, holder.class_names)
     answer = {"model_name": holder.name, "model_version": "1", "outputs": outputs}
     if req.id is not None:
         answer["id"] = req.id
@@ -207,7 +224,8 @@ async def model_metadata(request: Request, name: str, version: str | None = None
             "platform": "onnxruntime_onnx" if holder.backend == "onnx" else f"mnistlab_{holder.info['framework']}",
             "inputs": [{"name": INPUT, "datatype": "UINT8", "shape": [-1, SIDE, SIDE]}],
             "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, len(holder.class_names)]},
-                        {"name": "digit", "datatype": "INT64", "shape": [-1]}]}
+                        {"name": "digit", "datatype": "INT64", "shape": [-1]},
+                        {"name": "label", "datatype": "BYTES", "shape": [-1]}]}
 
 
 @router.get("/models/{name}/ready", summary="model readiness")

@@ -171,12 +171,24 @@ function showBars(probs) {
   });
 }
 
+function showSubject(subject) {
+  // "Draw a digit" for MNIST; "Draw an item of clothing" and the classes to choose from otherwise.
+  const article = /^[aeiou]/i.test(subject) ? "an" : "a";
+  const title = `Draw ${article} ${subject}`;
+  document.getElementById("title").textContent = title;
+  document.title = `mnistlab — ${title.toLowerCase()}`;
+  document.getElementById("pad").setAttribute("aria-label", `drawing area: ${title.toLowerCase()} with mouse, finger or pen`);
+  const digits = classNames.every(c => /^\d$/.test(c));
+  document.getElementById("classes").textContent = digits ? "" : "one of: " + classNames.join(", ");
+}
+
 async function loadModel() {
   try {
     const r = await api("/v1/model");
     const m = await r.json();
     if (r.ok) {
       classNames = m.class_names;
+      showSubject(m.subject || "image");
       const acc = m.test_accuracy != null ? `, test accuracy ${(m.test_accuracy * 100).toFixed(2)}%` : "";
       document.getElementById("model").textContent = `${m.name}: ${m.arch} (${m.framework}, ${m.dataset}${acc}), ${m.backend} backend`;
     }
