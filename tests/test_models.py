@@ -105,7 +105,7 @@ def test_macs_are_counted_without_touching_the_model(name):
 
 def test_separable_reaches_for_simple_at_a_fraction_of_its_cost():
     simple, separable = create_model("simple"), create_model("separable")
-    assert count_macs(separable) <= 0.55 * count_macs(simple)
+    assert count_macs(separable) <= 0.4 * count_macs(simple)
     assert count_parameters(separable) < count_parameters(simple)
     depthwise = [m for m in separable.modules() if isinstance(m, nn.Conv2d) and m.groups > 1]
     assert len(depthwise) == 5 and all(m.groups == m.in_channels == m.out_channels for m in depthwise)

@@ -128,7 +128,7 @@ def separable_block(x, filters: int, name: str, *, stride: int = 1):
     return keras.layers.ReLU(name=f"{name}_pw_relu")(_bn(x, f"{name}_pw_bn"))
 
 
-def separable(inputs, num_classes: int, width: int = 20):
+def separable(inputs, num_classes: int, width: int = 16):
     """``models.separable.SeparableCNN``: a strided stem, five separable blocks, a flattened linear head."""
     x = conv_bn_act(inputs, width, "stem", stride=2)
     for i, (mult, stride) in enumerate(SEPARABLE_BLOCKS, start=1):
