@@ -21,8 +21,12 @@ def run(capsys, *argv):
 def test_models_json(capsys):
     code, out, _ = run(capsys, "models", "--json")
     assert code == 0
-    names = {m["name"] for m in json.loads(out)}
-    assert {"simple", "deeper", "resnet"} <= names
+    rows = {m["name"]: m for m in json.loads(out)}
+    assert {"simple", "deeper", "resnet", "separable", "dense", "attention"} <= set(rows)
+    assert rows["simple"]["macs"] == 2_794_240  # multiply-adds per image, for every model
+    assert all(isinstance(r["macs"], int) and r["macs"] > r["params"] for r in rows.values())
+    code, out, _ = run(capsys, "models")
+    assert code == 0 and "MACs" in out and "2,794,240" in out
 
 
 def test_train_without_arch_is_a_usage_error(capsys):

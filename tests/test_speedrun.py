@@ -15,7 +15,7 @@ from mnistlab.errors import UserError
 from mnistlab.frameworks import keras_available
 from mnistlab.frameworks.pytorch import load_model
 from mnistlab.models import count_parameters, create_model
-from mnistlab.models.speedrun import count_macs
+from mnistlab.models.complexity import count_macs
 from mnistlab.training.device import keep_freed_memory
 from mnistlab.training.torch_step import TorchStep
 from mnistlab.training.trainer import train

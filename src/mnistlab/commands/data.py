@@ -44,15 +44,18 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from mnistlab.models import REFERENCE_PARAMS, count_parameters, create_model, describe_models
+    from mnistlab.models import REFERENCE_PARAMS, count_macs, count_parameters, create_model, describe_models
 
-    rows = [{"name": name, "params": count_parameters(create_model(name)), "description": desc,
-             "reference_params": REFERENCE_PARAMS.get(name)} for name, desc in describe_models().items()]
+    rows = []
+    for name, desc in describe_models().items():
+        model = create_model(name)
+        rows.append({"name": name, "params": count_parameters(model), "macs": count_macs(model),
+                     "description": desc, "reference_params": REFERENCE_PARAMS.get(name)})
     if args.json:
         emit_json(rows)
     else:
-        print_table("models", ["name", "params", "description"],
-                    [(r["name"], f"{r['params']:,}", r["description"]) for r in rows])
+        print_table("models (MACs: multiply-adds per 28×28 image)", ["name", "params", "MACs", "description"],
+                    [(r["name"], f"{r['params']:,}", f"{r['macs']:,}", r["description"]) for r in rows])
     return EXIT_OK
 
 
@@ -64,4 +67,5 @@ def add_commands(command) -> None:
     p.add_argument("action", choices=["fetch", "verify", "info"])
     p.add_argument("--dataset", default="mnist", choices=[*list_datasets(), "all"])
 
-    command("models", cmd_models, "list the registered architectures", data_dir=False)
+    command("models", cmd_models, "list the registered architectures, their parameters and MACs per image",
+            data_dir=False)

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # success; the work failed; a user mistake
 EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
 # Columns holding text (left-aligned); every other column holds a number (right-aligned).
-TEXT_COLUMNS = ("arch", "framework", "model", "file", "name", "path")
+TEXT_COLUMNS = ("arch", "framework", "model", "file", "name", "path", "description")
 
 
 def emit_json(obj: Any) -> None:

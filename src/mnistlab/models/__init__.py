@@ -7,7 +7,7 @@
 Importing this package registers every architecture module below.
 """
 
-from mnistlab.models import deeper, resnet, simple, speedrun  # noqa: F401  (registration side effect)
+from mnistlab.models import attention, deeper, dense, resnet, separable, simple, speedrun  # noqa: F401  (registration)
 from mnistlab.models.registry import (  # noqa: F401
     IMAGE_SIZE,
     IN_CHANNELS,
@@ -18,6 +18,7 @@ from mnistlab.models.registry import (  # noqa: F401
     list_models,
     register,
 )
+from mnistlab.models.complexity import count_macs  # noqa: F401
 
 # The seed's parameter counts; every model must stay within ±5% of its target.
 REFERENCE_PARAMS = {"simple": 93_322, "deeper": 523_978, "resnet": 285_066}

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from mnistlab.models.blocks import flat_features
+from mnistlab.models.complexity import count_macs
 from mnistlab.models.registry import IMAGE_SIZE, IN_CHANNELS, NUM_CLASSES, register
 
 
@@ -51,26 +52,3 @@ class SpeedrunCNN(nn.Module):
     def macs(self) -> int:
         """Multiply-adds of one image's forward pass (convolutions and dense layers)."""
         return count_macs(self, self.in_channels, self.image_size)
-
-
-def count_macs(model: nn.Module, in_channels: int = IN_CHANNELS, image_size: int = IMAGE_SIZE) -> int:
-    """Multiply-adds of ``model``'s forward pass on one image, counted from a dry run (Conv2d, Linear)."""
-    total = 0
-
-    def conv(mod: nn.Conv2d, _inp, out: torch.Tensor) -> None:
-        nonlocal total
-        total += out[0].numel() * (mod.in_channels // mod.groups) * mod.kernel_size[0] * mod.kernel_size[1]
-
-    def linear(mod: nn.Linear, _inp, _out) -> None:
-        nonlocal total
-        total += mod.in_features * mod.out_features
-
-    hooks = [m.register_forward_hook(conv if isinstance(m, nn.Conv2d) else linear)
-             for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, in_channels, image_size, image_size))
-    finally:
-        for h in hooks:
-            h.remove()
-    return total

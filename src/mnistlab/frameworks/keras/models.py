@@ -23,6 +23,7 @@ from typing import Any, Callable
 from mnistlab.errors import UserError
 from mnistlab.frameworks.keras import keras
 from mnistlab.models import IMAGE_SIZE, IN_CHANNELS, NUM_CLASSES
+from mnistlab.models.separable import BLOCKS as SEPARABLE_BLOCKS
 
 
 def _kernel_init() -> Any:
@@ -115,7 +116,72 @@ def resnet(inputs, num_classes: int, widths: tuple[int, int, int] = (32, 64, 120
     return _dense(x, num_classes, "head_dense")
 
 
-KERAS_MODELS: dict[str, Callable[..., Any]] = {"simple": simple, "deeper": deeper, "resnet": resnet}
+def separable_block(x, filters: int, name: str, *, stride: int = 1):
+    """``separable.SeparableBlock``: depthwise 3×3 → BN → ReLU → pointwise 1×1 → BN → ReLU, no biases."""
+    # PyTorch's fan-in of a depthwise 3×3 kernel is 9 (one input channel per filter); Keras's
+    # VarianceScaling would count 9 × channels, so the PyTorch bound is given directly.
+    x = keras.layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False,
+                                     depthwise_initializer=keras.initializers.RandomUniform(-1 / 3, 1 / 3),
+                                     name=f"{name}_depthwise")(x)
+    x = keras.layers.ReLU(name=f"{name}_dw_relu")(_bn(x, f"{name}_dw_bn"))
+    x = _conv(x, filters, 1, f"{name}_pointwise", bias=False)
+    return keras.layers.ReLU(name=f"{name}_pw_relu")(_bn(x, f"{name}_pw_bn"))
+
+
+def separable(inputs, num_classes: int, width: int = 16):
+    """``models.separable.SeparableCNN``: a strided stem, five separable blocks, a flattened linear head."""
+    x = conv_bn_act(inputs, width, "stem", stride=2)
+    for i, (mult, stride) in enumerate(SEPARABLE_BLOCKS, start=1):
+        x = separable_block(x, mult * width, f"block{i}", stride=stride)
+    return _dense(keras.layers.Flatten(name="head_flatten")(x), num_classes, "head_dense")
+
+
+def _bn_relu(x, name: str):
+    return keras.layers.ReLU(name=f"{name}_relu")(_bn(x, f"{name}_bn"))
+
+
+def dense_block(x, growth: int, layers: int, name: str):
+    """``dense.dense_block``: each layer appends BN → ReLU → 3×3 conv (``growth`` channels) to its input."""
+    for i in range(layers):
+        y = _conv(_bn_relu(x, f"{name}_{i}"), growth, 3, f"{name}_{i}_conv", padding="same", bias=False)
+        x = keras.layers.Concatenate(name=f"{name}_{i}_concat")([x, y])
+    return x
+
+
+def dense(inputs, num_classes: int, stem: int = 24, growth1: int = 12, layers1: int = 3, mid: int = 48,
+          growth2: int = 16, layers2: int = 4):
+    """``models.dense.DenseCNN``: stem + pool, dense block, transition (pool, then 1×1 conv), dense block."""
+    x = keras.layers.MaxPooling2D(2, name="stem_pool")(conv_bn_act(inputs, stem, "stem"))
+    x = dense_block(x, growth1, layers1, "block1")
+    x = keras.layers.AveragePooling2D(2, name="trans1_pool")(_bn_relu(x, "trans1"))
+    x = _conv(x, mid, 1, "trans1_conv", bias=False)
+    x = _bn_relu(dense_block(x, growth2, layers2, "block2"), "norm")
+    x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
+    return _dense(x, num_classes, "head_dense")
+
+
+def squeeze_excite(x, name: str, reduction: int = 4):
+    """``attention.SqueezeExcite``: channels rescaled by a sigmoid of an MLP on their spatial means."""
+    channels = x.shape[-1]
+    s = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool")(x)
+    s = keras.layers.ReLU(name=f"{name}_relu")(_conv(s, max(channels // reduction, 8), 1, f"{name}_reduce"))
+    s = keras.layers.Activation("sigmoid", name=f"{name}_sigmoid")(_conv(s, channels, 1, f"{name}_expand"))
+    return keras.layers.Multiply(name=f"{name}_scale")([x, s])
+
+
+def attention(inputs, num_classes: int, width: int = 24):
+    """``models.attention.AttentionCNN``: stem + pool, three conv stages each closed by squeeze-and-excitation."""
+    x = keras.layers.MaxPooling2D(2, name="stem_pool")(conv_bn_act(inputs, width, "stem"))
+    for stage, (filters, convs, stride) in enumerate([(width, 1, 1), (2 * width, 2, 2), (4 * width, 1, 2)], start=1):
+        for i in range(convs):
+            x = conv_bn_act(x, filters, f"stage{stage}_{i}", stride=stride if i == 0 else 1)
+        x = squeeze_excite(x, f"stage{stage}_se")
+    x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
+    return _dense(x, num_classes, "head_dense")
+
+
+KERAS_MODELS: dict[str, Callable[..., Any]] = {"simple": simple, "deeper": deeper, "resnet": resnet,
+                                               "separable": separable, "dense": dense, "attention": attention}
 # Every model in ``mnistlab.models.list_models()`` has a twin above or a one-line reason here
 # (the registry-wide tests check both, and that twins have exactly the PyTorch parameter count).
 NO_TWIN: dict[str, str] = {
