@@ -19,7 +19,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from mnistlab.models.blocks import ConvBNAct
+from mnistlab.models.blocks import ConvBNAct, FeaturesThenHead
 from mnistlab.models.registry import IMAGE_SIZE, IN_CHANNELS, NUM_CLASSES, register
 
 
@@ -48,7 +48,7 @@ def se_stage(in_ch: int, out_ch: int, convs: int, stride: int = 1) -> nn.Sequent
 
 
 @register("attention", "CNN with squeeze-and-excitation channel attention, ~86K params")
-class AttentionCNN(nn.Module):
+class AttentionCNN(FeaturesThenHead):
     """CNN with squeeze-and-excitation channel attention, ~86K params."""
 
     def __init__(self, in_channels: int = IN_CHANNELS, num_classes: int = NUM_CLASSES, image_size: int = IMAGE_SIZE,
@@ -62,9 +62,3 @@ class AttentionCNN(nn.Module):
             stage3=se_stage(w2, w3, 1, stride=2),                               # 7 → 4
         ))
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(w3, num_classes))
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))

@@ -12,6 +12,23 @@ import torch
 from torch import nn
 
 
+class FeaturesThenHead(nn.Module):
+    """Base of every architecture: logits are ``self.head(self.features(x))``.
+
+    ``features`` (the body, ending in the last feature map) and ``head`` (an ``nn.Sequential``
+    ending in the classifier) are what Grad-CAM, feature maps and transfer learning reach for.
+    """
+
+    features: nn.Module
+    head: nn.Sequential
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
 class ConvBNAct(nn.Sequential):
     """3×3 convolution (no bias: batch norm supplies it) → BatchNorm → ReLU."""
 

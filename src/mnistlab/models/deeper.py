@@ -10,15 +10,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-import torch
 from torch import nn
 
-from mnistlab.models.blocks import ConvBNAct, flat_features
+from mnistlab.models.blocks import ConvBNAct, FeaturesThenHead, flat_features
 from mnistlab.models.registry import IMAGE_SIZE, IN_CHANNELS, NUM_CLASSES, register
 
 
 @register("deeper", "Deeper CNN: 5 conv layers with batch norm and dropout, ~524K params")
-class DeeperCNN(nn.Module):
+class DeeperCNN(FeaturesThenHead):
     """Deeper CNN: 5 conv layers with batch norm and dropout, ~524K params."""
 
     def __init__(self, in_channels: int = IN_CHANNELS, num_classes: int = NUM_CLASSES, image_size: int = IMAGE_SIZE,
@@ -36,9 +35,3 @@ class DeeperCNN(nn.Module):
             nn.Flatten(), nn.Linear(n_flat, hidden), nn.ReLU(inplace=True),
             nn.Dropout(dropout_fc), nn.Linear(hidden, num_classes),
         )
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))

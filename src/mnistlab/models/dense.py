@@ -20,7 +20,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from mnistlab.models.blocks import ConvBNAct
+from mnistlab.models.blocks import ConvBNAct, FeaturesThenHead
 from mnistlab.models.registry import IMAGE_SIZE, IN_CHANNELS, NUM_CLASSES, register
 
 
@@ -50,7 +50,7 @@ def transition(in_ch: int, out_ch: int) -> nn.Sequential:
 
 
 @register("dense", "DenseNet-style CNN: 2 dense blocks (concatenated features), ~59K params")
-class DenseCNN(nn.Module):
+class DenseCNN(FeaturesThenHead):
     """DenseNet-style CNN: 2 dense blocks (concatenated features), ~59K params."""
 
     def __init__(self, in_channels: int = IN_CHANNELS, num_classes: int = NUM_CLASSES, image_size: int = IMAGE_SIZE,
@@ -67,9 +67,3 @@ class DenseCNN(nn.Module):
             norm=nn.Sequential(bn_relu(c2)),  # the blocks end un-normalised (pre-activation order)
         ))
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c2, num_classes))
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))

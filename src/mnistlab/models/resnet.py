@@ -10,15 +10,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-import torch
 from torch import nn
 
-from mnistlab.models.blocks import ConvBNAct, ResidualBlock
+from mnistlab.models.blocks import ConvBNAct, FeaturesThenHead, ResidualBlock
 from mnistlab.models.registry import IMAGE_SIZE, IN_CHANNELS, NUM_CLASSES, register
 
 
 @register("resnet", "ResNet-style: 3 residual stages + global average pooling, ~285K params")
-class ResNetCNN(nn.Module):
+class ResNetCNN(FeaturesThenHead):
     """ResNet-style: 3 residual stages + global average pooling, ~285K params."""
 
     def __init__(self, in_channels: int = IN_CHANNELS, num_classes: int = NUM_CLASSES, image_size: int = IMAGE_SIZE,
@@ -32,9 +31,3 @@ class ResNetCNN(nn.Module):
             stage3=ResidualBlock(w2, w3, stride=2),
         ))
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(w3, num_classes))
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))

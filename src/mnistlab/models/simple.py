@@ -6,15 +6,14 @@ the seed exactly (320 + 18,496 + 36,928 + 36,928 + 650).
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from mnistlab.models.blocks import flat_features
+from mnistlab.models.blocks import FeaturesThenHead, flat_features
 from mnistlab.models.registry import IMAGE_SIZE, IN_CHANNELS, NUM_CLASSES, register
 
 
 @register("simple", "Simple CNN: 3 conv + 2 dense layers, ~93K params")
-class SimpleCNN(nn.Module):
+class SimpleCNN(FeaturesThenHead):
     """Simple CNN: 3 conv + 2 dense layers, ~93K params."""
 
     def __init__(self, in_channels: int = IN_CHANNELS, num_classes: int = NUM_CLASSES, image_size: int = IMAGE_SIZE,
@@ -29,9 +28,3 @@ class SimpleCNN(nn.Module):
         self.head = nn.Sequential(
             nn.Flatten(), nn.Linear(n_flat, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_classes)
         )
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))

@@ -18,16 +18,15 @@ function (max and ReLU commute) on a quarter of the values.
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from mnistlab.models.blocks import flat_features
+from mnistlab.models.blocks import FeaturesThenHead, flat_features
 from mnistlab.models.complexity import count_macs
 from mnistlab.models.registry import IMAGE_SIZE, IN_CHANNELS, NUM_CLASSES, register
 
 
 @register("speedrun", "Speedrun CNN: 2 conv + 2 dense layers, built for time to 99% on a CPU")
-class SpeedrunCNN(nn.Module):
+class SpeedrunCNN(FeaturesThenHead):
     """Speedrun CNN: 2 conv + 2 dense layers, built for time to 99% on a CPU."""
 
     def __init__(self, in_channels: int = IN_CHANNELS, num_classes: int = NUM_CLASSES, image_size: int = IMAGE_SIZE,
@@ -42,12 +41,6 @@ class SpeedrunCNN(nn.Module):
         self.head = nn.Sequential(
             nn.Flatten(), nn.Linear(n_flat, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_classes)
         )
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
 
     def macs(self) -> int:
         """Multiply-adds of one image's forward pass (convolutions and dense layers)."""
