@@ -141,7 +141,7 @@ def export_int8(run_dir: str | Path, *, data_dir: str | None = None, threads: in
         "file": str(int8_path.relative_to(run_dir)),
         "sha256": file_sha256(int8_path),  # bench reuses the file only while this matches
         "weights_sha256": file_sha256(run_dir / runs.WEIGHTS),
-        "format": "QDQ, per-channel int8 weights, uint8 activations",
+        "format": "QDQ, per-channel int8 weights, uint8 activations, stem conv kept float32",
         "calibration": f"{method}, {len(calib)} validation images",
         "fp32_accuracy": fp32_acc,
         "int8_accuracy": int8_acc,
