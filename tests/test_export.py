@@ -100,3 +100,23 @@ def test_unknown_format_is_a_usage_error(deploy_run):
     with pytest.raises(SystemExit) as exc:
         cli.main(["export", str(deploy_run), "--format", "tflite"])
     assert exc.value.code == 2
+
+
+@pytest.mark.slow  # two short trainings
+@pytest.mark.parametrize("arch", ["dense", "attention"])
+def test_int8_agrees_with_fp32_for_the_variants(arch, tmp_path, data_dir):
+    """Issue #12: quantizing the stem conv cost dense/attention 10-15 points (agreement ~0.84)."""
+    from mnistlab.config import TrainConfig
+    from mnistlab.data.datasets import load_split, load_train_val
+    from mnistlab.export.onnx_export import export_onnx, ort_logits, session
+    from mnistlab.export.quantize import quantize_file
+    from mnistlab.training.trainer import train
+
+    run = tmp_path / arch
+    train(TrainConfig(arch=arch, epochs=1, train_subset=5_000, seed=0), run, data_dir=str(data_dir), progress=False)
+    export_onnx(run, data_dir=str(data_dir), threads=1)
+    fp32, int8 = export_path(run, ONNX_FILE), tmp_path / "int8.onnx"
+    quantize_file(fp32, int8, load_train_val("mnist", data_dir=str(data_dir)).val_x[:500].numpy())
+    images = load_split("mnist", "test", data_dir=str(data_dir))[0][:400].numpy()
+    agree = (ort_logits(session(fp32, 1), images).argmax(1) == ort_logits(session(int8, 1), images).argmax(1)).mean()
+    assert agree >= 0.97
