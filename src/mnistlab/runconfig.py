@@ -232,10 +232,10 @@ def _check_members(members: Any, path: Path) -> None:
     for i, member in enumerate(members):
         _check_flat(member, f"members[{i}]", path)
         # inference divides by the temperature and averages with the weights
-        if member.get("weight") is not None and not 0 <= member["weight"] <= 1e6:
-            raise _fail(path, f"members[{i}].weight must be between 0 and 1e6")
-        if member.get("temperature") is not None and not 1e-3 <= member["temperature"] <= 1e3:
-            raise _fail(path, f"members[{i}].temperature must be between 0.001 and 1000")
+        if member.get("weight") is not None:
+            _number(member["weight"], float, 0, 1e6, f"members[{i}].weight", path)
+        if member.get("temperature") is not None:
+            _number(member["temperature"], float, 1e-3, 1e3, f"members[{i}].temperature", path)
 
 
 def _check_flat(obj: Any, where: str, path: Path) -> None:
