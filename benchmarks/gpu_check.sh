@@ -1,20 +1,109 @@
 #!/usr/bin/env bash
-# The speedrun preset on a CUDA GPU, run once by a session that has one (no session that built it did).
+# Every GPU check of this project in one script, for a session that is lent a CUDA machine for a
+# few minutes (tests never need one). Run from the repository root:
 #
-#   MNISTLAB_DATA_DIR=../shared/data bash benchmarks/gpu_check.sh [SEEDS]      # default seeds 0-9
+#   MNISTLAB_DATA_DIR=DIR OUT=DIR bash benchmarks/gpu_check.sh [DEADLINE_S]
 #
-# Prints, for the speedrun preset (fp32, then fp16 AMP) and the public GPU recipe it is raced
-# against, the mean test accuracy and the time to 99% over the seeds (data resident on the GPU,
-# the training loop's own validation included, test scoring excluded), then the whole
-# `mnistlab train --preset speedrun --device cuda` command. Target (issue #13): 99.0% mean of 10
-# seeds in <= 0.2 s of training on one H100. Paste the tables into docs/speed.md ("On a GPU").
-set -euo pipefail
+# 1. smoke: one tiny run of each CUDA path (best preset with EMA and erasing, fp16 AMP, Fashion
+#    with mirroring, transfer, evaluate); on a failure the script stops there, logs in $OUT.
+# 2. speed, alone on the GPU: the speedrun preset vs the public GPU recipe, 10 seeds each, data
+#    resident on the GPU (benchmarks/time_to_accuracy.py; target of issue #13: 99.0% mean of 10
+#    seeds in <= 0.2 s of training on one H100), then fp16 AMP and larger batches.
+# 3. long runs, side by side on the GPU until DEADLINE_S (default 480 s after the start):
+#    `--preset best` for deeper and resnet, seeds 0-4 (ensemble members; deeper seeds 0-2 are the
+#    best-preset figure), both transfer curves, and Fashion-MNIST recipes at the quickstart's
+#    4-epoch budget. Unfinished runs keep their checkpoints so they can be resumed on a CPU.
+# 4. pack: what comes back (at most 8 files) into $OUT.
+# A dry run of the whole script on a CPU, in a few minutes:
+#   DEV=cpu SEEDS=0 SHORT="--epochs 1 --train-subset 600" TTA_SHORT="--set train_subset=3000" bash benchmarks/gpu_check.sh 200
+set -uo pipefail
 cd "$(dirname "$0")/.."
-export PYTHONPATH="${PYTHONPATH:-$PWD/src}"
-SEEDS="${1:-0,1,2,3,4,5,6,7,8,9}"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))"
-echo "== fp32: speedrun preset vs the public GPU recipe"
-python benchmarks/time_to_accuracy.py --device cuda --recipes speedrun,public --seeds "$SEEDS" --cli
-echo "== fp16 autocast + GradScaler (--amp): speedrun preset"
-python benchmarks/time_to_accuracy.py --device cuda --recipes speedrun --seeds "$SEEDS" --amp
+export PYTHONPATH="$PWD/src:$PWD/benchmarks" PYTHONUNBUFFERED=1 MNISTLAB_OFFLINE=1
+START=$SECONDS DEADLINE=${1:-480} W=/tmp/gpuw OUT=${OUT:-/tmp/gpu-out}
+DEV=${DEV:-cuda} SEEDS=${SEEDS:-0,1,2,3,4,5,6,7,8,9} SHORT=${SHORT:-} TTA_SHORT=${TTA_SHORT:-}
+rm -rf "$W"
+mkdir -p "$W/logs" "$OUT"
+ml() { python -m mnistlab "$@"; }
+left() { local l=$(( DEADLINE - (SECONDS - START) )); echo $(( l > 1 ? l : 1 )); }
+pack() {
+  cd "$W" || return
+  tar czf "$OUT/results.tgz" logs *.json curve-*/curve.* curve-*/*.png fashion/*.json fashion/*/*.json fashion/*/history.csv 2>/dev/null
+  for arch in deeper resnet; do
+    ls -d ens/$arch-s*/training.json >/dev/null 2>&1 && \
+      tar cf "$OUT/$arch.tar" --exclude=checkpoint.pt $(dirname $(ls ens/$arch-s*/training.json))
+  done
+  for k in 0 1 2; do  # a best-preset run cut off by the deadline: its checkpoint, to resume elsewhere
+    [ -f ens/deeper-s$k/checkpoint.pt ] && [ ! -f ens/deeper-s$k/training.json ] && \
+      tar cf "$OUT/resume-deeper-s$k.tar" ens/deeper-s$k
+  done
+  ls -la "$OUT"
+}
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+python -c "import torch, sys; print(sys.version.split()[0], 'torch', torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name(0))"
+
+echo "== 1. smoke ($(left) s left)"
+export OMP_NUM_THREADS=2
+smoke() { echo "-- $*"; "$@" > "$W/logs/smoke.out" 2>> "$W/logs/smoke.err" || { echo "SMOKE FAILED: $*"; tail -30 "$W/logs/smoke.err"; pack; exit 3; }; }
+smoke ml train --preset best --epochs 1 --train-subset 3000 --device $DEV --out "$W/s-best" --quiet
+smoke ml evaluate "$W/s-best" --json
+smoke ml train --arch resnet --epochs 1 --train-subset 3000 --device $DEV --amp --out "$W/s-amp" --quiet
+smoke ml train --dataset fashion-mnist --arch simple --hflip 0.5 --degrees 0 --epochs 1 --train-subset 3000 --device $DEV --out "$W/s-fash" --quiet
+smoke ml transfer "$W/s-best" --to fashion-mnist --mode finetune --train-subset 100 --epochs 1 --out "$W/s-tr" --quiet
+echo "smoke passed in $((SECONDS - START)) s"
+
+echo "== 2. speed, alone on the GPU ($(left) s left)"
+tta() { local name=$1; shift; timeout --kill-after=5 75 python benchmarks/time_to_accuracy.py --device $DEV --json $TTA_SHORT "$@" \
+          > "$W/tta-$name.json" 2>> "$W/logs/tta.err"; echo "tta $name rc=$? at $((SECONDS - START)) s"; }
+tta fp32 --recipes speedrun,public --seeds $SEEDS --cli
+tta amp --recipes speedrun --seeds $SEEDS --amp
+tta b512 --recipes speedrun --seeds $SEEDS --set batch_size=512 --set lr=0.015
+tta b1024e2 --recipes speedrun --seeds $SEEDS --set batch_size=1024 --set lr=0.02 --set epochs=2
+
+echo "== 3. long runs side by side ($(left) s left)"
+if nvidia-cuda-mps-control -d 2>/dev/null && timeout 30 python -c "import torch; torch.ones(1, device='$DEV')"; then
+  echo "MPS on: kernels of the parallel runs may overlap"
+else
+  echo quit | nvidia-cuda-mps-control 2>/dev/null; echo "MPS off: the GPU time-slices between runs"
+fi
+export OMP_NUM_THREADS=1
+job() { local name=$1; shift; ( timeout --kill-after=5 "$(left)" bash -c "$*" > "$W/logs/$name.out" 2> "$W/logs/$name.err";
+        echo "job $name rc=$? at $((SECONDS - START)) s" ) & }
+member() { echo "ml train --preset best --arch $1 --seed $2 --device $DEV --threads 1 $SHORT --out $W/ens/$1-s$2 --quiet && OMP_NUM_THREADS=2 ml evaluate $W/ens/$1-s$2 --json"; }
+export -f ml
+for k in 0 1 2; do job deeper-s$k "$(member deeper $k)"; done
+for k in 0 1 2 3 4; do job resnet-s$k "$(member resnet $k)"; done
+for k in 3 4; do job deeper-s$k "$(member deeper $k)"; done
+for pair in mnist:fashion-mnist fashion-mnist:mnist; do
+  src=${pair%%:*} dst=${pair##*:}
+  job curve-$src "ml train --dataset $src --arch simple --epochs 4 --patience 0 --device $DEV --threads 1 $SHORT --out $W/src-$src --quiet \
+    && ml transfer-curve $W/src-$src --to $dst --subsets 100,1000,10000,all --seeds 0,1,2 --threads 1 --out $W/curve-$src --quiet --json > $W/curve-$src.json"
+done
+# Fashion-MNIST recipes at the quickstart's 4-epoch budget: one lane per architecture, recipes in turn.
+RECIPES="mnistaug: noaug:--no-augment flip:--degrees_0_--hflip_0.5 fliperase:--degrees_0_--hflip_0.5_--erasing_0.25"
+for arch in simple resnet deeper; do
+  lane=""
+  for item in $RECIPES; do
+    r=${item%%:*} flags=${item#*:}
+    lane+="ml train --dataset fashion-mnist --arch $arch --epochs 4 --patience 0 ${flags//_/ } --device $DEV --threads 1 $SHORT \
+      --out $W/fashion/$arch-$r --quiet && OMP_NUM_THREADS=2 ml evaluate $W/fashion/$arch-$r --json > $W/fashion/$arch-$r.eval.json; "
+  done
+  job fash-$arch "$lane"
+done
+wait
+echo "long runs over at $((SECONDS - START)) s"
+python - "$W" <<'EOF'
+import json, pathlib, sys
+w = pathlib.Path(sys.argv[1])
+for m in sorted(w.glob("ens/*/metrics.json")) + sorted(w.glob("fashion/*/metrics.json")):
+    print(m.parent.relative_to(w), json.loads(m.read_text())["accuracy"])
+for t in sorted(w.glob("tta-*.json")):
+    try:
+        s = json.loads(t.read_text())
+    except ValueError:
+        continue
+    for r in s["recipes"]:
+        print(t.stem, r["recipe"], r["reached"], "/", r["seeds"], "mean s", r["mean_seconds"], "acc", round(r["mean_final_acc"], 4))
+    print(t.stem, "cli s", s.get("cli_seconds"))
+EOF
+pack

@@ -2,7 +2,7 @@
 
     MNISTLAB_DATA_DIR=../shared/data python benchmarks/time_to_accuracy.py \
         [--recipes speedrun,public,simple,examples] [--seeds 0,1,2] [--cap-epochs 10] [--target 0.99] \
-        [--threads 2] [--device cpu|cuda] [--amp] [--cli] [--json]
+        [--threads 2] [--device cpu|cuda] [--amp] [--set batch_size=512 --set lr=0.015] [--cli] [--json]
 
 One process, one machine, seeds interleaved (seed 0 of every recipe, then seed 1, ...) so that a
 change in machine load falls on every recipe alike. For each run the clock counts training and
@@ -14,6 +14,8 @@ once the target is crossed only saves its own time (the figure reported is the s
 still below the target after ``--cap-epochs`` (or at the end of its fixed schedule) is reported
 as "> cap". An untimed warm-up first pays PyTorch's one-off costs. ``--cli`` also times the whole
 ``mnistlab train --preset speedrun`` command (process start, imports, data loading) in a child.
+``--set KEY=VALUE`` changes one setting of the speedrun preset (a TrainConfig field; the value is
+read as JSON, else as a string): how a GPU variant of the recipe is tried without a new preset.
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ def run_mnistlab(cfg: TrainConfig, clock: Clock, data) -> None:
 
 def mnistlab_config(name: str, seed: int, cap: int, args) -> TrainConfig:
     if name == "speedrun":
-        return preset("speedrun", seed=seed, threads=args.threads, device=args.device, amp=args.amp)
+        return preset("speedrun", seed=seed, threads=args.threads, device=args.device, amp=args.amp, **args.overrides)
     # quickstart's `simple`: the default recipe with its fixed 8-epoch budget (capped), no early stop
     return TrainConfig(arch="simple", epochs=min(8, cap), seed=seed, patience=0, threads=args.threads, device=args.device)
 
@@ -110,6 +112,8 @@ def time_cli(args) -> float:
     out = tempfile.mkdtemp(prefix="mnistlab-tta-cli-") + "/run"
     cmd = [sys.executable, "-m", "mnistlab", "train", "--preset", "speedrun", "--out", out, "--quiet",
            "--device", args.device] + (["--threads", str(args.threads)] if args.threads else [])
+    for key, value in args.overrides.items():
+        cmd += [f"--{key.replace('_', '-')}", str(value)]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t0
@@ -135,6 +139,17 @@ def summarise(name: str, runs: list[dict], cap: int) -> dict:
             "epochs_to_target": [r["epoch"] for r in runs], "cap_epochs": cap}
 
 
+def parse_setting(item: str, parser: argparse.ArgumentParser) -> tuple[str, object]:
+    """``"batch_size=512"`` → ``("batch_size", 512)``; an unknown field or a missing ``=`` is a usage error."""
+    key, sep, text = item.partition("=")
+    if not sep or key not in TrainConfig.__dataclass_fields__:
+        parser.error(f"--set {item!r}: give KEY=VALUE with KEY a training setting (e.g. batch_size=512)")
+    try:
+        return key, json.loads(text)
+    except json.JSONDecodeError:
+        return key, text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipes", default="speedrun,public,simple,examples")
@@ -145,8 +160,11 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
     parser.add_argument("--amp", action="store_true", help="the speedrun preset with mixed precision (fp16 on CUDA)")
     parser.add_argument("--cli", action="store_true", help="also time the whole 'mnistlab train --preset speedrun'")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="change one setting of the speedrun preset (repeatable)")
     parser.add_argument("--json", action="store_true", help="print only the JSON summary")
     args = parser.parse_args()
+    args.overrides = dict(parse_setting(item, parser) for item in args.set)
     recipes = args.recipes.split(",")
     unknown = set(recipes) - {"speedrun", "simple", *RECIPES}
     if unknown:
@@ -177,6 +195,7 @@ def main() -> None:
                 print(json.dumps({"recipe": name, **results[name][-1]}), file=sys.stderr, flush=True)
 
     summary = {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": torch.get_num_threads(),
+               "speedrun_overrides": args.overrides,
                "device": str(device), "torch": torch.__version__, "target": args.target, "seeds": seeds,
                "recipes": [summarise(r, results[r], args.cap_epochs) for r in recipes], "runs": results}
     if args.cli:
@@ -187,7 +206,10 @@ def main() -> None:
     if args.json:
         print(json.dumps(summary, indent=1))
         return
-    print(f"{summary['cpu']}, {summary['threads']} threads, torch {summary['torch']}, {device}, seeds {args.seeds}")
+    gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
+    changed = f", speedrun with {args.overrides}" if args.overrides else ""
+    print(f"{summary['cpu']}, {summary['threads']} threads, torch {summary['torch']}, {device}{gpu}, "
+          f"seeds {args.seeds}{changed}")
     print("| recipe | seeds ≥ target | test acc at stop (mean ± std, min) | time to target s (mean, max) | × speedrun |")
     print("|---|---:|---:|---:|---:|")
     for r in summary["recipes"]:

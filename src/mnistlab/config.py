@@ -95,6 +95,7 @@ class TrainConfig:
     degrees: float = opt(10.0, "rotation range ±degrees")
     translate: float = opt(0.1, "shift range ± this fraction of the side")
     scale: float = opt(0.1, "zoom range 1 ± scale")
+    hflip: float = opt(0.0, "chance that a training image is mirrored left-right (clothing, never digits); 0 = off")
     erasing: float = opt(0.0, "random erasing: chance that a training image loses one random rectangle; 0 = off")
     ema_decay: float = opt(0.0, "keep an exponential moving average of the weights with this decay (e.g. 0.999) "
                                 "and evaluate, select and save it instead of the raw weights; 0 = off (PyTorch only)")
@@ -130,6 +131,9 @@ class TrainConfig:
             (0 <= self.degrees <= 180, "--degrees must be between 0 and 180"),
             (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}"),
             (0 <= self.erasing <= 1, "--erasing must be between 0 and 1"),
+            (0 <= self.hflip <= 1, "--hflip must be between 0 and 1"),
+            (0 <= self.translate <= 0.5, "--translate must be between 0 and 0.5"),
+            (0 <= self.scale < 1, "--scale must be at least 0 and below 1"),
             (0 <= self.ema_decay < 1, "--ema-decay must be 0 (off) or below 1, e.g. 0.999"),
             (self.ema_decay == 0 or self.framework == "torch",
              "--ema-decay is PyTorch-only for now; drop it for --framework keras"),

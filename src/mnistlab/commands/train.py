@@ -21,7 +21,7 @@ from mnistlab.errors import UserError
 TRAIN_FLAGS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "scheduler", "step_size",
                "gamma", "beta1", "beta2", "label_smoothing", "patience", "monitor", "seed", "augment", "degrees",
                "val_size", "split_seed", "train_subset", "threads", "dataset", "framework", "amp", "device", "tensorboard",
-               "erasing", "ema_decay")
+               "erasing", "ema_decay", "translate", "scale", "hflip")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -56,6 +56,9 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help=h["seed"])
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, help="random affine augmentation (default on)")
     p.add_argument("--degrees", type=float, help=h["degrees"])
+    p.add_argument("--translate", type=float, help=h["translate"])
+    p.add_argument("--scale", type=float, help=h["scale"])
+    p.add_argument("--hflip", type=float, help=h["hflip"])
     p.add_argument("--erasing", type=float, help=h["erasing"])
     p.add_argument("--ema-decay", type=float, help=h["ema_decay"])
     p.add_argument("--val-size", type=int, help=h["val_size"])

@@ -1,4 +1,4 @@
-"""Batched, seeded augmentation on tensors: affine (rotation, translation, scale) and random erasing.
+"""Batched, seeded augmentation on tensors: affine (rotation, translation, scale), mirroring, random erasing.
 
     >>> import torch
     >>> aug = Chain((RandomAffine(degrees=10, translate=0.1, scale=(0.9, 1.1)), RandomErasing(p=0.5)))
@@ -48,6 +48,20 @@ class RandomAffine:
         # grid_sample pads with zeros; shifting by ``fill`` makes the padding equal ``fill``.
         out = F.grid_sample(x - self.fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         return out + self.fill
+
+
+@dataclass(frozen=True)
+class RandomFlip:
+    """With chance ``p`` per image, mirror it left-right: a shirt is a shirt either way, a 2 is not.
+
+    One draw per image from ``generator`` (CPU), so a run replays the same flips on any device.
+    """
+
+    p: float = 0.5
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        flip = (torch.rand(x.shape[0], generator=generator) < self.p).view(-1, 1, 1, 1).to(x.device)
+        return torch.where(flip, x.flip(-1), x)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from mnistlab import runs
 from mnistlab.config import TrainConfig, epoch_seed
-from mnistlab.data.augment import Chain, RandomAffine, RandomErasing
+from mnistlab.data.augment import Chain, RandomAffine, RandomErasing, RandomFlip
 from mnistlab.data.datasets import TrainValData, normalize
 from mnistlab.fileio import write_json
 from mnistlab.training import distributed
@@ -86,16 +86,19 @@ class LoopOptions:
 
 
 def make_augment(cfg: TrainConfig, data: TrainValData) -> RandomAffine | Chain | None:
-    """The run's random affine augmentation, then random erasing when ``cfg.erasing`` > 0.
+    """The run's random affine augmentation, then a left-right mirror (``cfg.hflip`` > 0), then random
+    erasing (``cfg.erasing`` > 0).
 
-    Uncovered borders and erased rectangles get the value of a black pixel. Without erasing no
-    extra random numbers are drawn, so older runs replay exactly.
+    Uncovered borders and erased rectangles get the value of a black pixel. A transform that is
+    off draws no random numbers, so older runs replay exactly.
     """
     if not cfg.augment:
         return None
     black = -data.info.mean / data.info.std
     affine = RandomAffine(cfg.degrees, cfg.translate, (1 - cfg.scale, 1 + cfg.scale), fill=black)
-    return Chain((affine, RandomErasing(cfg.erasing, fill=black))) if cfg.erasing > 0 else affine
+    extra = ((RandomFlip(cfg.hflip),) if cfg.hflip > 0 else ()) + (
+        (RandomErasing(cfg.erasing, fill=black),) if cfg.erasing > 0 else ())
+    return Chain((affine, *extra)) if extra else affine
 
 
 def steps_per_epoch(n: int, batch_size: int, world_size: int = 1) -> int:

@@ -1,0 +1,49 @@
+"""Left-right mirroring (``--hflip``): for clothing, off for digits, seeded, and off means no draws."""
+
+import pytest
+import torch
+
+from mnistlab.cli import build_parser
+from mnistlab.commands.train import train_config_from_args
+from mnistlab.config import TrainConfig, preset
+from mnistlab.data.augment import Chain, RandomAffine, RandomErasing, RandomFlip
+from mnistlab.data.datasets import load_train_val
+from mnistlab.errors import UserError
+from mnistlab.training.loop import make_augment
+
+
+def test_flip_mirrors_exactly_the_chosen_images():
+    x = torch.arange(16 * 28 * 28, dtype=torch.float32).view(16, 1, 28, 28)
+    out = RandomFlip(p=0.5)(x, torch.Generator().manual_seed(3))
+    mirrored = [bool(torch.equal(o, i.flip(-1))) for o, i in zip(out, x)]
+    kept = [bool(torch.equal(o, i)) for o, i in zip(out, x)]
+    assert all(m != k for m, k in zip(mirrored, kept))  # each image either mirrored or untouched
+    assert 0 < sum(mirrored) < 16  # p = 0.5 over 16 images: some of each (this seed)
+    again = RandomFlip(p=0.5)(x, torch.Generator().manual_seed(3))
+    assert torch.equal(out, again)  # seeded: a resumed run replays the same flips
+    assert torch.equal(RandomFlip(p=1.0)(x, torch.Generator()), x.flip(-1))
+    assert torch.equal(RandomFlip(p=0.0)(x, torch.Generator()), x)
+
+
+def test_flip_sits_between_the_affine_and_the_erasing(data_dir):
+    data = load_train_val("fashion-mnist", val_size=100, train_subset=200)
+    chain = make_augment(TrainConfig(dataset="fashion-mnist", hflip=0.5, erasing=0.25), data)
+    assert isinstance(chain, Chain)
+    assert [type(t) for t in chain.transforms] == [RandomAffine, RandomFlip, RandomErasing]
+    assert isinstance(make_augment(TrainConfig(), data), RandomAffine)  # off by default: digits are not mirrored
+    assert preset("default").hflip == 0.0 and preset("best").hflip == 0.0
+
+
+@pytest.mark.parametrize("bad", [dict(hflip=1.5), dict(hflip=-0.1), dict(translate=0.6), dict(scale=1.0)])
+def test_bad_augmentation_ranges_are_user_errors(bad):
+    with pytest.raises(UserError):
+        TrainConfig(**bad)
+
+
+def test_hflip_translate_and_scale_reach_the_config_from_the_command_line():
+    parse = build_parser().parse_args
+    cfg = train_config_from_args(parse(["train", "--dataset", "fashion-mnist", "--hflip", "0.5", "--translate", "0.05",
+                                        "--scale", "0", "--degrees", "0"]))
+    assert (cfg.hflip, cfg.translate, cfg.scale, cfg.degrees) == (0.5, 0.05, 0.0, 0.0)
+    with pytest.raises(UserError, match="--hflip must be between 0 and 1"):
+        train_config_from_args(parse(["train", "--hflip", "2"]))
