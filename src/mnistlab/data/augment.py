@@ -19,6 +19,17 @@ import torch
 import torch.nn.functional as F
 
 
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU tensor (random draws) on ``device``; to a GPU through pinned memory, without waiting for it.
+
+    A copy from ordinary host memory first waits for every queued GPU kernel, which stalls the
+    training loop once per batch; PyTorch keeps the pinned buffer alive until the copy is done.
+    """
+    if device.type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
 @dataclass(frozen=True)
 class RandomAffine:
     """Random rotation (± ``degrees``), translation (± ``translate`` of the side) and scale.
@@ -41,9 +52,9 @@ class RandomAffine:
         scale = lo + u[:, 1] * (hi - lo)
         shift = (u[:, 2:] * 2 - 1) * self.translate * 2  # grid coordinates span [-1, 1]
         cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-        theta = torch.stack(
+        theta = to_device(torch.stack(
             [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
-        ).to(x.device, x.dtype)  # drawn on the CPU generator (same run on every device), applied where x lives
+        ).to(x.dtype), x.device)  # drawn on the CPU generator (same run on every device), applied where x lives
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         # grid_sample pads with zeros; shifting by ``fill`` makes the padding equal ``fill``.
         out = F.grid_sample(x - self.fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
@@ -60,7 +71,7 @@ class RandomFlip:
     p: float = 0.5
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        flip = (torch.rand(x.shape[0], generator=generator) < self.p).view(-1, 1, 1, 1).to(x.device)
+        flip = to_device((torch.rand(x.shape[0], generator=generator) < self.p).view(-1, 1, 1, 1), x.device)
         return torch.where(flip, x.flip(-1), x)
 
 
@@ -90,7 +101,7 @@ class RandomErasing:
         rows, cols = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
         inside = ((rows >= top.view(n, 1, 1)) & (rows < (top + eh).view(n, 1, 1))
                   & (cols >= left.view(n, 1, 1)) & (cols < (left + ew).view(n, 1, 1)))
-        mask = (inside & (u[:, 4] < self.p).view(n, 1, 1)).unsqueeze(1).to(x.device)
+        mask = to_device((inside & (u[:, 4] < self.p).view(n, 1, 1)).unsqueeze(1), x.device)
         return x.masked_fill(mask, self.fill)
 
 

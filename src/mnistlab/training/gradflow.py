@@ -80,8 +80,12 @@ class GradNormMonitor:
         """Record the current gradients (call right after ``loss.backward()``)."""
         if not self.params:
             return
-        zero = torch.zeros((), dtype=torch.float64, device=self._sum.device)
-        norms = torch.stack([p.grad.detach().norm().double() if p.grad is not None else zero for p in self.params])
+        grads = [p.grad for p in self.params]
+        if all(g is not None for g in grads):  # one fused kernel launch for every layer's norm
+            norms = torch.stack(torch._foreach_norm(grads)).double()
+        else:  # a frozen layer (transfer): its norm counts as 0
+            zero = torch.zeros((), dtype=torch.float64, device=self._sum.device)
+            norms = torch.stack([g.detach().norm().double() if g is not None else zero for g in grads])
         self._sum += norms
         torch.minimum(self._min, norms, out=self._min)
         torch.maximum(self._max, norms, out=self._max)

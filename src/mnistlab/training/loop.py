@@ -111,14 +111,21 @@ def steps_per_epoch(n: int, batch_size: int, world_size: int = 1) -> int:
     return full + (1 if rest >= world_size else 0)
 
 
-def global_batches(n: int, batch_size: int, gen: torch.Generator, ctx: DistContext) -> list[torch.Tensor]:
+def global_batches(n: int, batch_size: int, gen: torch.Generator, ctx: DistContext,
+                   pin: bool = False) -> list[torch.Tensor]:
     """This rank's share (every ``world_size``-th index) of each global batch of one shuffled epoch.
+
+    ``pin`` (training on a GPU) puts the epoch's order in pinned memory, so each batch's indices
+    reach the GPU with a non-blocking copy: a copy from ordinary memory would wait for the GPU to
+    finish the previous step, and the host could not queue the next one meanwhile.
 
     >>> g = torch.Generator().manual_seed(0)
     >>> [len(b) for b in global_batches(10, 4, g, DistContext(rank=1, world_size=2))]
     [2, 2, 1]
     """
     order = torch.randperm(n, generator=gen)
+    if pin:
+        order = order.pin_memory()
     batches = []
     for start in range(0, n, batch_size):
         chunk = order[start: start + batch_size]
@@ -132,7 +139,7 @@ def _train_epoch(step: Step, cfg: TrainConfig, data: TrainValData, tensors: dict
                  opts: LoopOptions, bar: EpochProgress) -> tuple[Any, Any, int]:
     ctx = opts.ctx
     gen = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch + opts.stream))
-    batches = global_batches(len(tensors["train_y"]), cfg.batch_size, gen, ctx)
+    batches = global_batches(len(tensors["train_y"]), cfg.batch_size, gen, ctx, pin=opts.device.type == "cuda")
     aug_gen = gen if ctx.rank == 0 else torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch + opts.stream, ctx.rank))
     augment = make_augment(cfg, data)
     bar.start_epoch(epoch, cfg.epochs, sum(len(b) for b in batches))
