@@ -55,6 +55,7 @@ def cmd_ensemble_train(args: argparse.Namespace) -> int:
     from mnistlab import config
     from mnistlab.commands.train import TRAIN_FLAGS
     from mnistlab.ensemble.train import ensemble_train, parse_members
+    from mnistlab.evaluation.spread import mean_std_text
     from mnistlab.training.multiseed import parse_seeds
 
     members, seeds = parse_members(args.archs), parse_seeds(args.seeds)
@@ -69,7 +70,7 @@ def cmd_ensemble_train(args: argparse.Namespace) -> int:
     print_ensemble(result["ensemble"])
     print_table("members: spread over seeds", ["framework", "arch", "seeds", "test acc mean ± std", "min", "max"],
                 [(s["framework"], s["arch"], len(s["seeds"]),
-                  f"{s['test_accuracy']['mean']:.4f} ± {s['test_accuracy']['std']:.4f}",
+                  mean_std_text(s["test_accuracy"]["mean"], s["test_accuracy"]["std"]),
                   f"{s['test_accuracy']['min']:.4f}", f"{s['test_accuracy']['max']:.4f}") for s in result["spread"]])
     states = [m["state"] for m in result["members"]]
     print(f"{len(states)} members ({', '.join(f'{states.count(s)} {s}' for s in dict.fromkeys(states))}); "
