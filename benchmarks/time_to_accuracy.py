@@ -34,6 +34,7 @@ import torch
 
 from mnistlab.config import TrainConfig, preset
 from mnistlab.data.datasets import load_split, load_test_split, load_train_val, normalize
+from mnistlab.evaluation.spread import mean_std_text, spread
 from mnistlab.training.device import device_type
 from mnistlab.training.trainer import train
 from reference_recipes import RECIPES
@@ -130,12 +131,11 @@ def warm_up(device: torch.device) -> None:
 def summarise(name: str, runs: list[dict], cap: int) -> dict:
     """Mean and max time over the seeds that reached the target (all of them, ideally: see ``reached``)."""
     times = [r["seconds"] for r in runs if r["reached"]]
-    accs = [r["final_acc"] for r in runs]
+    acc = spread(r["final_acc"] for r in runs)
     return {"recipe": name, "seeds": len(runs), "reached": len(times),
             "mean_seconds": statistics.mean(times) if times else None,
             "max_seconds": max(times) if times else None,
-            "mean_final_acc": statistics.mean(accs), "min_final_acc": min(accs),
-            "std_final_acc": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+            "mean_final_acc": acc["mean"], "min_final_acc": acc["min"], "std_final_acc": acc["std"],
             "epochs_to_target": [r["epoch"] for r in runs], "cap_epochs": cap}
 
 
@@ -217,7 +217,7 @@ def main() -> None:
         if r["mean_seconds"] and r["reached"] < r["seeds"]:
             t += f"; {r['seeds'] - r['reached']} seed(s) > cap"
         ratio = f"{r['ratio_to_speedrun']:.1f}×" if r["ratio_to_speedrun"] else "—"
-        print(f"| {r['recipe']} | {r['reached']}/{r['seeds']} | {r['mean_final_acc']:.4f} ± {r['std_final_acc']:.4f}, "
+        print(f"| {r['recipe']} | {r['reached']}/{r['seeds']} | {mean_std_text(r['mean_final_acc'], r['std_final_acc'])}, "
               f"{r['min_final_acc']:.4f} | {t} | {ratio} |")
     print(f"cap: {args.cap_epochs} epochs, or the recipe's own fixed schedule (speedrun and public: 1 epoch; "
           "simple: 8); times are means over the seeds that reached the target")

@@ -63,6 +63,44 @@ def test_cli_refuses_bad_plans_before_training(tmp_path, capsys):
     assert not (tmp_path / "b").exists()
 
 
+def _options(parser, command):
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    return {a.option_strings[0]: a.help for a in sub._actions if a.option_strings}
+
+
+def test_training_options_are_trains_less_the_per_run_ones():
+    from mnistlab.cli import build_parser
+    from mnistlab.commands.train import PER_RUN_OPTIONS
+
+    parser = build_parser()
+    train, ens = _options(parser, "train"), _options(parser, "ensemble-train")
+    per_run = {"--" + n.replace("_", "-") for n in PER_RUN_OPTIONS}
+    # the options ensemble-train had before it shared train's definitions are all still there
+    assert {"--preset", "--epochs", "--patience", "--batch-size", "--lr", "--train-subset", "--val-size",
+            "--threads", "--device", "--amp", "--archs", "--seeds", "--selection", "--quiet"} <= set(ens)
+    shared = set(train) - per_run - {"--out", "--force", "--resume", "--seeds", "--quiet"}
+    assert shared <= set(ens) and not per_run & set(ens)
+    assert {o: ens[o] for o in shared} == {o: train[o] for o in shared}  # one help text per option
+
+
+def test_cli_training_options_reach_every_member(tmp_path, monkeypatch, capsys):
+    from mnistlab.cli import main
+    from mnistlab.ensemble import train as ensemble_module
+
+    seen = {}
+
+    def fake(members, seeds, base, out, **kw):
+        seen.update(members=members, seeds=seeds, base=base)
+        raise UserError("stop here")
+
+    monkeypatch.setattr(ensemble_module, "ensemble_train", fake)
+    assert main(["ensemble-train", "--archs", "simple,resnet", "--seeds", "0,1", "--out", str(tmp_path),
+                 "--optimizer", "adamw", "--label-smoothing", "0.1", "--no-augment", "--epochs", "3"]) == 2
+    base = seen["base"]
+    assert (base.optimizer, base.label_smoothing, base.augment, base.epochs) == ("adamw", 0.1, False, 3)
+    assert seen["seeds"] == [0, 1] and "stop here" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_ensemble_train_resumes_reuses_and_builds(tmp_path, data_dir, kill_after_first_epoch, monkeypatch, capsys):
     """Killed in the first member's first epoch → the next call resumes it, trains the second; a third reuses both."""

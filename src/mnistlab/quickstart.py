@@ -15,7 +15,6 @@ run's config.json (``budget``) and compared with the time taken at the end.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -31,6 +30,7 @@ from mnistlab.evaluation.evaluate import evaluate_run
 from mnistlab.errors import UserError
 from mnistlab.frameworks import FRAMEWORKS, build_function, require, train_function
 from mnistlab.models import list_models
+from mnistlab.training.progress import stderr_log
 
 # "framework:arch"; the Keras twin of `simple` runs when the keras extra is installed, so the
 # job also compares the two frameworks and their ensemble (the seed's averaged probabilities).
@@ -62,7 +62,7 @@ def quickstart(out: str | Path, *, smoke: bool = False, budget_min: float = BUDG
     parsed = [_parse_model(m) for m in models]  # every name checked before any work
     _check_free([out / name.replace(":", "-") for name, _, _ in parsed], force)
     store.fetch(dataset, data_dir=data_dir)
-    log = _stderr_log if progress else (lambda _msg: None)
+    log = stderr_log if progress else (lambda _msg: None)
     configs: dict[str, TrainConfig] = {}
     for name, framework, arch in parsed:
         try:
@@ -155,10 +155,6 @@ def _framework_ensemble(rows: list[dict[str, Any]], out: Path, force: bool) -> l
              "params": sum(r["params"] for r in pair), "train_seconds": sum(r["train_seconds"] for r in pair),
              "epochs": None, "samples_per_s": None, "model_bytes": sum(r["model_bytes"] for r in pair),
              "ece": result["ece"]}]
-
-
-def _stderr_log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def default_out() -> Path:

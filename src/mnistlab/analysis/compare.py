@@ -6,7 +6,8 @@
 
 Reads each run's ``metrics.json`` (test metrics) and ``val_predictions.npz`` (for the temperature
 behind the calibrated ECE). Runs of the same architecture, framework and data set form a group;
-the spread across a group's seeds is the sample standard deviation.
+the spread across a group's seeds is the sample standard deviation (:mod:`mnistlab.evaluation.spread`;
+"—" for a group of one run).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from mnistlab.analysis.calibration import fit_temperature
 from mnistlab.errors import UserError
 from mnistlab.evaluation.evaluate import load_metrics
 from mnistlab.evaluation.metrics import ece
+from mnistlab.evaluation.spread import mean_std_text, spread
 from mnistlab.fileio import write_json, write_text
 
 COLUMNS = ("model", "runs", "seeds", "accuracy", "params", "size KB", "train s", "samples/s", "ECE", "ECE (T-scaled)")
@@ -72,13 +74,11 @@ def compare_runs(run_dirs: Sequence[str | Path]) -> dict[str, Any]:
         by_model[r["model"]].append(r)
     groups = []
     for model, members in by_model.items():
-        acc = np.array([r["accuracy"] for r in members])
+        acc = spread(r["accuracy"] for r in members)
         groups.append({
             "model": model, "arch": members[0]["arch"], "framework": members[0]["framework"],
             "dataset": members[0]["dataset"], "runs": len(members), "seeds": [r["seed"] for r in members],
-            "accuracy_mean": float(acc.mean()),
-            # Sample std (ddof=1): the spread one would expect from a new seed; undefined for one run.
-            "accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else None,
+            "accuracy_mean": acc["mean"], "accuracy_std": acc["std"],  # sample std; None for one run
             "params": members[0]["params"], "model_bytes": members[0]["model_bytes"],
             "train_seconds": _mean([r["train_seconds"] for r in members]),
             "samples_per_s": _mean([r["samples_per_s"] for r in members]),
@@ -93,9 +93,7 @@ def _fmt(value: Any, spec: str) -> str:
 
 
 def accuracy_text(group: dict[str, Any]) -> str:
-    if group["accuracy_std"] is None:
-        return f"{group['accuracy_mean']:.4f}"
-    return f"{group['accuracy_mean']:.4f} ± {group['accuracy_std']:.4f}"
+    return mean_std_text(group["accuracy_mean"], group["accuracy_std"])
 
 
 def table_rows(result: dict[str, Any]) -> list[list[str]]:

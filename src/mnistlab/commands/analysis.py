@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mnistlab.commands.output import EXIT_OK, emit_json, log, print_table
+from mnistlab.commands.output import EXIT_OK, emit_json, print_table
+from mnistlab.training.progress import stderr_log
 
 
 def cmd_plots(args: argparse.Namespace) -> int:
@@ -18,7 +19,7 @@ def cmd_plots(args: argparse.Namespace) -> int:
     from mnistlab.analysis.uncertainty import SCORE_LABELS
 
     summary = analyze_run(args.run_dir, data_dir=args.data_dir, mc_passes=args.mc_passes, mc_limit=args.mc_limit,
-                          log=log if not args.json else (lambda _m: None))
+                          log=stderr_log if not args.json else (lambda _m: None))
     if args.json:
         emit_json(summary)
         return EXIT_OK
@@ -53,7 +54,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from mnistlab.report.html import build_report
 
     path = build_report(args.run_dirs, args.output, data_dir=args.data_dir, mc_limit=args.mc_limit,
-                        log=log if not args.json else (lambda _m: None))
+                        log=stderr_log if not args.json else (lambda _m: None))
     if args.json:
         emit_json({"report": str(path), "bytes": path.stat().st_size})
     else:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mnistlab.commands.output import EXIT_OK, emit_json, print_table
+from mnistlab.commands.train import PER_RUN_OPTIONS, TRAIN_FLAGS, add_train_options
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -53,8 +54,8 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 def cmd_ensemble_train(args: argparse.Namespace) -> int:
     from mnistlab import config
-    from mnistlab.commands.train import TRAIN_FLAGS
     from mnistlab.ensemble.train import ensemble_train, parse_members
+    from mnistlab.evaluation.spread import mean_std_text
     from mnistlab.training.multiseed import parse_seeds
 
     members, seeds = parse_members(args.archs), parse_seeds(args.seeds)
@@ -69,7 +70,7 @@ def cmd_ensemble_train(args: argparse.Namespace) -> int:
     print_ensemble(result["ensemble"])
     print_table("members: spread over seeds", ["framework", "arch", "seeds", "test acc mean ± std", "min", "max"],
                 [(s["framework"], s["arch"], len(s["seeds"]),
-                  f"{s['test_accuracy']['mean']:.4f} ± {s['test_accuracy']['std']:.4f}",
+                  mean_std_text(s["test_accuracy"]["mean"], s["test_accuracy"]["std"]),
                   f"{s['test_accuracy']['min']:.4f}", f"{s['test_accuracy']['max']:.4f}") for s in result["spread"]])
     states = [m["state"] for m in result["members"]]
     print(f"{len(states)} members ({', '.join(f'{states.count(s)} {s}' for s in dict.fromkeys(states))}); "
@@ -93,8 +94,6 @@ def _selection_options(p: argparse.ArgumentParser, default: str | None) -> None:
 
 def add_commands(command) -> None:
     """Add ``ensemble`` and ``ensemble-train`` through ``command(name, func, help, ...)``."""
-    from mnistlab.config import PRESETS, field_help
-
     p = command("ensemble", cmd_ensemble, "combine evaluated runs of any framework; members and weights chosen "
                 "on validation", data_dir=False)
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="evaluated runs (predictions.npz, val_predictions.npz)")
@@ -102,22 +101,12 @@ def add_commands(command) -> None:
     p.add_argument("--weighted", action="store_true", help="the same as --selection accuracy (kept for old scripts)")
     p.add_argument("--out", help="ensemble directory (default runs/ensemble-<time>)")
 
-    h = field_help()
     p = command("ensemble-train", cmd_ensemble_train, "train members arch × seed (reusing finished ones), "
                 "evaluate them and build their ensemble")
     p.add_argument("--archs", required=True, help="models, e.g. deeper,resnet,keras:simple")
     p.add_argument("--seeds", default="0-4", help="seeds, e.g. 0-4 or 0,1,2 (default 0-4)")
     p.add_argument("--out", help="folder for the members and <out>/ensemble (default runs/ens-<archs>); "
                    "run the same command again to continue")
-    p.add_argument("--preset", choices=list(PRESETS), default="default", help="named recipe for every member")
-    p.add_argument("--epochs", type=int, help=h["epochs"])
-    p.add_argument("--patience", type=int, help=h["patience"])
-    p.add_argument("--batch-size", type=int, help=h["batch_size"])
-    p.add_argument("--lr", type=float, help=h["lr"])
-    p.add_argument("--train-subset", type=int, help=h["train_subset"])
-    p.add_argument("--val-size", type=int, help=h["val_size"])
-    p.add_argument("--threads", type=int, help=h["threads"])
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help=h["device"])
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction, help=h["amp"] + " (default off)")
+    add_train_options(p, skip=PER_RUN_OPTIONS)  # every member's settings, the same options as `train`
     _selection_options(p, "caruana")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")

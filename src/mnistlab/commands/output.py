@@ -37,7 +37,3 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
         table.add_row(*[str(v) for v in row])
     Console(file=sys.stdout, width=max(100, len(columns) * 14)).print(table)
 
-
-def log(message: str) -> None:
-    """A progress line on stderr."""
-    print(message, file=sys.stderr, flush=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from mnistlab.commands.output import EXIT_OK, emit_json, print_table
 from mnistlab.errors import UserError
@@ -25,7 +25,15 @@ TRAIN_FLAGS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "sched
 DEVICES = ("auto", "cpu", "cuda")
 
 
-def add_train_options(p: argparse.ArgumentParser) -> None:
+# Options that name one run; `ensemble-train` sets them per member (--archs, --seeds, keras: prefix).
+PER_RUN_OPTIONS = ("arch", "seed", "framework", "nproc")
+
+
+def add_train_options(p: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
+    """The training options of every command that trains (``train``, ``ensemble-train``), less ``skip``.
+
+    An option's help is its TrainConfig field's own (:func:`mnistlab.config.field_help`) unless given here.
+    """
     from mnistlab.config import MONITORS, OPTIMIZERS, PRESETS, SCHEDULERS, TrainConfig, field_help
     from mnistlab.data.datasets import list_datasets
     from mnistlab.frameworks import FRAMEWORKS
@@ -33,44 +41,44 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
 
     h = field_help()
     default = TrainConfig()
-    p.add_argument("--arch", choices=list_models(), help=h["arch"])
-    p.add_argument("--preset", choices=list(PRESETS), default="default",
-                   help="named recipe; 'seed' is the original project's (StepLR, patience 3); "
-                        "'speedrun' reaches 99%% test accuracy fastest on a CPU (docs/speed.md); 'best' the "
-                        "highest-accuracy one (deeper, 36 epochs, strong augmentation, EMA; docs/quickstart.md)")
-    p.add_argument("--dataset", choices=list_datasets(), help=h["dataset"])
-    p.add_argument("--epochs", type=int, help=h["epochs"])
-    p.add_argument("--batch-size", type=int, help=f"default {default.batch_size}")
-    p.add_argument("--lr", type=float, help=h["lr"])
-    p.add_argument("--optimizer", choices=OPTIMIZERS, help=h["optimizer"])
-    p.add_argument("--beta1", type=float, help=h["beta1"])
-    p.add_argument("--beta2", type=float, help=h["beta2"])
-    p.add_argument("--label-smoothing", type=float, help=h["label_smoothing"])
-    p.add_argument("--weight-decay", type=float,
-                   help=f"default {default.weight_decay:g} (seed preset: {PRESETS['seed']['weight_decay']:g})")
-    p.add_argument("--scheduler", choices=SCHEDULERS, help=h["scheduler"])
-    p.add_argument("--step-size", type=int, help=f"epochs between StepLR decays (default {default.step_size})")
-    p.add_argument("--gamma", type=float, help=f"StepLR factor (default {default.gamma:g})")
-    p.add_argument("--patience", type=int, help=h["patience"])
-    p.add_argument("--monitor", choices=MONITORS, help=h["monitor"])
-    p.add_argument("--seed", type=int, help=h["seed"])
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction, help="random affine augmentation (default on)")
-    p.add_argument("--degrees", type=float, help=h["degrees"])
-    p.add_argument("--translate", type=float, help=h["translate"])
-    p.add_argument("--scale", type=float, help=h["scale"])
-    p.add_argument("--hflip", type=float, help=h["hflip"])
-    p.add_argument("--erasing", type=float, help=h["erasing"])
-    p.add_argument("--ema-decay", type=float, help=h["ema_decay"])
-    p.add_argument("--val-size", type=int, help=h["val_size"])
-    p.add_argument("--split-seed", type=int, help=h["split_seed"])
-    p.add_argument("--train-subset", type=int, help=h["train_subset"])
-    p.add_argument("--threads", type=int, help=h["threads"])
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction, help=h["amp"] + " (default off)")
-    p.add_argument("--framework", choices=FRAMEWORKS,
-                   help=f"{' or '.join(FRAMEWORKS)} (default {default.framework}; keras needs mnistlab[keras])")
-    p.add_argument("--device", choices=DEVICES, help=h["device"])
-    p.add_argument("--tensorboard", action="store_true", default=None, help=h["tensorboard"])
-    p.add_argument("--nproc", type=int, metavar="N", help="train on N processes on this machine (launches torchrun)")
+
+    def add(name: str, **kw: Any) -> None:
+        if name not in skip:
+            kw.setdefault("help", h.get(name))
+            p.add_argument("--" + name.replace("_", "-"), **kw)
+
+    add("arch", choices=list_models())
+    add("preset", choices=list(PRESETS), default="default",
+        help="named recipe; 'seed' is the original project's (StepLR, patience 3); "
+             "'speedrun' reaches 99%% test accuracy fastest on a CPU (docs/speed.md); 'best' the "
+             "highest-accuracy one (deeper, 36 epochs, strong augmentation, EMA; docs/quickstart.md)")
+    add("dataset", choices=list_datasets())
+    add("epochs", type=int)
+    add("batch_size", type=int, help=f"{h['batch_size']} (default {default.batch_size})")
+    add("lr", type=float)
+    add("optimizer", choices=OPTIMIZERS)
+    add("beta1", type=float)
+    add("beta2", type=float)
+    add("label_smoothing", type=float)
+    add("weight_decay", type=float,
+        help=f"default {default.weight_decay:g} (seed preset: {PRESETS['seed']['weight_decay']:g})")
+    add("scheduler", choices=SCHEDULERS)
+    add("step_size", type=int, help=f"epochs between StepLR decays (default {default.step_size})")
+    add("gamma", type=float, help=f"StepLR factor (default {default.gamma:g})")
+    add("patience", type=int)
+    add("monitor", choices=MONITORS)
+    add("seed", type=int)
+    add("augment", action=argparse.BooleanOptionalAction, help="random affine augmentation (default on)")
+    for name in ("degrees", "translate", "scale", "hflip", "erasing", "ema_decay"):
+        add(name, type=float)
+    for name in ("val_size", "split_seed", "train_subset", "threads"):
+        add(name, type=int)
+    add("amp", action=argparse.BooleanOptionalAction, help=h["amp"] + " (default off)")
+    add("framework", choices=FRAMEWORKS,
+        help=f"{' or '.join(FRAMEWORKS)} (default {default.framework}; keras needs mnistlab[keras])")
+    add("device", choices=DEVICES)
+    add("tensorboard", action="store_true", default=None)
+    add("nproc", type=int, metavar="N", help="train on N processes on this machine (launches torchrun)")
 
 
 def train_config_from_args(args: argparse.Namespace):

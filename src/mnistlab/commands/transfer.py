@@ -39,7 +39,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 
 def cmd_curve(args: argparse.Namespace) -> int:
     from mnistlab.training.multiseed import parse_seeds
-    from mnistlab.transfer.curve import parse_subsets, transfer_curve
+    from mnistlab.transfer.curve import accuracy_text, parse_subsets, transfer_curve
 
     out = Path(args.out or f"runs/transfer-curve-{args.to}")
     result = transfer_curve(args.run_dir, args.to, parse_subsets(args.subsets), parse_seeds(args.seeds),
@@ -51,14 +51,7 @@ def cmd_curve(args: argparse.Namespace) -> int:
     modes = result["conditions"]["modes"]
     by = {(r["subset"], r["mode"]): r for r in result["summary"]}
     subsets = list(dict.fromkeys(r["subset"] for r in result["summary"]))
-    rows = []
-    for s in subsets:
-        cells = []
-        for m in modes:
-            r = by[(s, m)]
-            std = f" ± {100 * r['test_acc_std']:.2f}" if r["test_acc_std"] is not None else ""
-            cells.append(f"{100 * r['test_acc_mean']:.2f}{std}")
-        rows.append([by[(s, modes[0])]["n_train"], *cells])
+    rows = [[by[(s, modes[0])]["n_train"], *(accuracy_text(by[(s, m)]) for m in modes)] for s in subsets]
     print_table(f"test accuracy (%) on {args.to}, mean ± std over seeds {args.seeds}",
                 ["labelled images", *modes], rows)
     print(f"files: {out}/curve.md, curve.csv, curve.json, curve.png")

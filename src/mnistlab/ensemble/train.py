@@ -21,12 +21,9 @@ with other settings is an error unless ``force`` retrains everything. The ensemb
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
-
-import numpy as np
 
 from mnistlab import runs
 from mnistlab.config import TrainConfig
@@ -34,11 +31,13 @@ from mnistlab.ensemble.build import ensemble_runs
 from mnistlab.ensemble.select import DEFAULT_ROUNDS
 from mnistlab.errors import UserError
 from mnistlab.evaluation.evaluate import evaluate_run
+from mnistlab.evaluation.spread import spread
 from mnistlab.fileio import read_json
 from mnistlab.frameworks import FRAMEWORKS, require, train_function
 from mnistlab.models import list_models
 from mnistlab.runconfig import MAX_MEMBERS
 from mnistlab.training.checkpoint import load_checkpoint
+from mnistlab.training.progress import stderr_log
 
 # Settings that change how fast a member trains or what it logs, not what it learns.
 NOT_COMPARED = ("threads", "device", "tensorboard")
@@ -90,24 +89,14 @@ def member_state(run_dir: Path, cfg: TrainConfig) -> str:
     return "done" if load_checkpoint(run_dir / runs.CHECKPOINT).get("done") else "resume"
 
 
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def _spread(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per architecture: the member accuracies' mean, standard deviation (n − 1), min and max over seeds."""
+    """Per architecture: the member accuracies' :func:`~mnistlab.evaluation.spread.spread` over seeds."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["framework"], r["arch"]), []).append(r)
-    out = []
-    for (framework, arch), group in groups.items():
-        entry: dict[str, Any] = {"framework": framework, "arch": arch, "seeds": [r["seed"] for r in group]}
-        for key in ("test_accuracy", "val_accuracy"):
-            values = np.array([r[key] for r in group], dtype=np.float64)
-            entry[key] = {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-                          "min": float(values.min()), "max": float(values.max())}
-        out.append(entry)
-    return out
+    return [{"framework": framework, "arch": arch, "seeds": [r["seed"] for r in group],
+             **{key: spread(r[key] for r in group) for key in ("test_accuracy", "val_accuracy")}}
+            for (framework, arch), group in groups.items()]
 
 
 def ensemble_train(members: Sequence[tuple[str, str]], seeds: Sequence[int], base: TrainConfig, out: str | Path, *,
@@ -115,7 +104,7 @@ def ensemble_train(members: Sequence[tuple[str, str]], seeds: Sequence[int], bas
                    force: bool = False, data_dir: str | None = None, progress: bool = True,
                    log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train (or reuse) every ``(framework, arch)`` × seed member under ``out``, evaluate, ensemble."""
-    log = log or (_stderr if progress else (lambda _m: None))
+    log = log or (stderr_log if progress else (lambda _m: None))
     plan = [(fw, arch, seed) for fw, arch in members for seed in seeds]
     if not 2 <= len(plan) <= MAX_MEMBERS:
         raise UserError(f"an ensemble needs 2 to {MAX_MEMBERS} members; --archs × --seeds gives {len(plan)}")

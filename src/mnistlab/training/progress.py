@@ -14,6 +14,11 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, 
                            TimeRemainingColumn)
 
 
+def stderr_log(message: str) -> None:
+    """One progress line on stderr, flushed at once: the ``log`` callback of long jobs."""
+    print(message, file=sys.stderr, flush=True)
+
+
 class EpochProgress:
     """Context manager: ``start_epoch``, ``advance`` per batch, ``end_epoch`` with the row."""
 

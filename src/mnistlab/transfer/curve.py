@@ -33,6 +33,7 @@ from mnistlab.config import TRANSFER_MODES
 from mnistlab.data.datasets import load_train_val
 from mnistlab.errors import UserError
 from mnistlab.evaluation.evaluate import evaluate_run
+from mnistlab.evaluation.spread import mean_std_text, spread
 from mnistlab.fileio import read_json, write_json, write_text
 from mnistlab.transfer.run import transfer_run
 from mnistlab.transfer.source import open_source
@@ -80,25 +81,24 @@ def _one(source_dir: Path, to: str, mode: str, seed: int, subset: int | None, da
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (subset, mode): mean and sample std (ddof=1) of test accuracy over seeds."""
+    """One row per (subset, mode): mean and sample std of test accuracy over seeds (std None for one seed)."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["subset"], r["mode"]), []).append(r)
     out = []
     for (subset, mode), group in groups.items():
-        accs = [r["test_acc"] for r in group]
+        acc = spread(r["test_acc"] for r in group)
         out.append({"subset": subset, "n_train": group[0]["n_train"], "mode": mode, "seeds": len(group),
-                    "test_acc_mean": statistics.fmean(accs),
-                    "test_acc_std": statistics.stdev(accs) if len(accs) > 1 else None,
+                    "test_acc_mean": acc["mean"], "test_acc_std": acc["std"],
                     "val_acc_mean": statistics.fmean(r["val_acc"] for r in group),
                     "recipes": ",".join(sorted({r["recipe"] for r in group})),
                     "train_seconds_mean": statistics.fmean(r["train_seconds"] for r in group)})
     return out
 
 
-def _pm(row: dict[str, Any]) -> str:
-    std = row["test_acc_std"]
-    return f"{100 * row['test_acc_mean']:.2f}" + (f" ± {100 * std:.2f}" if std is not None else "")
+def accuracy_text(row: dict[str, Any]) -> str:
+    """A summary row's test accuracy in percent, ``"97.12 ± 0.31"`` (``"± —"`` for one seed)."""
+    return mean_std_text(row["test_acc_mean"], row["test_acc_std"], digits=2, scale=100)
 
 
 def markdown(summary: list[dict[str, Any]], modes: Sequence[str]) -> str:
@@ -108,7 +108,7 @@ def markdown(summary: list[dict[str, Any]], modes: Sequence[str]) -> str:
     lines = ["| labelled images | " + " | ".join(modes) + " |", "|---:|" + "---:|" * len(modes)]
     for s in subsets:
         n = next(r["n_train"] for r in summary if r["subset"] == s)
-        lines.append(f"| {n:,} | " + " | ".join(_pm(by[(s, m)]) if (s, m) in by else "—" for m in modes) + " |")
+        lines.append(f"| {n:,} | " + " | ".join(accuracy_text(by[(s, m)]) if (s, m) in by else "—" for m in modes) + " |")
     return "\n".join(lines) + "\n"
 
 
