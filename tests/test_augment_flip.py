@@ -1,4 +1,4 @@
-"""Left-right mirroring (``--hflip``): for clothing, off for digits, seeded, and off means no draws."""
+"""Left-right mirroring (``--hflip``), the augmentation flags, and each data set's own training defaults."""
 
 import pytest
 import torch
@@ -47,3 +47,20 @@ def test_hflip_translate_and_scale_reach_the_config_from_the_command_line():
     assert (cfg.hflip, cfg.translate, cfg.scale, cfg.degrees) == (0.5, 0.05, 0.0, 0.0)
     with pytest.raises(UserError, match="--hflip must be between 0 and 1"):
         train_config_from_args(parse(["train", "--hflip", "2"]))
+
+
+def test_fashion_trains_without_augmentation_unless_asked():
+    parse = build_parser().parse_args
+    assert train_config_from_args(parse(["train", "--dataset", "fashion-mnist"])).augment is False
+    assert train_config_from_args(parse(["train", "--dataset", "fashion-mnist", "--augment"])).augment is True
+    assert train_config_from_args(parse(["train"])).augment is True  # digits keep theirs
+    assert preset("best", dataset="fashion-mnist").augment is False and preset("speedrun").augment is False
+
+
+def test_quickstart_on_fashion_uses_the_data_sets_defaults(tmp_path, data_dir):
+    from mnistlab.quickstart import quickstart
+    from mnistlab.runs import read_config
+
+    quickstart(tmp_path / "qs", smoke=True, dataset="fashion-mnist", data_dir=str(data_dir), progress=False,
+               models=("simple",))
+    assert read_config(tmp_path / "qs" / "simple")["train"]["augment"] is False

@@ -23,8 +23,8 @@ from mnistlab.training.torch_step import TorchStep
 from mnistlab.training.trainer import train
 
 # What docs/quickstart.md promises for `--preset best`.
-BEST = dict(arch="deeper", epochs=36, scheduler="onecycle", lr=3e-3, patience=0, monitor="val_loss", degrees=15.0,
-            translate=0.12, scale=0.15, erasing=0.25, ema_decay=0.999)
+BEST = dict(arch="deeper", epochs=36, scheduler="onecycle", lr=3e-3, patience=0, monitor="val_loss", degrees=10.0,
+            translate=0.1, scale=0.1, erasing=0.0, ema_decay=0.0)
 TINY = dict(arch="simple", epochs=2, train_subset=1000, val_size=300, batch_size=64, seed=1)
 
 
@@ -42,10 +42,10 @@ def test_presets_resolve_to_the_documented_settings():
 def test_cli_best_preset_needs_no_arch_and_flags_override_it():
     parse = build_parser().parse_args
     cfg = train_config_from_args(parse(["train", "--preset", "best"]))
-    assert (cfg.arch, cfg.epochs, cfg.ema_decay, cfg.erasing) == ("deeper", 36, 0.999, 0.25)
+    assert (cfg.arch, cfg.epochs, cfg.ema_decay, cfg.erasing) == ("deeper", 36, 0.0, 0.0)
     cfg = train_config_from_args(parse(["train", "--preset", "best", "--arch", "resnet", "--epochs", "3",
-                                        "--ema-decay", "0", "--erasing", "0.5"]))
-    assert (cfg.arch, cfg.epochs, cfg.ema_decay, cfg.erasing, cfg.degrees) == ("resnet", 3, 0.0, 0.5, 15.0)
+                                        "--ema-decay", "0.999", "--erasing", "0.5", "--degrees", "15"]))
+    assert (cfg.arch, cfg.epochs, cfg.ema_decay, cfg.erasing, cfg.degrees) == ("resnet", 3, 0.999, 0.5, 15.0)
 
 
 @pytest.mark.parametrize("bad", [dict(erasing=1.5), dict(erasing=-0.1), dict(ema_decay=1.0), dict(ema_decay=-0.5),

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from mnistlab import runs
 from mnistlab.analysis.uncertainty import MC_PASSES
 from mnistlab.budget import PLOT_S, ModelCost, Plan, check_budget, epoch_seconds, plan_epochs
-from mnistlab.config import TrainConfig
+from mnistlab.config import TrainConfig, preset
 from mnistlab.data import registry, store
 from mnistlab.data.datasets import TrainValData, load_train_val
 from mnistlab.ensemble import ensemble_runs
@@ -71,7 +71,8 @@ def quickstart(out: str | Path, *, smoke: bool = False, budget_min: float = BUDG
             log(f"skipping {name}: {exc}")
             continue
         overrides = dict(SMOKE) if smoke else {"epochs": EPOCHS.get(arch, 10)}
-        configs[name] = TrainConfig(arch=arch, framework=framework, dataset=dataset, seed=seed, patience=0, **overrides)
+        configs[name] = preset("default", arch=arch, framework=framework, dataset=dataset, seed=seed, patience=0,
+                               **overrides)
     first = next(iter(configs.values()), TrainConfig(dataset=dataset, **SMOKE))
     data = load_train_val(dataset, val_size=first.val_size, seed=first.split_seed, data_dir=data_dir,
                           train_subset=first.train_subset)

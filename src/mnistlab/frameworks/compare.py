@@ -135,7 +135,7 @@ def compare_frameworks(run_dirs: Sequence[str | Path] = (), *, arch: str = "simp
     ``latency_calls`` batch-1 calls are timed, and batch-256 calls repeat for ``seconds``.
     """
     from mnistlab import runs
-    from mnistlab.config import TrainConfig
+    from mnistlab.config import preset
     from mnistlab.frameworks import require_keras
 
     require_keras()
@@ -150,8 +150,8 @@ def compare_frameworks(run_dirs: Sequence[str | Path] = (), *, arch: str = "simp
     if not run_dirs:
         by_fw = {fw: out / fw for fw in FRAMEWORKS}
         for fw in FRAMEWORKS:
-            cfg = TrainConfig(arch=arch, framework=fw, epochs=epochs, train_subset=train_subset, threads=threads,
-                              seed=seed, dataset=dataset)
+            cfg = preset("default", arch=arch, framework=fw, epochs=epochs, train_subset=train_subset, threads=threads,
+                         seed=seed, dataset=dataset)
             peaks[fw] = _run_child({"task": "train", "framework": fw, "run_dir": str(by_fw[fw]), "config": cfg.to_dict(),
                                     "data_dir": data_dir, "force": force, "progress": progress})
     rows = []
