@@ -51,7 +51,7 @@ def add_train_options(p: argparse.ArgumentParser, skip: Sequence[str] = ()) -> N
     add("preset", choices=list(PRESETS), default="default",
         help="named recipe; 'seed' is the original project's (StepLR, patience 3); "
              "'speedrun' reaches 99%% test accuracy fastest on a CPU (docs/speed.md); 'best' the "
-             "highest-accuracy one (deeper, 36 epochs, strong augmentation, EMA; docs/quickstart.md)")
+             "highest-accuracy one (deeper, 36 epochs; docs/quickstart.md)")
     add("dataset", choices=list_datasets())
     add("epochs", type=int)
     add("batch_size", type=int, help=f"{h['batch_size']} (default {default.batch_size})")
