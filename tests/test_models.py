@@ -114,7 +114,7 @@ def test_separable_reaches_for_simple_at_a_fraction_of_its_cost():
 
 
 def test_separable_blocks_mix_channels_without_a_relu_after_the_depthwise_conv():
-    """Depthwise → BN → pointwise 1×1 → BN → ReLU: the one-epoch floor was missed with a ReLU after the depthwise BN."""
+    """Depthwise → BN → pointwise 1×1 → BN → ReLU: with a ReLU after the depthwise BN the one-epoch floor was missed."""
     from mnistlab.models.separable import SeparableBlock
 
     blocks = [m for m in create_model("separable").modules() if isinstance(m, SeparableBlock)]
