@@ -117,19 +117,18 @@ def resnet(inputs, num_classes: int, widths: tuple[int, int, int] = (32, 64, 120
 
 
 def separable_block(x, filters: int, name: str, *, stride: int = 1):
-    """``separable.SeparableBlock``: depthwise 3×3 → BN → ReLU → pointwise 1×1 → BN → ReLU, no biases."""
+    """``separable.SeparableBlock``: depthwise 3×3 → BN → pointwise 1×1 → BN → ReLU, no biases."""
     # PyTorch's fan-in of a depthwise 3×3 kernel is 9 (one input channel per filter); Keras's
     # VarianceScaling would count 9 × channels, so the PyTorch bound is given directly.
     x = keras.layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False,
                                      depthwise_initializer=keras.initializers.RandomUniform(-1 / 3, 1 / 3),
                                      name=f"{name}_depthwise")(x)
-    x = keras.layers.ReLU(name=f"{name}_dw_relu")(_bn(x, f"{name}_dw_bn"))
-    x = _conv(x, filters, 1, f"{name}_pointwise", bias=False)
+    x = _conv(_bn(x, f"{name}_dw_bn"), filters, 1, f"{name}_pointwise", bias=False)
     return keras.layers.ReLU(name=f"{name}_pw_relu")(_bn(x, f"{name}_pw_bn"))
 
 
-def separable(inputs, num_classes: int, width: int = 16):
-    """``models.separable.SeparableCNN``: a strided stem, five separable blocks, a flattened linear head."""
+def separable(inputs, num_classes: int, width: int = 20):
+    """``models.separable.SeparableCNN``: a strided stem, four separable blocks, a flattened linear head."""
     x = conv_bn_act(inputs, width, "stem", stride=2)
     for i, (mult, stride) in enumerate(SEPARABLE_BLOCKS, start=1):
         x = separable_block(x, mult * width, f"block{i}", stride=stride)
