@@ -92,18 +92,5 @@ for arch in simple resnet deeper; do
 done
 wait
 echo "long runs over at $((SECONDS - START)) s"
-python - "$W" <<'EOF'
-import json, pathlib, sys
-w = pathlib.Path(sys.argv[1])
-for m in sorted(w.glob("ens/*/metrics.json")) + sorted(w.glob("fashion/*/metrics.json")):
-    print(m.parent.relative_to(w), json.loads(m.read_text())["accuracy"])
-for t in sorted(w.glob("tta-*.json")):
-    try:
-        s = json.loads(t.read_text())
-    except ValueError:
-        continue
-    for r in s["recipes"]:
-        print(t.stem, r["recipe"], r["reached"], "/", r["seeds"], "mean s", r["mean_seconds"], "acc", round(r["mean_final_acc"], 4))
-    print(t.stem, "cli s", s.get("cli_seconds"))
-EOF
+python benchmarks/gpu_summary.py "$W"
 pack

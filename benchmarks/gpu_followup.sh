@@ -47,21 +47,7 @@ for arch in simple resnet; do
 done
 wait
 echo "side by side over at $((SECONDS - START)) s"
-python - "$W" <<'PY'
-import json, pathlib, sys
-w = pathlib.Path(sys.argv[1])
-for m in sorted(w.glob("*/*/metrics.json")):
-    t = json.loads((m.parent / "training.json").read_text())
-    print(m.parent.relative_to(w), "val", t["best_val_acc"], "test", json.loads(m.read_text())["accuracy"], "train s", t["train_seconds"])
-for t in sorted(w.glob("tta-*.json")):
-    try:
-        s = json.loads(t.read_text())
-    except ValueError:
-        continue
-    for r in s["recipes"]:
-        print(t.stem, r["recipe"], r["reached"], "/", r["seeds"], "mean s", r["mean_seconds"], "max s", r["max_seconds"], "acc", round(r["mean_final_acc"], 4))
-    print(t.stem, "cli s", s.get("cli_seconds"))
-PY
+python benchmarks/gpu_summary.py "$W"
 cd "$W" && tar czf "$OUT/results.tgz" logs *.json fashion sweep/*.json sweep/*/*.json sweep/*/*.csv --exclude=checkpoint.pt --exclude=model.safetensors 2>/dev/null
 for g in ema noema lr1; do ls sweep/deeper-$g-s*/training.json >/dev/null 2>&1 && \
   tar cf "$OUT/deeper-$g.tar" --exclude=checkpoint.pt $(dirname $(ls sweep/deeper-$g-s*/training.json)); done
