@@ -20,10 +20,12 @@ import torch.nn.functional as F
 
 
 def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A CPU tensor (random draws) on ``device``; to a GPU through pinned memory, without waiting for it.
+    """A CPU tensor (random draws, a batch's indices) on ``device``; to a GPU through pinned memory,
+    without waiting for it.
 
     A copy from ordinary host memory first waits for every queued GPU kernel, which stalls the
     training loop once per batch; PyTorch keeps the pinned buffer alive until the copy is done.
+    A strided slice (a rank's share of a batch) is made contiguous by the pinning copy.
     """
     if device.type != "cuda":
         return t.to(device)

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from mnistlab import runs
 from mnistlab.config import TrainConfig, epoch_seed
-from mnistlab.data.augment import Chain, RandomAffine, RandomErasing, RandomFlip
+from mnistlab.data.augment import Chain, RandomAffine, RandomErasing, RandomFlip, to_device
 from mnistlab.data.datasets import TrainValData, normalize
 from mnistlab.fileio import write_json
 from mnistlab.training import distributed
@@ -111,21 +111,14 @@ def steps_per_epoch(n: int, batch_size: int, world_size: int = 1) -> int:
     return full + (1 if rest >= world_size else 0)
 
 
-def global_batches(n: int, batch_size: int, gen: torch.Generator, ctx: DistContext,
-                   pin: bool = False) -> list[torch.Tensor]:
+def global_batches(n: int, batch_size: int, gen: torch.Generator, ctx: DistContext) -> list[torch.Tensor]:
     """This rank's share (every ``world_size``-th index) of each global batch of one shuffled epoch.
-
-    ``pin`` (training on a GPU) puts the epoch's order in pinned memory, so each batch's indices
-    reach the GPU with a non-blocking copy: a copy from ordinary memory would wait for the GPU to
-    finish the previous step, and the host could not queue the next one meanwhile.
 
     >>> g = torch.Generator().manual_seed(0)
     >>> [len(b) for b in global_batches(10, 4, g, DistContext(rank=1, world_size=2))]
     [2, 2, 1]
     """
     order = torch.randperm(n, generator=gen)
-    if pin:
-        order = order.pin_memory()
     batches = []
     for start in range(0, n, batch_size):
         chunk = order[start: start + batch_size]
@@ -139,13 +132,13 @@ def _train_epoch(step: Step, cfg: TrainConfig, data: TrainValData, tensors: dict
                  opts: LoopOptions, bar: EpochProgress) -> tuple[Any, Any, int]:
     ctx = opts.ctx
     gen = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch + opts.stream))
-    batches = global_batches(len(tensors["train_y"]), cfg.batch_size, gen, ctx, pin=opts.device.type == "cuda")
+    batches = global_batches(len(tensors["train_y"]), cfg.batch_size, gen, ctx)
     aug_gen = gen if ctx.rank == 0 else torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch + opts.stream, ctx.rank))
     augment = make_augment(cfg, data)
     bar.start_epoch(epoch, cfg.epochs, sum(len(b) for b in batches))
     loss_sum, correct, seen, t0 = 0.0, 0, 0, time.perf_counter()
     for idx in batches:
-        idx = idx.to(opts.device, non_blocking=True)
+        idx = to_device(idx, opts.device)  # on a GPU without waiting for the previous step
         xb = normalize(tensors["train_x"][idx], data.info.mean, data.info.std)
         if augment is not None:
             xb = augment(xb, aug_gen)
