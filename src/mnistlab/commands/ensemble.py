@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mnistlab.commands.output import EXIT_OK, emit_json, print_table
-from mnistlab.commands.train import PER_RUN_OPTIONS, TRAIN_FLAGS, add_train_options
+from mnistlab.commands.train import PER_RUN_OPTIONS, add_train_options, train_config_from_args
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -53,14 +53,12 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 
 def cmd_ensemble_train(args: argparse.Namespace) -> int:
-    from mnistlab import config
     from mnistlab.ensemble.train import ensemble_train, parse_members
     from mnistlab.evaluation.spread import mean_std_text
     from mnistlab.training.multiseed import parse_seeds
 
     members, seeds = parse_members(args.archs), parse_seeds(args.seeds)
-    overrides = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k, None) is not None}
-    base = config.preset(args.preset, **overrides)
+    base = train_config_from_args(args)  # --arch is not an option here: each member gets its own
     out = args.out or f"runs/ens-{'+'.join(a if f == 'torch' else f'{f}-{a}' for f, a in members)}"
     result = ensemble_train(members, seeds, base, out, selection=args.selection, temperature=args.temperature,
                             rounds=args.rounds, force=args.force, data_dir=args.data_dir, progress=not args.quiet)
