@@ -17,30 +17,21 @@
 # A dry run of the whole script on a CPU, in a few minutes:
 #   DEV=cpu SEEDS=0 SHORT="--epochs 1 --train-subset 600" TTA_SHORT="--set train_subset=3000" bash benchmarks/gpu_check.sh 200
 set -uo pipefail
-cd "$(dirname "$0")/.."
-export PYTHONPATH="$PWD/src:$PWD/benchmarks" PYTHONUNBUFFERED=1 MNISTLAB_OFFLINE=1
-START=$SECONDS DEADLINE=${1:-480} W=/tmp/gpuw OUT=${OUT:-/tmp/gpu-out}
-DEV=${DEV:-cuda} SEEDS=${SEEDS:-0,1,2,3,4,5,6,7,8,9} SHORT=${SHORT:-} TTA_SHORT=${TTA_SHORT:-}
-rm -rf "$W"
-mkdir -p "$W/logs" "$OUT"
-ml() { python -m mnistlab "$@"; }
-left() { local l=$(( DEADLINE - (SECONDS - START) )); echo $(( l > 1 ? l : 1 )); }
+W=/tmp/gpuw DEADLINE=${1:-480} TTA_LIMIT=75
+source "$(dirname "$0")/gpu_common.sh"
 pack() {
-  cd "$W" || return
-  tar czf "$OUT/results.tgz" logs *.json curve-*/curve.* curve-*/*.png fashion/*.json fashion/*/*.json fashion/*/history.csv 2>/dev/null
-  for arch in deeper resnet; do
-    ls -d ens/$arch-s*/training.json >/dev/null 2>&1 && \
-      tar cf "$OUT/$arch.tar" --exclude=checkpoint.pt $(dirname $(ls ens/$arch-s*/training.json))
-  done
+  (cd "$W" && tar czf "$OUT/results.tgz" logs *.json curve-*/curve.* curve-*/*.png fashion/*.json fashion/*/*.json \
+     fashion/*/history.csv 2>/dev/null)
+  pack_finished "$OUT/deeper.tar" "ens/deeper-s*"
+  pack_finished "$OUT/resnet.tar" "ens/resnet-s*"
   for k in 0 1 2; do  # a best-preset run cut off by the deadline: its checkpoint, to resume elsewhere
-    [ -f ens/deeper-s$k/checkpoint.pt ] && [ ! -f ens/deeper-s$k/training.json ] && \
-      tar cf "$OUT/resume-deeper-s$k.tar" ens/deeper-s$k
+    [ -f "$W/ens/deeper-s$k/checkpoint.pt" ] && [ ! -f "$W/ens/deeper-s$k/training.json" ] && \
+      (cd "$W" && tar cf "$OUT/resume-deeper-s$k.tar" ens/deeper-s$k)
   done
   ls -la "$OUT"
 }
 
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-python -c "import torch, sys; print(sys.version.split()[0], 'torch', torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name(0))"
+versions
 
 echo "== 1. smoke ($(left) s left)"
 export OMP_NUM_THREADS=2
@@ -53,24 +44,15 @@ smoke ml transfer "$W/s-best" --to fashion-mnist --mode finetune --train-subset 
 echo "smoke passed in $((SECONDS - START)) s"
 
 echo "== 2. speed, alone on the GPU ($(left) s left)"
-tta() { local name=$1; shift; timeout --kill-after=5 75 python benchmarks/time_to_accuracy.py --device $DEV --json $TTA_SHORT "$@" \
-          > "$W/tta-$name.json" 2>> "$W/logs/tta.err"; echo "tta $name rc=$? at $((SECONDS - START)) s"; }
 tta fp32 --recipes speedrun,public --seeds $SEEDS --cli
 tta amp --recipes speedrun --seeds $SEEDS --amp
 tta b512 --recipes speedrun --seeds $SEEDS --set batch_size=512 --set lr=0.015
 tta b1024e2 --recipes speedrun --seeds $SEEDS --set batch_size=1024 --set lr=0.02 --set epochs=2
 
 echo "== 3. long runs side by side ($(left) s left)"
-if nvidia-cuda-mps-control -d 2>/dev/null && timeout 30 python -c "import torch; torch.ones(1, device='$DEV')"; then
-  echo "MPS on: kernels of the parallel runs may overlap"
-else
-  echo quit | nvidia-cuda-mps-control 2>/dev/null; echo "MPS off: the GPU time-slices between runs"
-fi
+start_mps
 export OMP_NUM_THREADS=1
-job() { local name=$1; shift; ( timeout --kill-after=5 "$(left)" bash -c "$*" > "$W/logs/$name.out" 2> "$W/logs/$name.err";
-        echo "job $name rc=$? at $((SECONDS - START)) s" ) & }
 member() { echo "ml train --preset best --arch $1 --seed $2 --device $DEV --threads 1 $SHORT --out $W/ens/$1-s$2 --quiet && OMP_NUM_THREADS=2 ml evaluate $W/ens/$1-s$2 --json"; }
-export -f ml
 for k in 0 1 2; do job deeper-s$k "$(member deeper $k)"; done
 for k in 0 1 2 3 4; do job resnet-s$k "$(member resnet $k)"; done
 for k in 3 4; do job deeper-s$k "$(member deeper $k)"; done

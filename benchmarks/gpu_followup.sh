@@ -9,30 +9,19 @@
 #    validation accuracy, never on test) and two more Fashion-MNIST recipes at the quickstart's
 #    4-epoch budget. Every finished run comes back with its logits (ensemble members too).
 set -uo pipefail
-cd "$(dirname "$0")/.."
-export PYTHONPATH="$PWD/src:$PWD/benchmarks" PYTHONUNBUFFERED=1 MNISTLAB_OFFLINE=1
-START=$SECONDS DEADLINE=${1:-270} W=/tmp/gpuw2 OUT=${OUT:-/tmp/gpu-out2} DEV=${DEV:-cuda}
-SEEDS=${SEEDS:-0,1,2,3,4,5,6,7,8,9} SHORT=${SHORT:-}
-rm -rf "$W"; mkdir -p "$W/logs" "$OUT"
-ml() { python -m mnistlab "$@"; }
-export -f ml
-left() { local l=$(( DEADLINE - (SECONDS - START) )); echo $(( l > 1 ? l : 1 )); }
-python -c "import torch, sys; print(sys.version.split()[0], 'torch', torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name(0))"
+W=/tmp/gpuw2 DEADLINE=${1:-270} TTA_LIMIT=60
+source "$(dirname "$0")/gpu_common.sh"
+versions
 
 echo "== 1. speed, alone on the GPU"
 export OMP_NUM_THREADS=2
-tta() { local name=$1; shift; timeout --kill-after=5 60 python benchmarks/time_to_accuracy.py --device $DEV --json "$@" \
-          > "$W/tta-$name.json" 2>> "$W/logs/tta.err"; echo "tta $name rc=$? at $((SECONDS - START)) s"; }
 tta b256 --recipes speedrun --seeds $SEEDS --cli
 tta b1024e2 --recipes speedrun --seeds $SEEDS --set batch_size=1024 --set lr=0.02 --set epochs=2
 tta public --recipes public --seeds $SEEDS
 
 echo "== 2. side by side ($(left) s left)"
-nvidia-cuda-mps-control -d 2>/dev/null && timeout 30 python -c "import torch; torch.ones(1, device='$DEV')" \
-  && echo "MPS on" || { echo quit | nvidia-cuda-mps-control 2>/dev/null; echo "MPS off"; }
+start_mps
 export OMP_NUM_THREADS=1
-job() { local name=$1; shift; ( timeout --kill-after=5 "$(left)" bash -c "$*" > "$W/logs/$name.out" 2> "$W/logs/$name.err";
-        echo "job $name rc=$? at $((SECONDS - START)) s" ) & }
 run() { local out=$1; shift; echo "ml train $* --device $DEV --threads 1 $SHORT --out $W/$out --quiet && OMP_NUM_THREADS=2 ml evaluate $W/$out --json > $W/$out.eval.json"; }
 MNISTAUG="--degrees 10 --translate 0.1 --scale 0.1 --erasing 0"
 for k in 0 1 2; do
@@ -48,9 +37,8 @@ done
 wait
 echo "side by side over at $((SECONDS - START)) s"
 python benchmarks/gpu_summary.py "$W"
-cd "$W" && tar czf "$OUT/results.tgz" logs *.json fashion sweep/*.json sweep/*/*.json sweep/*/*.csv --exclude=checkpoint.pt --exclude=model.safetensors 2>/dev/null
-for g in ema noema lr1; do ls sweep/deeper-$g-s*/training.json >/dev/null 2>&1 && \
-  tar cf "$OUT/deeper-$g.tar" --exclude=checkpoint.pt $(dirname $(ls sweep/deeper-$g-s*/training.json)); done
-ls sweep/resnet-ema-s*/training.json >/dev/null 2>&1 && \
-  tar cf "$OUT/resnet-ema.tar" --exclude=checkpoint.pt $(dirname $(ls sweep/resnet-ema-s*/training.json))
+(cd "$W" && tar czf "$OUT/results.tgz" logs *.json fashion sweep/*.json sweep/*/*.json sweep/*/*.csv \
+   --exclude=checkpoint.pt --exclude=model.safetensors 2>/dev/null)
+for g in ema noema lr1; do pack_finished "$OUT/deeper-$g.tar" "sweep/deeper-$g-s*"; done
+pack_finished "$OUT/resnet-ema.tar" "sweep/resnet-ema-s*"
 ls -la "$OUT"
