@@ -2,13 +2,17 @@
 # Every GPU check of this project in one script, for a session that is lent a CUDA machine for a
 # few minutes (tests never need one). Run from the repository root:
 #
-#   MNISTLAB_DATA_DIR=DIR OUT=DIR bash benchmarks/gpu_check.sh [DEADLINE_S]
+#   MNISTLAB_DATA_DIR=DIR OUT=DIR [PHASES=smoke,speed,long] bash benchmarks/gpu_check.sh [DEADLINE_S]
 #
-# 1. smoke: one tiny run of each CUDA path (best preset with EMA and erasing, fp16 AMP, Fashion
-#    with mirroring, transfer, evaluate); on a failure the script stops there, logs in $OUT.
-# 2. speed, alone on the GPU: the speedrun preset vs the public GPU recipe, 10 seeds each, data
-#    resident on the GPU (benchmarks/time_to_accuracy.py; target of issue #13: 99.0% mean of 10
-#    seeds in <= 0.2 s of training on one H100), then fp16 AMP and larger batches.
+# PHASES picks stages (default all three): a session can spend a short first call on smoke,speed
+# and a second on long runs (benchmarks/gpu_sweep.sh holds later sweeps).
+# 1. smoke: one tiny run of each CUDA path (speedrun with its CUDA graph, best preset with EMA and
+#    erasing, fp16 AMP, Fashion with mirroring, transfer, evaluate); on a failure the script stops
+#    there, logs in $OUT.
+# 2. speed, alone on the GPU: the speedrun preset (each step a CUDA graph replay) vs the public GPU
+#    recipe, 10 seeds each, data resident on the GPU (benchmarks/time_to_accuracy.py; target of
+#    issue #13: 99.0% mean of 10 seeds in <= 0.2 s of training on one H100), the same preset
+#    without the graph, and larger batches.
 # 3. long runs, side by side on the GPU until DEADLINE_S (default 480 s after the start):
 #    `--preset best` for deeper and resnet, seeds 0-4 (ensemble members; deeper seeds 0-2 are the
 #    best-preset figure), both transfer curves, and Fashion-MNIST recipes at the quickstart's
@@ -33,22 +37,31 @@ pack() {
 
 versions
 
+has() { [[ ",${PHASES:-smoke,speed,long}," == *",$1,"* ]]; }
+
+if has smoke; then
 echo "== 1. smoke ($(left) s left)"
 export OMP_NUM_THREADS=2
 smoke() { echo "-- $*"; "$@" > "$W/logs/smoke.out" 2>> "$W/logs/smoke.err" || { echo "SMOKE FAILED: $*"; tail -30 "$W/logs/smoke.err"; pack; exit 3; }; }
+smoke ml train --preset speedrun --train-subset 3000 --device $DEV --out "$W/s-speed"
+grep -h "cuda-graph\|CUDA graph" "$W/logs/smoke.err" && echo "SPEEDRUN RAN WITHOUT ITS CUDA GRAPH"
 smoke ml train --preset best --epochs 1 --train-subset 3000 --device $DEV --out "$W/s-best" --quiet
 smoke ml evaluate "$W/s-best" --json
 smoke ml train --arch resnet --epochs 1 --train-subset 3000 --device $DEV --amp --out "$W/s-amp" --quiet
 smoke ml train --dataset fashion-mnist --arch simple --hflip 0.5 --degrees 0 --epochs 1 --train-subset 3000 --device $DEV --out "$W/s-fash" --quiet
 smoke ml transfer "$W/s-best" --to fashion-mnist --mode finetune --train-subset 100 --epochs 1 --out "$W/s-tr" --quiet
 echo "smoke passed in $((SECONDS - START)) s"
+fi
 
+if has speed; then
 echo "== 2. speed, alone on the GPU ($(left) s left)"
-tta fp32 --recipes speedrun,public --seeds $SEEDS --cli
-tta amp --recipes speedrun --seeds $SEEDS --amp
-tta b512 --recipes speedrun --seeds $SEEDS --set batch_size=512 --set lr=0.015
+tta graph --recipes speedrun,public --seeds $SEEDS --cli
+tta eager --recipes speedrun --seeds $SEEDS --set cuda_graph=false
 tta b1024e2 --recipes speedrun --seeds $SEEDS --set batch_size=1024 --set lr=0.02 --set epochs=2
+tta b512 --recipes speedrun --seeds $SEEDS --set batch_size=512 --set lr=0.015
+fi
 
+if has long; then
 echo "== 3. long runs side by side ($(left) s left)"
 start_mps
 export OMP_NUM_THREADS=1
@@ -74,5 +87,6 @@ for arch in simple resnet deeper; do
 done
 wait
 echo "long runs over at $((SECONDS - START)) s"
+fi
 python benchmarks/gpu_summary.py "$W"
 pack

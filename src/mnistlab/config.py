@@ -105,6 +105,8 @@ class TrainConfig:
     threads: int | None = opt(None, "torch intra-op threads; None = all cores")
     channels_last: bool = opt(True, "NHWC memory layout: ~1.4× faster convolutions on CPU")
     amp: bool = opt(False, "mixed precision: bf16 autocast on CPU, fp16 with loss scaling on CUDA")
+    cuda_graph: bool = opt(False, "on a GPU, replay each training step as a captured CUDA graph (one launch instead "
+                                  "of hundreds; PyTorch, one process, no --amp/--ema-decay; ignored on a CPU)")
     device: str = opt("auto", "auto (CUDA when present), cpu or cuda; data, model and loop all live there")
     tensorboard: bool = opt(False, "also write TensorBoard event files to <run>/tensorboard/")
     model_args: dict[str, Any] = field(default_factory=dict, metadata={"help": "extra keyword arguments for the model factory"})
@@ -184,10 +186,11 @@ PRESETS: dict[str, dict[str, Any]] = {
                  gamma=0.1, patience=3, batch_size=128, degrees=10.0, epochs=20),
     # Time to 99% test accuracy on a CPU (docs/speed.md): one OneCycle epoch of a small CNN, no
     # augmentation, Adam with the fast public recipe's (0.7, 0.9) betas and no momentum cycling;
-    # a 1,000-image validation split leaves 59,000 images to learn from.
+    # a 1,000-image validation split leaves 59,000 images to learn from. On a GPU each step is one
+    # CUDA graph replay (training/cuda_graph.py); a CPU ignores that setting.
     "speedrun": dict(arch="speedrun", epochs=1, batch_size=256, lr=1e-2, beta1=0.7, beta2=0.9,
                      weight_decay=0.0, label_smoothing=0.1, scheduler="onecycle", augment=False, patience=0,
-                     val_size=1000, channels_last=True),
+                     val_size=1000, channels_last=True, cuda_graph=True),
     "best": dict(arch="deeper", epochs=36, scheduler="onecycle", lr=3e-3, patience=0, monitor="val_loss"),
 }
 

@@ -67,13 +67,19 @@ class GradNormMonitor:
         self._reset()
 
     def _reset(self) -> None:
-        n = len(self.params)
-        # Kept beside the parameters (on the GPU when they are): no copy to the host per batch.
-        dev = self.params[0].device if self.params else torch.device("cpu")
-        self._sum = torch.zeros(n, dtype=torch.float64, device=dev)
-        self._min = torch.full((n,), math.inf, dtype=torch.float64, device=dev)
-        self._max = torch.zeros(n, dtype=torch.float64, device=dev)
-        self._batches = 0
+        """Zero the epoch's sums in place: a captured CUDA graph of the step keeps writing to these tensors."""
+        if not hasattr(self, "_sum"):
+            n = len(self.params)
+            # Kept beside the parameters (on the GPU when they are): no copy to the host per batch.
+            dev = self.params[0].device if self.params else torch.device("cpu")
+            self._sum = torch.zeros(n, dtype=torch.float64, device=dev)
+            self._min = torch.empty(n, dtype=torch.float64, device=dev)
+            self._max = torch.empty(n, dtype=torch.float64, device=dev)
+            self._batches = torch.zeros((), dtype=torch.int64, device=dev)  # a tensor: counted inside a graph too
+        self._sum.zero_()
+        self._min.fill_(math.inf)
+        self._max.zero_()
+        self._batches.zero_()
 
     @torch.no_grad()
     def step(self) -> None:
@@ -93,7 +99,7 @@ class GradNormMonitor:
 
     def end_epoch(self, epoch: int) -> list[str]:
         """Write this epoch's rows to ``grad_norms.csv`` (atomically); log and return one warning per bad layer."""
-        if self._batches == 0:
+        if int(self._batches) == 0:
             return []
         mean = (self._sum / self._batches).tolist()
         warnings = []

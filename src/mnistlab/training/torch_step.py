@@ -20,6 +20,7 @@ saved names carry no ``module.`` prefix. With ``ema_decay`` > 0 an EMA of the we
 from __future__ import annotations
 
 import copy
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -30,28 +31,38 @@ from torch import nn
 from mnistlab import runs
 from mnistlab.config import (ONECYCLE_BETA1, ONECYCLE_DIV_FACTOR, ONECYCLE_FINAL_DIV_FACTOR, ONECYCLE_PCT_START,
                              TrainConfig)
+from mnistlab.training.cuda_graph import GraphedStep, unsupported
 from mnistlab.training.device import amp_dtype
 from mnistlab.training.distributed import DistContext
 from mnistlab.training.ema import WeightEMA
 from mnistlab.training.gradflow import GradNormMonitor
 
+log = logging.getLogger("mnistlab.train")
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig, groups: list[dict[str, Any]] | None = None
-                   ) -> torch.optim.Optimizer:
-    """Adam or AdamW over ``model``, or over ``groups`` (``params`` and ``lr_scale``: that group's lr is lr × scale)."""
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig, groups: list[dict[str, Any]] | None = None,
+                   capturable_on: torch.device | None = None) -> torch.optim.Optimizer:
+    """Adam or AdamW over ``model``, or over ``groups`` (``params`` and ``lr_scale``: that group's lr is lr × scale).
+
+    ``capturable_on`` (a CUDA device): an optimiser a CUDA graph can capture, its learning rates
+    device tensors that the scheduler updates in place.
+    """
     cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     betas = (0.9 if cfg.beta1 is None else cfg.beta1, cfg.beta2)
-    if groups is None:
-        return cls(model.parameters(), lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
-    return cls([{"params": g["params"], "lr": cfg.lr * g["lr_scale"]} for g in groups], lr=cfg.lr, betas=betas,
-               weight_decay=cfg.weight_decay)
+    groups = groups or [{"params": list(model.parameters()), "lr_scale": 1.0}]
+
+    def lr(scale: float) -> float | torch.Tensor:
+        return cfg.lr * scale if capturable_on is None else torch.tensor(cfg.lr * scale, device=capturable_on)
+
+    return cls([{"params": g["params"], "lr": lr(g["lr_scale"])} for g in groups], lr=cfg.lr, betas=betas,
+               weight_decay=cfg.weight_decay, capturable=capturable_on is not None)
 
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
     """Returns (scheduler or None, whether it steps per batch)."""
     if cfg.scheduler == "onecycle":
         sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=[g["lr"] for g in opt.param_groups], epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
+            opt, max_lr=[float(g["lr"]) for g in opt.param_groups], epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
             pct_start=ONECYCLE_PCT_START,
             div_factor=ONECYCLE_DIV_FACTOR, final_div_factor=ONECYCLE_FINAL_DIV_FACTOR,
             max_momentum=ONECYCLE_BETA1[0], base_momentum=ONECYCLE_BETA1[1],
@@ -60,6 +71,14 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch
     if cfg.scheduler == "step":
         return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma), False
     return None, False
+
+
+def _graph_supported(cfg: TrainConfig, distributed: bool, transfer: bool) -> bool:
+    """Whether ``--cuda-graph`` can capture this run's step; a warning when it cannot."""
+    reason = unsupported(cfg, distributed, transfer)
+    if reason is not None:
+        log.warning("warning: --cuda-graph is off for this run: %s; training without it", reason)
+    return reason is None
 
 
 class TorchStep:
@@ -86,10 +105,13 @@ class TorchStep:
         self.monitor = GradNormMonitor(self.model, run_dir) if run_dir is not None else None
         self.ema = WeightEMA(self.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.plan = plan
-        self.opt = make_optimizer(self.model, cfg, plan.param_groups() if plan is not None else None)
+        graphed = cfg.cuda_graph and device.type == "cuda" and _graph_supported(cfg, ctx.active, plan is not None)
+        self.opt = make_optimizer(self.model, cfg, plan.param_groups() if plan is not None else None,
+                                  capturable_on=device if graphed else None)
         self.sched, self.per_batch = make_scheduler(self.opt, cfg, steps_per_epoch)
         self.amp_dtype = amp_dtype(device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp and self.amp_dtype == torch.float16)
+        self.graphed = GraphedStep(self._step) if graphed else None
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else x
@@ -99,13 +121,20 @@ class TorchStep:
         if self.plan is not None:
             self.plan.begin_epoch(epoch)
         torch.manual_seed(seed)  # dropout masks: the same on resume (seeds CUDA too)
-        return self.opt.param_groups[-1]["lr"]  # the classifier's group when a transfer plan has several
+        return float(self.opt.param_groups[-1]["lr"])  # the classifier's group when a transfer plan has several
 
     def train_batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        loss_sum, correct = self.graphed(x, y) if self.graphed is not None else self._step(x, y)
+        if self.per_batch:
+            self.sched.step()  # a capturable optimiser's lr is a tensor: written in place, outside the graph
+        return loss_sum, correct
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward, backward, optimiser step: what a CUDA graph captures (nothing here reads the GPU)."""
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.cfg.amp):
             logits = self.trained(self._input(x))
             loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
-        self.opt.zero_grad(set_to_none=True)
+        self.opt.zero_grad(set_to_none=self.graphed is None)  # a graph's gradients keep their memory
         self.scaler.scale(loss).backward()
         if self.monitor is not None:
             self.scaler.unscale_(self.opt)  # no-op unless fp16; the monitor sees true gradients
@@ -114,8 +143,6 @@ class TorchStep:
         self.scaler.update()
         if self.ema is not None:
             self.ema.update(self.model)
-        if self.per_batch:
-            self.sched.step()
         return loss.detach().float() * len(y), (logits.argmax(1) == y).sum()
 
     def end_epoch(self, epoch: int) -> dict[str, float]:
@@ -145,6 +172,9 @@ class TorchStep:
     def load_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
+        if self.graphed is not None:  # the loaded learning rates, back on the device the graph will read
+            for group in self.opt.param_groups:
+                group["lr"] = torch.tensor(float(group["lr"]), device=self.device)
         if self.sched is not None:
             self.sched.load_state_dict(state["scheduler"])
         if state.get("scaler"):
