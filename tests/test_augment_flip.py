@@ -55,6 +55,19 @@ def test_fashion_trains_without_augmentation_unless_asked():
     assert train_config_from_args(parse(["train", "--dataset", "fashion-mnist", "--augment"])).augment is True
     assert train_config_from_args(parse(["train"])).augment is True  # digits keep theirs
     assert preset("best", dataset="fashion-mnist").augment is False and preset("speedrun").augment is False
+    # Fashion's peak lr (chosen on validation) sits under presets and flags like the rest.
+    assert train_config_from_args(parse(["train", "--dataset", "fashion-mnist"])).lr == 6e-3
+    assert train_config_from_args(parse(["train", "--dataset", "fashion-mnist", "--lr", "1e-3"])).lr == 1e-3
+    assert preset("best", dataset="fashion-mnist").lr == 3e-3 and preset("default").lr == 3e-3
+
+
+def test_quickstart_gives_each_data_set_its_own_epoch_caps():
+    from mnistlab.quickstart import EPOCHS, MODELS, max_epochs
+
+    mnist = [max_epochs("mnist", name, name.split(":")[-1]) for name in MODELS]
+    fashion = [max_epochs("fashion-mnist", name, name.split(":")[-1]) for name in MODELS]
+    assert mnist == [EPOCHS["simple"], EPOCHS["deeper"], EPOCHS["resnet"], EPOCHS["simple"]]
+    assert fashion == [7, 2, 6, 4]
 
 
 def test_quickstart_on_fashion_uses_the_data_sets_defaults(tmp_path, data_dir):

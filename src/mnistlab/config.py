@@ -211,7 +211,7 @@ def dataset_defaults(dataset: str) -> dict[str, Any]:
     """The data set's own training defaults (its registry entry), under any preset and flag.
 
     >>> dataset_defaults("fashion-mnist"), dataset_defaults("mnist")
-    ({'augment': False}, {})
+    ({'augment': False, 'lr': 0.006}, {})
     """
     from mnistlab.data import registry
 

@@ -44,6 +44,16 @@ MC_LIMIT, SMOKE_MC_LIMIT = 2000, 500
 TEST_IMAGES = 10_000  # both registered data sets
 
 
+def max_epochs(dataset: str, name: str, arch: str) -> int:
+    """The most epochs model ``name`` gets on ``dataset`` (its registry entry, else :data:`EPOCHS`).
+
+    >>> max_epochs("mnist", "simple", "simple"), max_epochs("fashion-mnist", "keras:simple", "simple")
+    (8, 4)
+    """
+    own = dict(registry.get(dataset).quickstart_epochs)
+    return own.get(name, EPOCHS.get(arch, 10))
+
+
 def quickstart(out: str | Path, *, smoke: bool = False, budget_min: float = BUDGET_MIN, dataset: str = "mnist",
                data_dir: str | None = None, seed: int = 0, force: bool = False, progress: bool = True,
                models: tuple[str, ...] = MODELS) -> dict[str, Any]:
@@ -70,7 +80,7 @@ def quickstart(out: str | Path, *, smoke: bool = False, budget_min: float = BUDG
         except UserError as exc:  # an optional framework's extra is missing: the others still run
             log(f"skipping {name}: {exc}")
             continue
-        overrides = dict(SMOKE) if smoke else {"epochs": EPOCHS.get(arch, 10)}
+        overrides = dict(SMOKE) if smoke else {"epochs": max_epochs(dataset, name, arch)}
         configs[name] = preset("default", arch=arch, framework=framework, dataset=dataset, seed=seed, patience=0,
                                **overrides)
     first = next(iter(configs.values()), TrainConfig(dataset=dataset, **SMOKE))
