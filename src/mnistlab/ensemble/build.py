@@ -82,13 +82,14 @@ def _fit_temperatures(val: tuple[list[np.ndarray], np.ndarray] | None, on: bool,
 
 def ensemble_runs(run_dirs: Sequence[str | Path], *, weighted: bool = False, selection: str | None = None,
                   temperature: bool = False, rounds: int = DEFAULT_ROUNDS, out: str | Path | None = None,
-                  force: bool = False) -> dict[str, Any]:
+                  force: bool = False, rebuild: bool = False) -> dict[str, Any]:
     """Combine the runs' probabilities, save the ensemble as a run directory, return its summary.
 
     ``selection`` is one of :data:`~mnistlab.ensemble.select.METHODS` (default ``all``, the plain
     average; ``weighted=True`` is ``accuracy``, kept for older callers). ``temperature`` first fits
     one temperature per member on validation. The summary holds each member (weight, validation and
     test accuracy), the ensemble's accuracies, the best member on validation and the gain over it.
+    ``force`` and ``rebuild`` replace an existing ``out`` as :func:`mnistlab.runs.prepare_run_dir` does.
     """
     dirs = [Path(d) for d in run_dirs]
     if not 2 <= len(dirs) <= MAX_MEMBERS:
@@ -123,7 +124,7 @@ def ensemble_runs(run_dirs: Sequence[str | Path], *, weighted: bool = False, sel
     logits = ensemble_logits([z for z, _ in test], weights, temps)
     val_logits = None if val is None else ensemble_logits(val[0], weights, temps)
 
-    out = runs.prepare_run_dir(out or runs.default_run_dir("ensemble"), force=force)
+    out = runs.prepare_run_dir(out or runs.default_run_dir("ensemble"), force=force, rebuild=rebuild)
     used = [m for m in members if m["weight"] > 0]
     settings = {"method": method, "metric": chosen.metric, "rounds": rounds if method == "caruana" else None,
                 "temperature": "per_member_val_nll" if temperature else None,

@@ -137,7 +137,7 @@ def ensemble_train(members: Sequence[tuple[str, str]], seeds: Sequence[int], bas
                      "test_accuracy": metrics["accuracy"],
                      "train_seconds": metrics.get("train_seconds") or 0.0})
     ensemble = ensemble_runs([r["run_dir"] for r in rows], selection=selection, temperature=temperature,
-                             rounds=rounds, out=out / "ensemble", force=True)  # rebuilt from the members each time
+                             rounds=rounds, out=out / "ensemble", rebuild=True)  # from the members, every call
     for row, member in zip(rows, ensemble["members"]):  # the same images the selection saw
         row.update(val_accuracy=member["val_accuracy"], weight=member["weight"])
     return {"out": str(out), "ensemble": ensemble, "members": rows, "spread": _spread(rows),
