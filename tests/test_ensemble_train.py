@@ -117,9 +117,10 @@ def _fake_train(cfg, run_dir, *, force=False, **_kw):
     (run_dir / runs.TRAINING).write_text("{}")
 
 
-def test_force_quiet_warns_about_the_members_it_deletes_not_about_the_ensemble(tmp_path, monkeypatch, caplog):
-    """Like `train --force --quiet`: each deleted run is said (--quiet is 'no progress'); the ensemble
-    folder, rebuilt on every call, never is."""
+@pytest.fixture
+def fake_members(tmp_path, monkeypatch, caplog):
+    """Run `ensemble-train --archs simple --seeds 0-1 --quiet` with members faked; returns the
+    warnings of mnistlab.runs (the "removed the previous run" lines) each call logged."""
     from mnistlab.cli import main
     from mnistlab.data import datasets
     from mnistlab.ensemble import train as ensemble_module
@@ -127,9 +128,8 @@ def test_force_quiet_warns_about_the_members_it_deletes_not_about_the_ensemble(t
     monkeypatch.setattr(ensemble_module, "train_function", lambda framework: _fake_train)
     monkeypatch.setattr(ensemble_module, "evaluate_run", lambda run_dir, **kw: None)
     monkeypatch.setattr(datasets, "load_train_val", lambda *a, **kw: None)
-    out = tmp_path / "ens"
-    argv = ["ensemble-train", "--archs", "simple", "--seeds", "0-1", "--out", str(out), "--quiet", "--json",
-            *[o for k, v in TINY.items() for o in ("--" + k.replace("_", "-"), str(v))]]
+    argv = ["ensemble-train", "--archs", "simple", "--seeds", "0-1", "--out", str(tmp_path / "ens"), "--quiet",
+            "--json", *[o for k, v in TINY.items() for o in ("--" + k.replace("_", "-"), str(v))]]
 
     def removed(*extra):
         caplog.clear()
@@ -137,10 +137,34 @@ def test_force_quiet_warns_about_the_members_it_deletes_not_about_the_ensemble(t
             assert main(argv + list(extra)) == 0
         return [r.getMessage() for r in caplog.records]
 
-    assert removed() == []  # members trained, ensemble built
-    assert removed() == []  # members reused, ensemble rebuilt: nothing the user made was deleted
-    assert removed("--force") == [f"--force: removed the previous run {out / m}" for m in ("simple-s0", "simple-s1")]
+    return removed
+
+
+def test_force_quiet_warns_about_the_members_it_deletes_not_about_the_ensemble(tmp_path, fake_members):
+    """Like `train --force --quiet`: each deleted run is said (--quiet is 'no progress'); the ensemble
+    folder, rebuilt on every call, never is."""
+    out = tmp_path / "ens"
+    assert fake_members() == []  # members trained, ensemble built
+    assert fake_members() == []  # members reused, ensemble rebuilt: nothing the user made was deleted
+    assert fake_members("--force") == [f"--force: removed the previous run {out / m}" for m in ("simple-s0", "simple-s1")]
     assert runs.read_config(out / "ensemble")["kind"] == "ensemble"
+
+
+def test_a_member_killed_before_its_first_epoch_is_replaced_without_a_force_warning(tmp_path, fake_members):
+    killed = _config(tmp_path / "ens" / "simple-s0", TrainConfig(arch="simple", seed=0, **TINY))
+    assert member_state(killed, TrainConfig(arch="simple", seed=0, **TINY)) == "restart"
+    assert fake_members() == []  # the user gave no --force
+    assert (killed / runs.TRAINING).is_file()
+
+
+def test_a_bad_rounds_fails_before_any_member_trains(tmp_path, monkeypatch, capsys):
+    from mnistlab.cli import main
+    from mnistlab.ensemble import train as ensemble_module
+
+    monkeypatch.setattr(ensemble_module, "train_function", lambda framework: pytest.fail("trained first"))
+    assert main(["ensemble-train", "--archs", "simple", "--seeds", "0-1", "--out", str(tmp_path / "e"),
+                 "--rounds", "-1"]) == 2
+    assert "--rounds -1" in capsys.readouterr().err and not (tmp_path / "e").exists()
 
 
 @pytest.mark.slow

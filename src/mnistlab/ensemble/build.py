@@ -44,7 +44,8 @@ def _model_bytes(run_dir: Path, config: dict[str, Any]) -> int | None:
     return path.stat().st_size if path.is_file() else None
 
 
-def _method(selection: str | None, weighted: bool, rounds: int) -> str:
+def selection_method(selection: str | None, weighted: bool, rounds: int) -> str:
+    """The selection method the options name, or a one-line error for a bad one (checked before any work)."""
     if weighted and selection not in (None, "accuracy"):
         raise UserError(f"--weighted is --selection accuracy; give one of them, not --selection {selection}")
     method = selection or ("accuracy" if weighted else "all")
@@ -94,7 +95,7 @@ def ensemble_runs(run_dirs: Sequence[str | Path], *, weighted: bool = False, sel
     dirs = [Path(d) for d in run_dirs]
     if not 2 <= len(dirs) <= MAX_MEMBERS:
         raise UserError(f"an ensemble needs at least two run directories (at most {MAX_MEMBERS}), got {len(dirs)}")
-    method = _method(selection, weighted, rounds)
+    method = selection_method(selection, weighted, rounds)
     configs = [runs.read_config(d) for d in dirs]
     if len({c["dataset"] for c in configs}) > 1:
         raise UserError("the runs were trained on different data sets; ensemble runs of one data set")
