@@ -1,4 +1,4 @@
-"""Random erasing builds its mask where the batch lives: the same pixels as the CPU mask it replaced, from the same draws."""
+"""Random erasing builds its mask where the batch lives: the pixels and draws of the CPU mask it replaced."""
 
 from __future__ import annotations
 

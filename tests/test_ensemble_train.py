@@ -146,7 +146,8 @@ def test_force_quiet_warns_about_the_members_it_deletes_not_about_the_ensemble(t
     out = tmp_path / "ens"
     assert fake_members() == []  # members trained, ensemble built
     assert fake_members() == []  # members reused, ensemble rebuilt: nothing the user made was deleted
-    assert fake_members("--force") == [f"--force: removed the previous run {out / m}" for m in ("simple-s0", "simple-s1")]
+    said = fake_members("--force")
+    assert said == [f"--force: removed the previous run {out / m}" for m in ("simple-s0", "simple-s1")]
     assert runs.read_config(out / "ensemble")["kind"] == "ensemble"
 
 
