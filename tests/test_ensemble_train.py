@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 
+import numpy as np
 import pytest
 
 from mnistlab import runs
@@ -24,7 +26,7 @@ def test_parse_members():
 
 
 def _config(path, cfg: TrainConfig):
-    path.mkdir(parents=True)
+    path.mkdir(parents=True, exist_ok=True)
     data = {"class_names": [str(i) for i in range(10)], "num_classes": 10, "mean": 0.1307, "std": 0.3081,
             "image_size": 28, "in_channels": 1, "val_size": cfg.val_size, "split_seed": 0}
     runs.write_config(path, {"kind": "train", "framework": "torch", "dataset": "mnist", "arch": cfg.arch,
@@ -99,6 +101,71 @@ def test_cli_training_options_reach_every_member(tmp_path, monkeypatch, capsys):
     base = seen["base"]
     assert (base.optimizer, base.label_smoothing, base.augment, base.epochs) == ("adamw", 0.1, False, 3)
     assert seen["seeds"] == [0, 1] and "stop here" in capsys.readouterr().err
+
+
+def _fake_train(cfg, run_dir, *, force=False, **_kw):
+    """What training and evaluating a member leaves, without either; the folder prepared as ``fit`` does."""
+    runs.prepare_run_dir(run_dir, force=force)
+    _config(run_dir, cfg)
+    rng = np.random.default_rng(cfg.seed)
+    for name, n in ((runs.VAL_PREDICTIONS, cfg.val_size), (runs.PREDICTIONS, 300)):
+        labels = np.arange(n) % 10
+        logits = rng.normal(0, 1, (n, 10))
+        logits[np.arange(n), labels] += 2.0
+        runs.save_predictions(run_dir / name, logits, labels)
+    (run_dir / runs.METRICS).write_text(json.dumps({"accuracy": 0.9, "train_seconds": 1.0}))
+    (run_dir / runs.TRAINING).write_text("{}")
+
+
+@pytest.fixture
+def fake_members(tmp_path, monkeypatch, caplog):
+    """Run `ensemble-train --archs simple --seeds 0-1 --quiet` with members faked; returns the
+    warnings of mnistlab.runs (the "removed the previous run" lines) each call logged."""
+    from mnistlab.cli import main
+    from mnistlab.data import datasets
+    from mnistlab.ensemble import train as ensemble_module
+
+    monkeypatch.setattr(ensemble_module, "train_function", lambda framework: _fake_train)
+    monkeypatch.setattr(ensemble_module, "evaluate_run", lambda run_dir, **kw: None)
+    monkeypatch.setattr(datasets, "load_train_val", lambda *a, **kw: None)
+    argv = ["ensemble-train", "--archs", "simple", "--seeds", "0-1", "--out", str(tmp_path / "ens"), "--quiet",
+            "--json", *[o for k, v in TINY.items() for o in ("--" + k.replace("_", "-"), str(v))]]
+
+    def removed(*extra):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="mnistlab.runs"):
+            assert main(argv + list(extra)) == 0
+        return [r.getMessage() for r in caplog.records]
+
+    return removed
+
+
+def test_force_quiet_warns_about_the_members_it_deletes_not_about_the_ensemble(tmp_path, fake_members):
+    """Like `train --force --quiet`: each deleted run is said (--quiet is 'no progress'); the ensemble
+    folder, rebuilt on every call, never is."""
+    out = tmp_path / "ens"
+    assert fake_members() == []  # members trained, ensemble built
+    assert fake_members() == []  # members reused, ensemble rebuilt: nothing the user made was deleted
+    said = fake_members("--force")
+    assert said == [f"--force: removed the previous run {out / m}" for m in ("simple-s0", "simple-s1")]
+    assert runs.read_config(out / "ensemble")["kind"] == "ensemble"
+
+
+def test_a_member_killed_before_its_first_epoch_is_replaced_without_a_force_warning(tmp_path, fake_members):
+    killed = _config(tmp_path / "ens" / "simple-s0", TrainConfig(arch="simple", seed=0, **TINY))
+    assert member_state(killed, TrainConfig(arch="simple", seed=0, **TINY)) == "restart"
+    assert fake_members() == []  # the user gave no --force
+    assert (killed / runs.TRAINING).is_file()
+
+
+def test_a_bad_rounds_fails_before_any_member_trains(tmp_path, monkeypatch, capsys):
+    from mnistlab.cli import main
+    from mnistlab.ensemble import train as ensemble_module
+
+    monkeypatch.setattr(ensemble_module, "train_function", lambda framework: pytest.fail("trained first"))
+    assert main(["ensemble-train", "--archs", "simple", "--seeds", "0-1", "--out", str(tmp_path / "e"),
+                 "--rounds", "-1"]) == 2
+    assert "--rounds -1" in capsys.readouterr().err and not (tmp_path / "e").exists()
 
 
 @pytest.mark.slow

@@ -39,6 +39,18 @@ def test_force_replaces_a_valid_run_and_says_so(tmp_path, caplog):
     assert f"removed the previous run {run}" in caplog.text
 
 
+def test_rebuild_replaces_a_valid_run_silently_and_nothing_else(tmp_path, caplog):
+    run = valid_run(tmp_path / "run")
+    with caplog.at_level(logging.WARNING, logger="mnistlab.runs"):
+        assert runs.prepare_run_dir(run, rebuild=True) == run
+    assert list(run.iterdir()) == [] and caplog.records == []
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "config.json").write_text('{"name": "my web app"}')
+    with pytest.raises(UserError, match="deletes only a run directory"):
+        runs.prepare_run_dir(tmp_path / "mine", rebuild=True)
+    assert (tmp_path / "mine" / "config.json").is_file()
+
+
 def test_force_never_removes_the_current_folder_or_its_parents(tmp_path, monkeypatch):
     here = valid_run(tmp_path / "work")  # even a valid run, when it is where the user stands
     monkeypatch.chdir(here)

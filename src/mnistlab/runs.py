@@ -67,12 +67,14 @@ def _protected(path: Path) -> bool:
     return resolved in {Path(resolved.anchor), Path.home().resolve(), cwd, *cwd.parents}
 
 
-def prepare_run_dir(path: str | Path, *, force: bool = False) -> Path:
-    """Create ``path`` for a new run; an existing run is replaced only with ``force``.
+def prepare_run_dir(path: str | Path, *, force: bool = False, rebuild: bool = False) -> Path:
+    """Create ``path`` for a new run; an existing run is replaced only with ``force`` or ``rebuild``.
 
-    ``force`` removes only a folder whose config.json is a valid run config of this tool (and
-    never a symbolic link, ``/``, ``~``, the current folder or one of its parents), and says so
-    on stderr.
+    Either removes only a folder whose config.json is a valid run config of this tool (and never
+    a symbolic link, ``/``, ``~``, the current folder or one of its parents). ``force`` (the
+    user's ``--force``) says so on stderr, even under ``--quiet``: a run was deleted. ``rebuild``
+    says nothing: it is for a folder the caller derives from other runs and rewrites on every
+    call (ensemble-train's ``<out>/ensemble``), where the replacement is the expected outcome.
     """
     path = Path(path)
     if path.is_symlink():
@@ -82,7 +84,7 @@ def prepare_run_dir(path: str | Path, *, force: bool = False) -> Path:
     if path.exists() and any(path.iterdir()):
         if not (path / CONFIG).exists():
             raise UserError(f"{path}: exists and is not a run directory; choose another --out")
-        if not force:
+        if not (force or rebuild):
             raise UserError(f"{path}: a run already exists there; pass --force to overwrite or --resume to continue it")
         if _protected(path):
             raise UserError(f"{path}: refusing to delete {path.resolve()} (the root, home or current folder, "
@@ -94,7 +96,8 @@ def prepare_run_dir(path: str | Path, *, force: bool = False) -> Path:
                             f"({str(exc).removeprefix(str(path / CONFIG) + ': ').split(';')[0]}); "
                             "remove it yourself or choose another --out") from None
         shutil.rmtree(path)
-        log.warning("--force: removed the previous run %s", path)
+        if not rebuild:
+            log.warning("--force: removed the previous run %s", path)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

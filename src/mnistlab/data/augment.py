@@ -84,7 +84,8 @@ class RandomErasing:
     The rectangle covers ``area`` (a fraction of the image, drawn uniformly) with an aspect ratio
     drawn log-uniformly from ``ratio``; on digits this hides part of a stroke, so the model must
     not rely on any single one. Five draws per image come from ``generator`` (CPU), as for
-    :class:`RandomAffine`, so a run replays the same masks on any device.
+    :class:`RandomAffine`, so a run replays the same masks on any device; only the rectangle's
+    four bounds per image travel to the device, where the ``[N, 1, H, W]`` mask is built.
     """
 
     p: float = 0.25
@@ -100,11 +101,14 @@ class RandomErasing:
         aspect = torch.exp(lo + u[:, 1] * (hi - lo))
         eh, ew = (area * aspect).sqrt().clamp(1, h), (area / aspect).sqrt().clamp(1, w)
         top, left = u[:, 2] * (h - eh), u[:, 3] * (w - ew)
-        rows, cols = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
-        inside = ((rows >= top.view(n, 1, 1)) & (rows < (top + eh).view(n, 1, 1))
-                  & (cols >= left.view(n, 1, 1)) & (cols < (left + ew).view(n, 1, 1)))
-        mask = to_device((inside & (u[:, 4] < self.p).view(n, 1, 1)).unsqueeze(1), x.device)
-        return x.masked_fill(mask, self.fill)
+        # An image the chance ``p`` skips gets an empty rectangle (bottom = top). The bounds are
+        # summed here, on the CPU, so every device compares against the same float32 numbers.
+        bottom = torch.where(u[:, 4] < self.p, top + eh, top)
+        box = to_device(torch.stack([top, bottom, left, left + ew], 1), x.device).view(n, 4, 1, 1)
+        rows = torch.arange(h, device=x.device).view(1, h, 1)
+        cols = torch.arange(w, device=x.device).view(1, 1, w)
+        inside = (rows >= box[:, 0]) & (rows < box[:, 1]) & (cols >= box[:, 2]) & (cols < box[:, 3])
+        return x.masked_fill(inside.unsqueeze(1), self.fill)
 
 
 @dataclass(frozen=True)

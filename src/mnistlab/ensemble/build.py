@@ -44,7 +44,8 @@ def _model_bytes(run_dir: Path, config: dict[str, Any]) -> int | None:
     return path.stat().st_size if path.is_file() else None
 
 
-def _method(selection: str | None, weighted: bool, rounds: int) -> str:
+def selection_method(selection: str | None, weighted: bool, rounds: int) -> str:
+    """The selection method the options name, or a one-line error for a bad one (checked before any work)."""
     if weighted and selection not in (None, "accuracy"):
         raise UserError(f"--weighted is --selection accuracy; give one of them, not --selection {selection}")
     method = selection or ("accuracy" if weighted else "all")
@@ -82,18 +83,19 @@ def _fit_temperatures(val: tuple[list[np.ndarray], np.ndarray] | None, on: bool,
 
 def ensemble_runs(run_dirs: Sequence[str | Path], *, weighted: bool = False, selection: str | None = None,
                   temperature: bool = False, rounds: int = DEFAULT_ROUNDS, out: str | Path | None = None,
-                  force: bool = False) -> dict[str, Any]:
+                  force: bool = False, rebuild: bool = False) -> dict[str, Any]:
     """Combine the runs' probabilities, save the ensemble as a run directory, return its summary.
 
     ``selection`` is one of :data:`~mnistlab.ensemble.select.METHODS` (default ``all``, the plain
     average; ``weighted=True`` is ``accuracy``, kept for older callers). ``temperature`` first fits
     one temperature per member on validation. The summary holds each member (weight, validation and
     test accuracy), the ensemble's accuracies, the best member on validation and the gain over it.
+    ``force`` and ``rebuild`` replace an existing ``out`` as :func:`mnistlab.runs.prepare_run_dir` does.
     """
     dirs = [Path(d) for d in run_dirs]
     if not 2 <= len(dirs) <= MAX_MEMBERS:
         raise UserError(f"an ensemble needs at least two run directories (at most {MAX_MEMBERS}), got {len(dirs)}")
-    method = _method(selection, weighted, rounds)
+    method = selection_method(selection, weighted, rounds)
     configs = [runs.read_config(d) for d in dirs]
     if len({c["dataset"] for c in configs}) > 1:
         raise UserError("the runs were trained on different data sets; ensemble runs of one data set")
@@ -123,7 +125,7 @@ def ensemble_runs(run_dirs: Sequence[str | Path], *, weighted: bool = False, sel
     logits = ensemble_logits([z for z, _ in test], weights, temps)
     val_logits = None if val is None else ensemble_logits(val[0], weights, temps)
 
-    out = runs.prepare_run_dir(out or runs.default_run_dir("ensemble"), force=force)
+    out = runs.prepare_run_dir(out or runs.default_run_dir("ensemble"), force=force, rebuild=rebuild)
     used = [m for m in members if m["weight"] > 0]
     settings = {"method": method, "metric": chosen.metric, "rounds": rounds if method == "caruana" else None,
                 "temperature": "per_member_val_nll" if temperature else None,

@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 
 from mnistlab import runs
 from mnistlab.config import TrainConfig
-from mnistlab.ensemble.build import ensemble_runs
+from mnistlab.ensemble.build import ensemble_runs, selection_method
 from mnistlab.ensemble.select import DEFAULT_ROUNDS
 from mnistlab.errors import UserError
 from mnistlab.evaluation.evaluate import evaluate_run
@@ -108,6 +108,7 @@ def ensemble_train(members: Sequence[tuple[str, str]], seeds: Sequence[int], bas
     plan = [(fw, arch, seed) for fw, arch in members for seed in seeds]
     if not 2 <= len(plan) <= MAX_MEMBERS:
         raise UserError(f"an ensemble needs 2 to {MAX_MEMBERS} members; --archs × --seeds gives {len(plan)}")
+    selection_method(selection, False, rounds)  # a bad --rounds fails now, not after hours of training
     for framework in {fw for fw, _, _ in plan}:
         require(framework)
     out, t0, data = Path(out), time.perf_counter(), None
@@ -126,7 +127,9 @@ def ensemble_train(members: Sequence[tuple[str, str]], seeds: Sequence[int], bas
 
                 data = load_train_val(cfg.dataset, val_size=cfg.val_size, seed=cfg.split_seed,
                                       data_dir=data_dir, train_subset=cfg.train_subset)
-            train(cfg, run_dir, data_dir=data_dir, force=force or state == "restart", progress=progress, data=data)
+            if state == "restart":  # nothing learnt there: replaced without a warning about a --force not given
+                runs.prepare_run_dir(run_dir, rebuild=True)
+            train(cfg, run_dir, data_dir=data_dir, force=force, progress=progress, data=data)
         elif state == "resume":
             train(None, run_dir, data_dir=data_dir, resume=True, progress=progress)
         if state != "done" or not all((run_dir / f).is_file() for f in EVALUATED):
@@ -137,7 +140,7 @@ def ensemble_train(members: Sequence[tuple[str, str]], seeds: Sequence[int], bas
                      "test_accuracy": metrics["accuracy"],
                      "train_seconds": metrics.get("train_seconds") or 0.0})
     ensemble = ensemble_runs([r["run_dir"] for r in rows], selection=selection, temperature=temperature,
-                             rounds=rounds, out=out / "ensemble", force=True)  # rebuilt from the members each time
+                             rounds=rounds, out=out / "ensemble", rebuild=True)  # from the members, every call
     for row, member in zip(rows, ensemble["members"]):  # the same images the selection saw
         row.update(val_accuracy=member["val_accuracy"], weight=member["weight"])
     return {"out": str(out), "ensemble": ensemble, "members": rows, "spread": _spread(rows),
