@@ -21,7 +21,7 @@ from mnistlab.errors import UserError
 TRAIN_FLAGS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "scheduler", "step_size",
                "gamma", "beta1", "beta2", "label_smoothing", "patience", "monitor", "seed", "augment", "degrees",
                "val_size", "split_seed", "train_subset", "threads", "dataset", "framework", "amp", "device", "tensorboard",
-               "erasing", "ema_decay", "translate", "scale", "hflip", "cuda_graph")
+               "erasing", "ema_decay", "translate", "scale", "hflip", "cuda_graph", "fused_optimizer")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -77,6 +77,8 @@ def add_train_options(p: argparse.ArgumentParser, skip: Sequence[str] = ()) -> N
     add("framework", choices=FRAMEWORKS,
         help=f"{' or '.join(FRAMEWORKS)} (default {default.framework}; keras needs mnistlab[keras])")
     add("device", choices=DEVICES)
+    add("fused_optimizer", action=argparse.BooleanOptionalAction,
+        help=h["fused_optimizer"] + " (default off; on in the speedrun preset)")
     add("cuda_graph", action=argparse.BooleanOptionalAction,
         help=h["cuda_graph"] + " (default off; on in the speedrun preset)")
     add("tensorboard", action="store_true", default=None)

@@ -45,7 +45,8 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, groups: list[dict[str, An
     """Adam or AdamW over ``model``, or over ``groups`` (``params`` and ``lr_scale``: that group's lr is lr × scale).
 
     ``capturable_on`` (a CUDA device): an optimiser a CUDA graph can capture, its learning rates
-    device tensors that the scheduler updates in place.
+    device tensors that the scheduler updates in place (the capturable foreach kernels, even with
+    ``fused_optimizer``, whose fused kernel is used otherwise).
     """
     cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     betas = (0.9 if cfg.beta1 is None else cfg.beta1, cfg.beta2)
@@ -54,8 +55,10 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, groups: list[dict[str, An
     def lr(scale: float) -> float | torch.Tensor:
         return cfg.lr * scale if capturable_on is None else torch.tensor(cfg.lr * scale, device=capturable_on)
 
+    capturable = capturable_on is not None
     return cls([{"params": g["params"], "lr": lr(g["lr_scale"])} for g in groups], lr=cfg.lr, betas=betas,
-               weight_decay=cfg.weight_decay, capturable=capturable_on is not None)
+               weight_decay=cfg.weight_decay, capturable=capturable,
+               fused=True if cfg.fused_optimizer and not capturable else None)
 
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
