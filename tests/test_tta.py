@@ -98,7 +98,7 @@ def test_auto_keeps_tta_only_when_it_wins_on_validation():
         check_mode("hflip")
 
 
-def test_auto_decides_before_the_test_split_is_read(trained_run, tmp_path, monkeypatch):
+def test_auto_decides_before_the_test_split_is_read(trained_run, tmp_path, monkeypatch, capsys):
     """The choice and its evidence are the same with the real test labels and with shuffled ones."""
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
@@ -120,12 +120,17 @@ def test_auto_decides_before_the_test_split_is_read(trained_run, tmp_path, monke
     monkeypatch.setattr(evaluate_module, "predictor", lambda _d: lambda v: v.reshape(len(v), -1).astype(np.float32) @ w)
     honest = evaluate_module.evaluate_run(run, tta="auto")
     monkeypatch.setattr(evaluate_module, "load_test_split", shuffled_test)
-    corrupt = evaluate_module.evaluate_run(run, tta="auto")
+    assert main(["evaluate", str(run), "--tta", "auto", "--json"]) == 0
+    out, err = capsys.readouterr()
+    corrupt = json.loads(out)
     assert events == ["choice", "choice", "test"]  # validation decided before the test split was read
     drop = lambda t: {k: v for k, v in t.items() if k != "evaluate_seconds"}  # noqa: E731
     assert drop(honest["tta"]) == drop(corrupt["tta"]) and honest["accuracy"] != corrupt["accuracy"]
+    assert json.loads((run / runs.METRICS).read_text())["tta"] == corrupt["tta"]  # recorded in metrics.json
+    assert len(err.strip().splitlines()) == 1 and err.startswith("tta auto: TTA") and "chosen on validation" in err
 
 
+@pytest.mark.slow  # 150,000 forward passes of the model: tens of seconds on 2 cores
 def test_evaluate_with_tta_end_to_end(trained_run, tmp_path, capsys):
     """`evaluate --tta shifts` on a real run: log-probability predictions, the choice recorded, one stderr line;
     an ensemble reads the result like any run's."""
