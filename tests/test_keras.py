@@ -345,3 +345,19 @@ def test_keras_amp_trains_in_bfloat16_and_saves_float32(tmp_path, data_dir):
     board.Reload()
     assert {"loss/train", "accuracy/val", "lr"} <= set(board.Tags()["scalars"])
     assert any(t.startswith("grad_norm/") for t in board.Tags()["scalars"])
+
+
+@needs_keras
+def test_test_time_augmentation_works_on_a_keras_run(keras_run, data_dir):
+    """`evaluate --tta` wraps the run's predictor, whatever the framework: 9 views, log-probabilities out."""
+    from mnistlab.data.datasets import load_test_split
+    from mnistlab.evaluation.tta import tta_logits
+    from mnistlab.inference import predictor
+
+    x, y = load_test_split("mnist", data_dir, purpose="check TTA on a Keras run's predictor")
+    x, y = x[:200].numpy(), y[:200].numpy()
+    predict, calls = predictor(keras_run), []
+    tta = tta_logits(lambda v: calls.append(len(v)) or predict(v), x)
+    assert tta.shape == (200, 10) and sum(calls) == 9 * 200
+    np.testing.assert_allclose(np.exp(tta.astype(np.float64)).sum(1), 1, atol=1e-4)
+    assert (tta.argmax(1) == y).mean() >= 0.85  # one epoch on 6,000 images: TTA keeps it a working classifier

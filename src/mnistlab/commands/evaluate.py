@@ -1,6 +1,7 @@
 """`mnistlab evaluate` (the test split, once) and `mnistlab predict` (image files).
 
     mnistlab evaluate runs/simple-20261125-101500
+    mnistlab evaluate runs/deeper-best --tta auto      # test-time augmentation if it wins on validation
     mnistlab predict runs/simple-20261125-101500 seven.png --json
 """
 
@@ -16,14 +17,16 @@ N_CONFUSIONS = 5  # confused pairs named after the table
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from mnistlab.evaluation.evaluate import evaluate_run
     from mnistlab.evaluation.metrics import HIGH_CONFIDENCE
+    from mnistlab.training.progress import stderr_log
 
-    m = evaluate_run(args.run_dir, data_dir=args.data_dir)
+    m = evaluate_run(args.run_dir, data_dir=args.data_dir, tta=args.tta, log=stderr_log)
     if args.json:
         emit_json(m)
         return EXIT_OK
     print(f"{args.run_dir}: test accuracy {m['accuracy']:.4f} ({m['n_errors']} errors in {m['n_samples']}), "
           f"macro F1 {m['macro_f1']:.4f}, NLL {m['nll']:.4f}, ECE {m['ece']:.4f}, "
-          f"{m['high_confidence_errors']} errors above {HIGH_CONFIDENCE} confidence")
+          f"{m['high_confidence_errors']} errors above {HIGH_CONFIDENCE} confidence"
+          + (f", with TTA ({m['tta']['views']} views)" if m.get("tta", {}).get("used") else ""))
     print_table("per class", ["class", "precision", "recall", "f1", "support"],
                 [(c["name"], f"{c['precision']:.4f}", f"{c['recall']:.4f}", f"{c['f1']:.4f}", c["support"])
                  for c in m["per_class"]])
@@ -50,6 +53,11 @@ def add_commands(command) -> None:
     """Add ``evaluate`` and ``predict`` through ``command(name, func, help, ...)``."""
     p = command("evaluate", cmd_evaluate, "evaluate a run on the test split once; write metrics.json")
     p.add_argument("run_dir")
+    # Checked by evaluate_run, not by argparse choices: a bad value is then one line (exit 2), not usage + error.
+    p.add_argument("--tta", default="off", metavar="off|shifts|auto",
+                   help="test-time augmentation: the mean prediction over the image and its 8 one-pixel shifts "
+                        "(9× the inference time); 'shifts' uses it, 'auto' only if it raises validation "
+                        "accuracy (decided before the test split is read); default off")
 
     p = command("predict", cmd_predict, "classify PNG/JPEG images with a trained run (or ensemble)",
                 data_dir=False)

@@ -4,6 +4,11 @@
     >>> metrics = evaluate_run("runs/simple-20261125-101500")   # doctest: +SKIP
     >>> metrics["accuracy"]                                     # doctest: +SKIP
     0.991
+    >>> evaluate_run("runs/deeper-best", tta="auto")["tta"]["used"]   # doctest: +SKIP
+    True
+
+With ``tta="shifts"`` both splits are predicted with test-time augmentation (:mod:`mnistlab.evaluation.tta`);
+with ``tta="auto"`` it is used only if it raises validation accuracy, decided before the test split is read.
 
 This is where a run meets the test split (``load_test_split``; the few other readers say why).
 Validation logits are saved beside the test logits so that later decisions (temperature,
@@ -14,18 +19,27 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from mnistlab import runs
 from mnistlab.data.datasets import load_test_split, load_train_val
 from mnistlab.errors import UserError
 from mnistlab.evaluation.metrics import compute_metrics
+from mnistlab.evaluation.tta import check_mode, note, tta_logits, validation_choice
 from mnistlab.fileio import read_json, write_json
 from mnistlab.inference import predictor
 
 
-def evaluate_run(run_dir: str | Path, *, data_dir: str | None = None) -> dict[str, Any]:
-    """Compute and save test (and validation) logits and the test metrics of one run."""
+def evaluate_run(run_dir: str | Path, *, data_dir: str | None = None, tta: str = "off",
+                 log: Callable[[str], None] = lambda _msg: None) -> dict[str, Any]:
+    """Compute and save test (and validation) logits and the test metrics of one run.
+
+    ``tta`` is ``off`` (default), ``shifts`` or ``auto`` (see the module docstring); any other value
+    is a :class:`UserError`. With TTA asked for, ``metrics["tta"]`` records the choice and ``log``
+    gets one line saying it.
+    """
+    check_mode(tta)
+    started = time.perf_counter()
     run_dir = Path(run_dir)
     config = runs.read_config(run_dir)
     predict = predictor(run_dir)
@@ -33,12 +47,14 @@ def evaluate_run(run_dir: str | Path, *, data_dir: str | None = None) -> dict[st
 
     data = config["data"]
     val = load_train_val(dataset, val_size=data["val_size"], seed=data["split_seed"], data_dir=data_dir)
-    runs.save_predictions(run_dir / runs.VAL_PREDICTIONS, predict(val.val_x.numpy()), val.val_y.numpy())
+    val_logits, choice = validation_choice(tta, predict, val.val_x.numpy(), val.val_y.numpy())
+    runs.save_predictions(run_dir / runs.VAL_PREDICTIONS, val_logits, val.val_y.numpy())
+    score = (lambda images: tta_logits(predict, images)) if choice["used"] else predict
 
     # The one scoring of a finished run: the test split is read here, once, and nothing chosen from it.
     test_x, test_y = load_test_split(dataset, data_dir, purpose="final evaluation of a finished run")
     t0 = time.perf_counter()
-    logits = predict(test_x.numpy())
+    logits = score(test_x.numpy())
     seconds = time.perf_counter() - t0
     labels = test_y.numpy()
     runs.save_predictions(run_dir / runs.PREDICTIONS, logits, labels)
@@ -46,6 +62,9 @@ def evaluate_run(run_dir: str | Path, *, data_dir: str | None = None) -> dict[st
     metrics = compute_metrics(logits, labels, data["class_names"])
     metrics.update(run_summary(run_dir, config))
     metrics["inference_seconds"] = round(seconds, 3)
+    if tta != "off":  # an evaluation without TTA writes the same metrics.json as before TTA existed
+        metrics["tta"] = {**choice, "evaluate_seconds": round(time.perf_counter() - started, 3)}
+        log(note(choice, metrics["tta"]["evaluate_seconds"]))
     write_json(run_dir / runs.METRICS, metrics)
     return metrics
 
