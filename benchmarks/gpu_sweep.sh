@@ -9,7 +9,8 @@
 #    resnet with the preset's schedule. The rule, written before the runs: the candidate with the
 #    highest mean validation accuracy over seeds 0-2 becomes the preset; test is read once per run
 #    (evaluate) to report, never to choose.
-# 2. More ensemble members of round 1's two deeper recipes (seeds 3 and 4 of each).
+# 2. More ensemble members of round 1's two deeper recipes (seeds 3 and 4 of each; PHASES=members2,
+#    a later call: seeds 5-9 of each and seeds 3-4 of round 2's resnet).
 # 3. Fashion-MNIST without augmentation at longer budgets than the quickstart's 4 epochs (simple
 #    6-12, resnet 6-10, deeper 3 and 6), seed 0, for the quickstart's Fashion plan (chosen on
 #    validation).
@@ -58,6 +59,13 @@ lane() {
   done
   job fash-$arch "$cmds"
 }
+if has members2; then  # a third call: seeds 5-9 of both deeper recipes, seeds 3-4 of resnet round 2
+for k in 5 6 7 8 9; do
+  run members/noema-s$k --preset best --seed $k
+  run members/ema-s$k --preset best --ema-decay 0.999 --seed $k
+done
+for k in 3 4; do run members/resnet-s$k --preset best --arch resnet --seed $k; done
+fi
 if has fashion; then
 lane simple 6 8 10 12
 lane resnet 6 8 10
@@ -83,6 +91,9 @@ python benchmarks/gpu_summary.py "$W"
 pack_finished "$OUT/best-ls.tar" "best/ls-s*"
 pack_finished "$OUT/best-lsema.tar" "best/lsema-s*"
 pack_finished "$OUT/best-resnet.tar" "best/resnet-s*"
-pack_finished "$OUT/members.tar" "members/*"
+pack_finished "$OUT/members.tar" "members/*ema-s[34]"
+pack_finished "$OUT/members-noema.tar" "members/noema-s[5-9]"
+pack_finished "$OUT/members-ema.tar" "members/ema-s[5-9]"
+pack_finished "$OUT/members-resnet.tar" "members/resnet-s*"
 (cd "$W" && tar czf "$OUT/fashion.tgz" --exclude=checkpoint.pt --exclude=model.safetensors fashion 2>/dev/null)
 ls -la "$OUT"
