@@ -2,7 +2,7 @@
 
     python benchmarks/gpu_summary.py /tmp/gpuw
 
-Used by benchmarks/gpu_check.sh and gpu_followup.sh at the end of their call, so the figures are
+Used by benchmarks/gpu_check.sh, gpu_followup.sh and gpu_sweep.sh at the end of their call, so the figures are
 in the call's output even when the packed files do not come back.
 """
 

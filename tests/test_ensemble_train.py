@@ -168,6 +168,22 @@ def test_a_bad_rounds_fails_before_any_member_trains(tmp_path, monkeypatch, caps
     assert "--rounds -1" in capsys.readouterr().err and not (tmp_path / "e").exists()
 
 
+def test_temperature_without_scipy_fails_before_any_member_trains(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from mnistlab.cli import main
+    from mnistlab.ensemble import train as ensemble_module
+
+    monkeypatch.setattr(ensemble_module, "train_function", lambda framework: pytest.fail("trained first"))
+    monkeypatch.setitem(sys.modules, "scipy.optimize", None)  # import scipy.optimize now raises ImportError
+    assert main(["ensemble-train", "--archs", "simple", "--seeds", "0-1", "--out", str(tmp_path / "e"),
+                 "--temperature"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --temperature needs scipy; run: pip install 'mnistlab[analysis]'" or (
+        "--temperature needs scipy" in err and len(err.splitlines()) == 1), err
+    assert not (tmp_path / "e").exists()
+
+
 @pytest.mark.slow
 def test_ensemble_train_resumes_reuses_and_builds(tmp_path, data_dir, kill_after_first_epoch, monkeypatch, capsys):
     """Killed in the first member's first epoch → the next call resumes it, trains the second; a third reuses both."""

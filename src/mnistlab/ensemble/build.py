@@ -72,9 +72,18 @@ def _load_validation(dirs: list[Path], needed: str | None) -> tuple[list[np.ndar
     return [z for z, _ in val], val[0][1]
 
 
+def require_temperature_fit() -> None:
+    """``--temperature`` fits with scipy (the analysis extra): without it, one line with the install command."""
+    try:
+        import scipy.optimize  # noqa: F401
+    except ImportError:
+        raise UserError("--temperature needs scipy; run: pip install 'mnistlab[analysis]'") from None
+
+
 def _fit_temperatures(val: tuple[list[np.ndarray], np.ndarray] | None, on: bool, n: int) -> list[float]:
     if not on:
         return [1.0] * n
+    require_temperature_fit()
     from mnistlab.analysis.calibration import fit_temperature  # scipy: the analysis extra
 
     assert val is not None

@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 
 from mnistlab import runs
 from mnistlab.config import TrainConfig
-from mnistlab.ensemble.build import ensemble_runs, selection_method
+from mnistlab.ensemble.build import ensemble_runs, require_temperature_fit, selection_method
 from mnistlab.ensemble.select import DEFAULT_ROUNDS
 from mnistlab.errors import UserError
 from mnistlab.evaluation.evaluate import evaluate_run
@@ -109,6 +109,8 @@ def ensemble_train(members: Sequence[tuple[str, str]], seeds: Sequence[int], bas
     if not 2 <= len(plan) <= MAX_MEMBERS:
         raise UserError(f"an ensemble needs 2 to {MAX_MEMBERS} members; --archs × --seeds gives {len(plan)}")
     selection_method(selection, False, rounds)  # a bad --rounds fails now, not after hours of training
+    if temperature:
+        require_temperature_fit()  # so does a missing scipy
     for framework in {fw for fw, _, _ in plan}:
         require(framework)
     out, t0, data = Path(out), time.perf_counter(), None
