@@ -64,18 +64,16 @@ class GradNormMonitor:
         self.path = Path(run_dir) / GRAD_NORMS
         # A resumed run keeps the rows of the epochs it already finished.
         self.rows: list[dict[str, Any]] = read_grad_norms(run_dir)
+        # The epoch's sums, kept beside the parameters (on the GPU when they are): no copy to the host
+        # per batch. Allocated once and zeroed in place (_reset): a captured CUDA graph of the step
+        # keeps writing to these very tensors, the batch count included.
+        n, dev = len(self.params), self.params[0].device if self.params else torch.device("cpu")
+        self._sum, self._min, self._max = (torch.empty(n, dtype=torch.float64, device=dev) for _ in range(3))
+        self._batches = torch.empty((), dtype=torch.int64, device=dev)
         self._reset()
 
     def _reset(self) -> None:
-        """Zero the epoch's sums in place: a captured CUDA graph of the step keeps writing to these tensors."""
-        if not hasattr(self, "_sum"):
-            n = len(self.params)
-            # Kept beside the parameters (on the GPU when they are): no copy to the host per batch.
-            dev = self.params[0].device if self.params else torch.device("cpu")
-            self._sum = torch.zeros(n, dtype=torch.float64, device=dev)
-            self._min = torch.empty(n, dtype=torch.float64, device=dev)
-            self._max = torch.empty(n, dtype=torch.float64, device=dev)
-            self._batches = torch.zeros((), dtype=torch.int64, device=dev)  # a tensor: counted inside a graph too
+        """Start an epoch: sums and count to 0, minima to infinity, in place."""
         self._sum.zero_()
         self._min.fill_(math.inf)
         self._max.zero_()
