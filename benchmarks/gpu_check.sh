@@ -65,7 +65,7 @@ if has long; then
 echo "== 3. long runs side by side ($(left) s left)"
 start_mps
 export OMP_NUM_THREADS=1
-member() { echo "ml train --preset best --arch $1 --seed $2 --device $DEV --threads 1 $SHORT --out $W/ens/$1-s$2 --quiet && OMP_NUM_THREADS=2 ml evaluate $W/ens/$1-s$2 --json"; }
+member() { train_eval ens/$1-s$2 --preset best --arch $1 --seed $2; }
 for k in 0 1 2; do job deeper-s$k "$(member deeper $k)"; done
 for k in 0 1 2 3 4; do job resnet-s$k "$(member resnet $k)"; done
 for k in 3 4; do job deeper-s$k "$(member deeper $k)"; done
@@ -80,8 +80,7 @@ for arch in simple resnet deeper; do
   lane=""
   for item in $RECIPES; do
     r=${item%%:*} flags=${item#*:}
-    lane+="ml train --dataset fashion-mnist --arch $arch --epochs 4 --patience 0 ${flags//_/ } --device $DEV --threads 1 $SHORT \
-      --out $W/fashion/$arch-$r --quiet && OMP_NUM_THREADS=2 ml evaluate $W/fashion/$arch-$r --json > $W/fashion/$arch-$r.eval.json; "
+    lane+="$(train_eval fashion/$arch-$r --dataset fashion-mnist --arch $arch --epochs 4 --patience 0 ${flags//_/ }); "
   done
   job fash-$arch "$lane"
 done

@@ -43,6 +43,14 @@ job() {
     echo "job $name rc=$? at $((SECONDS - START)) s" ) &
 }
 
+# train_eval NAME TRAIN_FLAGS...: prints the command (for `job`, or to chain several in one job) that
+# trains $W/NAME on one thread, then evaluates it into $W/NAME.eval.json.
+train_eval() {
+  local name=$1; shift
+  echo "ml train $* --device $DEV --threads 1 $SHORT --out $W/$name --quiet \
+    && OMP_NUM_THREADS=2 ml evaluate $W/$name --json > $W/$name.eval.json"
+}
+
 # pack_finished TAR RUN_GLOB: the finished runs (training.json written) matching RUN_GLOB under
 # $W, without their checkpoints, into TAR; nothing when none finished.
 pack_finished() {

@@ -22,17 +22,16 @@ tta public --recipes public --seeds $SEEDS
 echo "== 2. side by side ($(left) s left)"
 start_mps
 export OMP_NUM_THREADS=1
-run() { local out=$1; shift; echo "ml train $* --device $DEV --threads 1 $SHORT --out $W/$out --quiet && OMP_NUM_THREADS=2 ml evaluate $W/$out --json > $W/$out.eval.json"; }
 MNISTAUG="--degrees 10 --translate 0.1 --scale 0.1 --erasing 0"
 for k in 0 1 2; do
-  job ema-s$k "$(run sweep/deeper-ema-s$k --preset best --seed $k $MNISTAUG)"
-  job noema-s$k "$(run sweep/deeper-noema-s$k --preset best --seed $k $MNISTAUG --ema-decay 0)"
-  job lr1-s$k "$(run sweep/deeper-lr1-s$k --preset best --seed $k --lr 0.001)"
-  job resnet-s$k "$(run sweep/resnet-ema-s$k --preset best --arch resnet --seed $k $MNISTAUG)"
+  job ema-s$k "$(train_eval sweep/deeper-ema-s$k --preset best --seed $k $MNISTAUG)"
+  job noema-s$k "$(train_eval sweep/deeper-noema-s$k --preset best --seed $k $MNISTAUG --ema-decay 0)"
+  job lr1-s$k "$(train_eval sweep/deeper-lr1-s$k --preset best --seed $k --lr 0.001)"
+  job resnet-s$k "$(train_eval sweep/resnet-ema-s$k --preset best --arch resnet --seed $k $MNISTAUG)"
 done
 for arch in simple resnet; do
-  job fash-$arch "$(run fashion/$arch-shift --dataset fashion-mnist --arch $arch --epochs 4 --patience 0 --degrees 0 --scale 0 --translate 0.05); \
-                  $(run fashion/$arch-fliponly --dataset fashion-mnist --arch $arch --epochs 4 --patience 0 --degrees 0 --scale 0 --translate 0 --hflip 0.5)"
+  job fash-$arch "$(train_eval fashion/$arch-shift --dataset fashion-mnist --arch $arch --epochs 4 --patience 0 --degrees 0 --scale 0 --translate 0.05); \
+                  $(train_eval fashion/$arch-fliponly --dataset fashion-mnist --arch $arch --epochs 4 --patience 0 --degrees 0 --scale 0 --translate 0 --hflip 0.5)"
 done
 wait
 echo "side by side over at $((SECONDS - START)) s"

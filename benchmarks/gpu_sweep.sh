@@ -31,8 +31,7 @@ export OMP_NUM_THREADS=1
 # run NAME FLAGS...: one training run into $W/NAME, then its evaluation; the whole as one job.
 run() {
   local name=$1; shift
-  job "${name//\//-}" "ml train $* --device $DEV --threads 1 $SHORT --out $W/$name --quiet \
-    && OMP_NUM_THREADS=2 ml evaluate $W/$name --json > $W/$name.eval.json"
+  job "${name//\//-}" "$(train_eval "$name" "$@")"
 }
 
 has() { [[ ",${PHASES:-best,members,fashion}," == *",$1,"* ]]; }
@@ -54,8 +53,7 @@ fi
 lane() {
   local arch=$1 cmds=""; shift
   for e in "$@"; do
-    cmds+="ml train --dataset fashion-mnist --arch $arch --epochs $e --patience 0 --device $DEV --threads 1 $SHORT \
-      --out $W/fashion/$arch-e$e --quiet && OMP_NUM_THREADS=2 ml evaluate $W/fashion/$arch-e$e --json > $W/fashion/$arch-e$e.eval.json; "
+    cmds+="$(train_eval fashion/$arch-e$e --dataset fashion-mnist --arch $arch --epochs $e --patience 0); "
   done
   job fash-$arch "$cmds"
 }
