@@ -52,6 +52,22 @@ def trained_run(tmp_path_factory, data_dir) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def fashion_run(tmp_path_factory, data_dir):
+    """A `simple` model trained for one epoch on 4,000 Fashion-MNIST images, then evaluated: a weak
+    model, but enough to tell whether a photo is classified like the original."""
+    from mnistlab.config import TrainConfig
+    from mnistlab.evaluation.evaluate import evaluate_run
+    from mnistlab.training.trainer import train
+
+    os.environ.setdefault("MNISTLAB_OFFLINE", "1")
+    out = tmp_path_factory.mktemp("runs") / "fashion"
+    cfg = TrainConfig(arch="simple", dataset="fashion-mnist", epochs=1, train_subset=4_000, batch_size=32, seed=0)
+    train(cfg, out, data_dir=str(data_dir), progress=False)
+    evaluate_run(out, data_dir=str(data_dir))
+    return out
+
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]

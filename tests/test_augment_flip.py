@@ -32,6 +32,10 @@ def test_flip_sits_between_the_affine_and_the_erasing(data_dir):
     assert [type(t) for t in chain.transforms] == [RandomAffine, RandomFlip, RandomErasing]
     assert isinstance(make_augment(TrainConfig(), data), RandomAffine)  # off by default: digits are not mirrored
     assert preset("default").hflip == 0.0 and preset("best").hflip == 0.0
+    # No rotation, shift or zoom: no affine at all (it would draw numbers and resample for nothing).
+    flip_only = make_augment(TrainConfig(dataset="fashion-mnist", degrees=0, translate=0, scale=0, hflip=0.5), data)
+    assert isinstance(flip_only, RandomFlip)
+    assert make_augment(TrainConfig(degrees=0, translate=0, scale=0), data) is None
 
 
 @pytest.mark.parametrize("bad", [dict(hflip=1.5), dict(hflip=-0.1), dict(translate=0.6), dict(scale=1.0)])

@@ -41,21 +41,6 @@ def fashion_test(data_dir):
     return x[:64].numpy(), y[:64].numpy()
 
 
-@pytest.fixture(scope="session")
-def fashion_run(tmp_path_factory, data_dir):
-    """A `simple` model trained for one epoch on 4,000 Fashion-MNIST images, then evaluated: a weak
-    model, but enough to tell whether a photo is classified like the original."""
-    from mnistlab.config import TrainConfig
-    from mnistlab.evaluation.evaluate import evaluate_run
-    from mnistlab.training.trainer import train
-
-    out = tmp_path_factory.mktemp("runs") / "fashion"
-    cfg = TrainConfig(arch="simple", dataset="fashion-mnist", epochs=1, train_subset=4_000, batch_size=32, seed=0)
-    train(cfg, out, data_dir=str(data_dir), progress=False)
-    evaluate_run(out, data_dir=str(data_dir))
-    return out
-
-
 def test_every_dataset_names_a_known_pipeline():
     assert {name: pipeline_name(name) for name in registry.names()} == {"fashion-mnist": "object", "mnist": "digit"}
     assert all(info.pipeline in PIPELINES for info in registry.DATASETS.values())

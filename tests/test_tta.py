@@ -1,4 +1,5 @@
-"""Test-time augmentation: exact shifts, no flips, the validation-only choice, and `evaluate --tta` end to end."""
+"""Test-time augmentation: exact shifts, mirrors only where the data set allows them, the validation-only
+choice, and `evaluate --tta` end to end."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from mnistlab.cli import main
 from mnistlab.errors import UserError
 from mnistlab.evaluation import evaluate as evaluate_module
 from mnistlab.evaluation.metrics import softmax
-from mnistlab.evaluation.tta import SHIFTS, check_mode, shift_images, tta_logits, validation_choice
+from mnistlab.evaluation.tta import SHIFTS, VIEW_SETS, allowed_sets, check_mode, shift_images, tta_logits, validation_choice
 
 
 def _asymmetric_images(n=3, size=8, seed=0):
@@ -94,8 +95,53 @@ def test_auto_keeps_tta_only_when_it_wins_on_validation():
     assert record["used"] and np.array_equal(logits.argmax(1), [1, 1, 1, 1])  # asked for: kept even though it loses
     logits, record = validation_choice("off", _one_pixel_model(4, 4, 0.5), x, y)
     assert record == {"mode": "off", "used": False, "views": 1}
-    with pytest.raises(UserError, match="choose one of off, shifts, auto"):
+    with pytest.raises(UserError, match="choose one of off, shifts, flip, auto"):
         check_mode("hflip")
+
+
+def test_flip_views_are_the_image_and_its_mirror_and_only_where_the_data_set_allows():
+    x = _asymmetric_images()
+    seen = []
+    tta_logits(lambda v: seen.append(v.copy()) or np.zeros((len(v), 10)), x, views=VIEW_SETS["flip"])
+    plain, mirrored = np.concatenate(seen).reshape(2, *x.shape)
+    assert np.array_equal(plain, x) and np.array_equal(mirrored, x[:, :, ::-1])
+    assert allowed_sets(False) == ("shifts",) and allowed_sets(True) == ("flip", "shifts")
+    with pytest.raises(UserError, match="a mirrored digit is not the same digit.*takes off, shifts, auto"):
+        check_mode("flip", mirrors=False, subject="digit")
+    with pytest.raises(UserError, match="mirrored"):  # nor through auto's candidates
+        validation_choice("auto", lambda v: np.zeros((len(v), 2)), x, np.zeros(3, int), candidates=("flip",))
+    assert check_mode("flip", mirrors=True) == "flip"
+
+
+def _left_half_model(v):
+    """Class 0 when the left half is brighter than the right, else class 1: a mirror swaps its answer."""
+    half = v.shape[-1] // 2
+    d = v[..., :half].astype(float).sum((-2, -1)) - v[..., half:].astype(float).sum((-2, -1))
+    return np.stack([d, -d], 1)
+
+
+def test_auto_picks_the_view_set_that_wins_on_validation_and_ties_go_to_the_cheaper():
+    x = _asymmetric_images(6)
+    y = _left_half_model(x).argmax(1)
+    # Mirror-sensitive and right on plain images: flipping halves its votes, shifts keep them.
+    _, record = validation_choice("auto", _left_half_model, x, y, mirrors=True)
+    assert record["candidates"]["shifts"] == 1.0 and record["candidates"]["flip"] < 1.0
+    assert not record["used"]  # neither beats plain (1.0)
+    assert set(record["candidates"]) == {"flip", "shifts"} and record["view_set"] == "shifts"
+    # Digits: auto never shows a mirror.
+    _, record = validation_choice("auto", _left_half_model, x, y, mirrors=False)
+    assert set(record["candidates"]) == {"shifts"}
+    # A model that ignores its input ties everywhere: the cheaper set is named, plain is kept.
+    blind = lambda v: np.tile([1.0, 0.0], (len(v), 1))  # noqa: E731
+    _, record = validation_choice("auto", blind, x, np.zeros(6, int), mirrors=True)
+    assert record["view_set"] == "flip" and not record["used"]
+    # Looks at the mirror image of where the dot is: wrong on plain images, right once the mirror votes.
+    dots = np.zeros((4, 8, 8), np.uint8)
+    dots[::2, 4, 2] = 255  # class 0: a dot at column 2, whose mirror is column 5
+    logits, record = validation_choice("auto", _one_pixel_model(4, 5, 0.1), dots, np.array([0, 1, 0, 1]), mirrors=True)
+    assert record["used"] and record["view_set"] == "flip" and record["views"] == 2
+    assert record["candidates"] == {"flip": 1.0, "shifts": 0.5} and record["val_accuracy_plain"] == 0.5
+    assert np.array_equal(logits.argmax(1), [0, 1, 0, 1])
 
 
 def test_auto_decides_before_the_test_split_is_read(trained_run, tmp_path, monkeypatch, capsys):
@@ -104,9 +150,9 @@ def test_auto_decides_before_the_test_split_is_read(trained_run, tmp_path, monke
     shutil.copytree(trained_run, run)
     real_load, events = evaluate_module.load_test_split, []
 
-    def choice(*args):
+    def choice(*args, **kwargs):
         events.append("choice")
-        return real_validation_choice(*args)
+        return real_validation_choice(*args, **kwargs)
 
     def shuffled_test(*args, **kwargs):
         events.append("test")
@@ -128,6 +174,26 @@ def test_auto_decides_before_the_test_split_is_read(trained_run, tmp_path, monke
     assert drop(honest["tta"]) == drop(corrupt["tta"]) and honest["accuracy"] != corrupt["accuracy"]
     assert json.loads((run / runs.METRICS).read_text())["tta"] == corrupt["tta"]  # recorded in metrics.json
     assert len(err.strip().splitlines()) == 1 and err.startswith("tta auto: TTA") and "chosen on validation" in err
+
+
+def test_flip_tta_on_a_fashion_run_and_a_one_line_refusal_on_digits(fashion_run, trained_run, tmp_path, capsys):
+    """`evaluate --tta flip`: 2 views on Fashion-MNIST, recorded; on an MNIST run exit 2, one line, nothing written."""
+    run = tmp_path / "fashion"
+    shutil.copytree(fashion_run, run)
+    assert main(["evaluate", str(run), "--tta", "flip", "--json"]) == 0
+    out, err = capsys.readouterr()
+    tta = json.loads(out)["tta"]
+    assert tta["used"] and tta["view_set"] == "flip" and tta["views"] == 2 and set(tta["candidates"]) == {"flip"}
+    assert tta["view_list"] == [[0, 0, False], [0, 0, True]]
+    assert len(err.strip().splitlines()) == 1 and "TTA on (2 views: the image and its left-right mirror)" in err
+    val_logits, val_y = runs.load_predictions(run / runs.VAL_PREDICTIONS)
+    assert float((val_logits.argmax(1) == val_y).mean()) == pytest.approx(tta["val_accuracy_tta"])
+
+    before = (trained_run / runs.METRICS).read_bytes()
+    assert main(["evaluate", str(trained_run), "--tta", "flip"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1 and "a mirrored digit is not the same digit" in err
+    assert (trained_run / runs.METRICS).read_bytes() == before
 
 
 @pytest.mark.slow  # 150,000 forward passes of the model: tens of seconds on 2 cores

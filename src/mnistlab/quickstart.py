@@ -95,13 +95,13 @@ def quickstart(out: str | Path, *, smoke: bool = False, budget_min: float = BUDG
         run_dir = out / name.replace(":", "-")
         summary = train_function(cfg.framework)(cfg, run_dir, data_dir=data_dir, force=force, progress=progress,
                                                 data=data, config_extra={"budget": plan.record()} if plan else None)
-        metrics = evaluate_run(run_dir, data_dir=data_dir)
+        metrics = evaluate_run(run_dir, data_dir=data_dir, **tta_settings(dataset, smoke), log=log)
         rows.append({
             "arch": cfg.arch, "framework": cfg.framework, "run_dir": str(run_dir), "test_accuracy": metrics["accuracy"],
             "val_accuracy": summary["best_val_acc"], "params": metrics["params"],
             "train_seconds": summary["train_seconds"], "epochs": summary["epochs_run"],
             "samples_per_s": summary["samples_per_s"], "model_bytes": metrics["model_bytes"],
-            "ece": metrics["ece"],
+            "ece": metrics["ece"], "tta": _tta_used(metrics),
         })
     report = build_report([r["run_dir"] for r in rows], out / "report.html", data_dir=data_dir,
                           mc_limit=SMOKE_MC_LIMIT if smoke else MC_LIMIT, log=log)
@@ -112,6 +112,29 @@ def quickstart(out: str | Path, *, smoke: bool = False, budget_min: float = BUDG
             + ("" if total <= plan.budget_s else " (over budget: the machine was slower than measured)"))
     return {"out": str(out), "smoke": smoke, "dataset": dataset, "total_seconds": total,
             "budget": {**plan.record(), "actual_s": total} if plan else None, "models": rows, "report": str(report)}
+
+
+def tta_settings(dataset: str, smoke: bool = False) -> dict[str, Any]:
+    """How the main job evaluates on ``dataset``: ``--tta auto`` over the registry's ``quickstart_tta``
+    view sets (chosen on validation, model by model), or no TTA where it names none or in a smoke run.
+
+    >>> tta_settings("mnist"), tta_settings("fashion-mnist")
+    ({'tta': 'off'}, {'tta': 'auto', 'tta_candidates': ('flip',)})
+    """
+    sets = () if smoke else registry.get(dataset).quickstart_tta
+    return {"tta": "auto", "tta_candidates": sets} if sets else {"tta": "off"}
+
+
+def evaluation_images(dataset: str, n_val: int) -> int:
+    """Images one evaluation predicts: validation and test once each, plus every TTA view tried.
+
+    >>> evaluation_images("mnist", 5000), evaluation_images("fashion-mnist", 5000)
+    (15000, 35000)
+    """
+    from mnistlab.evaluation.tta import VIEW_SETS
+
+    views = [len(VIEW_SETS[name]) for name in registry.get(dataset).quickstart_tta]
+    return n_val * (1 + sum(views)) + TEST_IMAGES * max(views, default=1)
 
 
 def plan_budget(configs: dict[str, TrainConfig], data: TrainValData, budget_s: float, spent_s: float,
@@ -125,7 +148,7 @@ def plan_budget(configs: dict[str, TrainConfig], data: TrainValData, budget_s: f
     for name, cfg in configs.items():
         speed = measure(cfg, data, build=build_function(cfg.framework))
         # After training: evaluation (validation + test), MC dropout for the report (PyTorch), figures.
-        after = n_val + TEST_IMAGES + (MC_LIMIT * MC_PASSES if cfg.framework == "torch" else 0)
+        after = evaluation_images(cfg.dataset, n_val) + (MC_LIMIT * MC_PASSES if cfg.framework == "torch" else 0)
         costs.append(ModelCost(name, cfg.epochs, epoch_seconds(n_train, n_val, speed.train_per_s, speed.eval_per_s),
                                fixed_s=speed.startup_s + after / speed.eval_per_s + PLOT_S))
         log(f"measured {name}: {speed.train_per_s:,.0f} training and {speed.eval_per_s:,.0f} evaluation images/s "
@@ -165,7 +188,13 @@ def _framework_ensemble(rows: list[dict[str, Any]], out: Path, force: bool) -> l
              "test_accuracy": result["accuracy"], "val_accuracy": result["val_accuracy"],
              "params": sum(r["params"] for r in pair), "train_seconds": sum(r["train_seconds"] for r in pair),
              "epochs": None, "samples_per_s": None, "model_bytes": sum(r["model_bytes"] for r in pair),
-             "ece": result["ece"]}]
+             "ece": result["ece"], "tta": None}]
+
+
+def _tta_used(metrics: dict[str, Any]) -> str | None:
+    """The TTA view set an evaluation scored test with, or None."""
+    tta = metrics.get("tta", {})
+    return tta["view_set"] if tta.get("used") else None
 
 
 def default_out() -> Path:

@@ -54,10 +54,12 @@ def add_commands(command) -> None:
     p = command("evaluate", cmd_evaluate, "evaluate a run on the test split once; write metrics.json")
     p.add_argument("run_dir")
     # Checked by evaluate_run, not by argparse choices: a bad value is then one line (exit 2), not usage + error.
-    p.add_argument("--tta", default="off", metavar="off|shifts|auto",
+    p.add_argument("--tta", default="off", metavar="off|shifts|flip|auto",
                    help="test-time augmentation: the mean prediction over the image and its 8 one-pixel shifts "
-                        "(9× the inference time); 'shifts' uses it, 'auto' only if it raises validation "
-                        "accuracy (decided before the test split is read); default off")
+                        "(9× the inference time) or over the image and its left-right mirror (2×; data sets "
+                        "whose classes survive a mirror, such as fashion-mnist); 'shifts' and 'flip' use it, "
+                        "'auto' uses the set that scores best on validation if it beats no TTA (decided "
+                        "before the test split is read); default off")
 
     p = command("predict", cmd_predict, "classify PNG/JPEG images with a trained run (or ensemble)",
                 data_dir=False)

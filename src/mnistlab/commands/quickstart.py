@@ -24,13 +24,15 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
         emit_json(result)
         return EXIT_OK
     rows = result["models"]
+    tta = any(r.get("tta") for r in rows)  # a column only where some model was scored with TTA (chosen on validation)
     print_table(f"quickstart{' (smoke)' if args.smoke else ''}: {args.dataset} test set, seed {args.seed}",
                 ["arch", "framework", "test acc", "val acc", "params", "epochs", "train s", "samples/s",
-                 "size KB", "ECE"],
+                 "size KB", "ECE"] + (["TTA"] if tta else []),
                 [(r["arch"], r["framework"], f"{r['test_accuracy']:.4f}", f"{r['val_accuracy']:.4f}",
                   f"{r['params']:,}", r["epochs"] or "—", f"{r['train_seconds']:.0f}",
                   f"{r['samples_per_s']:,.0f}" if r["samples_per_s"] else "—",
-                  f"{r['model_bytes'] / 1024:.0f}", f"{r['ece']:.4f}") for r in rows])
+                  f"{r['model_bytes'] / 1024:.0f}", f"{r['ece']:.4f}") + ((r.get("tta") or "—",) if tta else ())
+                 for r in rows])
     budget = result["budget"]
     print(f"runs in {out}; total {result['total_seconds']:.0f}s"
           + (f" (budget {budget['budget_s'] / 60:g} min, planned {budget['planned_s']:.0f}s)" if budget else ""))

@@ -59,6 +59,12 @@ class DatasetInfo:
     # The main job's most epochs per model on this data set, as (model, epochs) pairs (model as
     # quickstart names it: "simple", "keras:simple"); unnamed models keep quickstart.EPOCHS.
     quickstart_epochs: tuple[tuple[str, int], ...] = ()
+    # Whether a left-right mirror of an image shows the same class (a shoe: yes; a 2: no). Decides
+    # whether test-time augmentation may show the model a mirrored image (``--tta flip``).
+    mirrors: bool = False
+    # The test-time augmentation view sets the main job's evaluation tries on validation (as
+    # ``--tta auto`` does, restricted to these); () evaluates without TTA.
+    quickstart_tta: tuple[str, ...] = ()
 
 
 def a_subject(info: DatasetInfo) -> str:
@@ -95,7 +101,7 @@ DATASETS: dict[str, DatasetInfo] = {
                      "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
         sources=("https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
                  "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"),
-        pipeline="object", subject="item of clothing",
+        pipeline="object", subject="item of clothing", mirrors=True,
         # Chosen on validation (docs/fashion.md, "Recipe"): at the quickstart's budgets every
         # augmentation tried lost to none; a peak lr of 6e-3 edged out the others tried.
         train_defaults=(("augment", False), ("lr", 6e-3)),

@@ -7,8 +7,10 @@
     >>> evaluate_run("runs/deeper-best", tta="auto")["tta"]["used"]   # doctest: +SKIP
     True
 
-With ``tta="shifts"`` both splits are predicted with test-time augmentation (:mod:`mnistlab.evaluation.tta`);
-with ``tta="auto"`` it is used only if it raises validation accuracy, decided before the test split is read.
+With ``tta="shifts"`` (or ``"flip"``, on a data set whose classes survive a mirror) both splits are
+predicted with test-time augmentation (:mod:`mnistlab.evaluation.tta`); with ``tta="auto"`` the view
+set with the best validation accuracy is used only if it beats the plain prediction, decided before
+the test split is read.
 
 This is where a run meets the test split (``load_test_split``; the few other readers say why).
 Validation logits are saved beside the test logits so that later decisions (temperature,
@@ -25,31 +27,37 @@ from mnistlab import runs
 from mnistlab.data.datasets import load_test_split, load_train_val
 from mnistlab.errors import UserError
 from mnistlab.evaluation.metrics import compute_metrics
-from mnistlab.evaluation.tta import check_mode, note, tta_logits, validation_choice
+from mnistlab.data import registry
+from mnistlab.evaluation.tta import check_mode, note, scorer, validation_choice
 from mnistlab.fileio import read_json, write_json
 from mnistlab.inference import predictor
 
 
 def evaluate_run(run_dir: str | Path, *, data_dir: str | None = None, tta: str = "off",
+                 tta_candidates: tuple[str, ...] | None = None,
                  log: Callable[[str], None] = lambda _msg: None) -> dict[str, Any]:
     """Compute and save test (and validation) logits and the test metrics of one run.
 
-    ``tta`` is ``off`` (default), ``shifts`` or ``auto`` (see the module docstring); any other value
-    is a :class:`UserError`. With TTA asked for, ``metrics["tta"]`` records the choice and ``log``
-    gets one line saying it.
+    ``tta`` is ``off`` (default), ``shifts``, ``flip`` or ``auto`` (see the module docstring;
+    ``tta_candidates`` narrows what ``auto`` tries); any other value, or ``flip`` on digits, is a
+    :class:`UserError`. With TTA asked for, ``metrics["tta"]`` records the choice and ``log`` gets
+    one line saying it.
     """
     check_mode(tta)
     started = time.perf_counter()
     run_dir = Path(run_dir)
     config = runs.read_config(run_dir)
-    predict = predictor(run_dir)
     dataset = config["dataset"]
+    info = registry.get(dataset)
+    check_mode(tta, info.mirrors, info.subject)
+    predict = predictor(run_dir)
 
     data = config["data"]
     val = load_train_val(dataset, val_size=data["val_size"], seed=data["split_seed"], data_dir=data_dir)
-    val_logits, choice = validation_choice(tta, predict, val.val_x.numpy(), val.val_y.numpy())
+    val_logits, choice = validation_choice(tta, predict, val.val_x.numpy(), val.val_y.numpy(), mirrors=info.mirrors,
+                                           candidates=tta_candidates)
     runs.save_predictions(run_dir / runs.VAL_PREDICTIONS, val_logits, val.val_y.numpy())
-    score = (lambda images: tta_logits(predict, images)) if choice["used"] else predict
+    score = scorer(choice, predict)
 
     # The one scoring of a finished run: the test split is read here, once, and nothing chosen from it.
     test_x, test_y = load_test_split(dataset, data_dir, purpose="final evaluation of a finished run")

@@ -1,24 +1,27 @@
-"""Test-time augmentation (TTA): a prediction averaged over an image and its one-pixel shifts.
+"""Test-time augmentation (TTA): a prediction averaged over several views of an image.
 
     >>> import numpy as np
     >>> image = np.zeros((1, 3, 3), np.uint8); image[0, 1, 1] = 255
     >>> shift_images(image, 1, 0)[0].tolist()          # one row down; the uncovered top row is black
     [[0, 0, 0], [0, 0, 0], [0, 255, 0]]
-    >>> len(SHIFTS), SHIFTS[0]                         # the image itself, then its 8 neighbours
-    (9, (0, 0))
+    >>> len(VIEW_SETS["shifts"]), VIEW_SETS["flip"]    # the image first, then the others
+    (9, ((0, 0, False), (0, 0, True)))
     >>> blind = lambda x: np.tile([[2.0, 0.0]], (len(x), 1))   # a model that ignores its input
     >>> np.allclose(tta_logits(blind, image), np.log([[0.8808, 0.1192]]), atol=1e-4)
     True
 
-Only translations, never flips or rotations by 180°: a mirrored 2 is not a 2. The views' softmax
-probabilities are averaged (as an ensemble's members are, :func:`~mnistlab.ensemble.combine.ensemble_logits`)
-and returned as log-probabilities, so every metric, calibration and ensemble that reads logits
-reads TTA logits unchanged. :func:`tta_logits` wraps any function from an image batch to logits:
-the per-run predictor of :mod:`mnistlab.inference` (uint8 images, whatever framework trained the
-run, ensembles too; black is 0) or a model on normalised images (black is ``-mean / std``, the
-value :func:`mnistlab.training.loop.make_augment` fills borders with). It costs ``len(shifts)``
-forward passes per image, which is why ``mnistlab evaluate --tta auto`` keeps it only where it
-raises validation accuracy (:func:`validation_choice`), and records its time.
+Two sets of views (:data:`VIEW_SETS`): ``shifts``, the image and its 8 one-pixel shifts, for
+any data set; ``flip``, the image and its left-right mirror, only for a data set whose registry
+entry says a mirror shows the same class (``mirrors``: a shoe is a shoe either way, a mirrored 2
+is not a 2). The views' softmax probabilities are averaged (as an ensemble's members are,
+:func:`~mnistlab.ensemble.combine.ensemble_logits`) and returned as log-probabilities, so every
+metric, calibration and ensemble that reads logits reads TTA logits unchanged. :func:`tta_logits`
+wraps any function from an image batch to logits: the per-run predictor of
+:mod:`mnistlab.inference` (uint8 images, whatever framework trained the run, ensembles too; black
+is 0) or a model on normalised images (black is ``-mean / std``, the value
+:func:`mnistlab.training.loop.make_augment` fills borders with). It costs one forward pass per view
+and image, which is why ``mnistlab evaluate --tta auto`` keeps a set only where it raises
+validation accuracy (:func:`validation_choice`), and records its time.
 """
 
 from __future__ import annotations
@@ -31,16 +34,38 @@ from mnistlab.ensemble.combine import ensemble_logits
 from mnistlab.errors import UserError
 from mnistlab.evaluation.metrics import accuracy
 
-MODES = ("off", "shifts", "auto")  # no TTA; TTA on validation and test; TTA if it wins on validation
 # (dy, dx) in pixels: the image first, then the 4 edge and the 4 corner neighbours.
 SHIFTS: tuple[tuple[int, int], ...] = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
+# A view is (dy, dx, mirrored): shifted dy rows down and dx columns right, then mirrored left-right or not.
+View = tuple[int, int, bool]
+VIEW_SETS: dict[str, tuple[View, ...]] = {
+    "shifts": tuple((dy, dx, False) for dy, dx in SHIFTS),
+    "flip": ((0, 0, False), (0, 0, True)),
+}
+DESCRIPTIONS = {"shifts": "the image and its one-pixel shifts", "flip": "the image and its left-right mirror"}
+MIRRORED_SETS = ("flip",)  # sets that show a mirrored image: only for data sets whose classes survive a mirror
+MODES = ("off", *VIEW_SETS, "auto")  # no TTA; one set on validation and test; the best set if it wins on validation
 VIEWS_PER_CALL = 1024  # images (views) per call of the wrapped function: bounds its memory
 
 
-def check_mode(mode: str) -> str:
-    """``mode`` if it is one of :data:`MODES`, else a one-line :class:`UserError`."""
+def allowed_sets(mirrors: bool) -> tuple[str, ...]:
+    """The view sets that suit a data set, cheapest first: ``flip`` only where a mirror keeps the class.
+
+    >>> allowed_sets(False), allowed_sets(True)
+    (('shifts',), ('flip', 'shifts'))
+    """
+    sets = sorted(VIEW_SETS, key=lambda name: len(VIEW_SETS[name]))
+    return tuple(name for name in sets if mirrors or name not in MIRRORED_SETS)
+
+
+def check_mode(mode: str, mirrors: bool = True, subject: str = "image") -> str:
+    """``mode`` if it is one of :data:`MODES` and suits the data set, else a one-line :class:`UserError`."""
     if mode not in MODES:
         raise UserError(f"--tta {mode!r}: choose one of {', '.join(MODES)} (off is the default)")
+    if mode in VIEW_SETS and mode not in allowed_sets(mirrors):
+        choices = ", ".join(("off", *allowed_sets(mirrors), "auto"))
+        raise UserError(f"--tta {mode}: a mirrored {subject} is not the same {subject}, so this run's data set "
+                        f"takes {choices}")
     return mode
 
 
@@ -63,49 +88,72 @@ def shift_images(images: np.ndarray, dy: int, dx: int, fill: float = 0) -> np.nd
     return out
 
 
+def view_images(images: np.ndarray, view: View, fill: float = 0) -> np.ndarray:
+    """``images [..., H, W]`` shifted by ``view``'s (dy, dx), then mirrored left-right if it says so."""
+    dy, dx, mirrored = view
+    out = shift_images(images, dy, dx, fill) if (dy, dx) != (0, 0) else images
+    return np.ascontiguousarray(out[..., ::-1]) if mirrored else out
+
+
 def tta_logits(predict: Callable[[np.ndarray], Any], images: np.ndarray, *,
-               shifts: Sequence[tuple[int, int]] = SHIFTS, fill: float = 0,
+               views: Sequence[View] = VIEW_SETS["shifts"], fill: float = 0,
                views_per_call: int = VIEWS_PER_CALL) -> np.ndarray:
-    """Log of the mean softmax of ``predict`` over ``images`` shifted by each of ``shifts``: ``[N, classes]``.
+    """Log of the mean softmax of ``predict`` over each of ``views`` of ``images``: ``[N, classes]``.
 
     ``predict`` maps a batch shaped like ``images`` to logits; it is called on at most
-    ``views_per_call`` views at a time (a chunk of images × every shift), so memory stays bounded.
+    ``views_per_call`` views at a time (a chunk of images × every view), so memory stays bounded.
     """
-    if not shifts:
-        raise ValueError("TTA needs at least one shift")
-    chunk = max(1, views_per_call // len(shifts))
+    if not views:
+        raise ValueError("TTA needs at least one view")
+    chunk = max(1, views_per_call // len(views))
     out = []
     for start in range(0, len(images), chunk):
         x = images[start: start + chunk]
-        views = np.concatenate([shift_images(x, dy, dx, fill) for dy, dx in shifts])
-        logits = np.asarray(predict(views)).reshape(len(shifts), len(x), -1)
+        batch = np.concatenate([view_images(x, view, fill) for view in views])
+        logits = np.asarray(predict(batch)).reshape(len(views), len(x), -1)
         out.append(ensemble_logits(list(logits)))
     return np.concatenate(out) if out else np.asarray(predict(images), dtype=np.float32)
 
 
-def validation_choice(mode: str, predict: Callable[[np.ndarray], Any], val_x: np.ndarray,
-                      val_y: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+def validation_choice(mode: str, predict: Callable[[np.ndarray], Any], val_x: np.ndarray, val_y: np.ndarray, *,
+                      mirrors: bool = False, candidates: Sequence[str] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """(validation logits, the record of the choice) for ``mode``; decided on validation alone.
 
-    ``off`` computes plain logits only. Otherwise both are computed and their accuracies recorded;
-    ``shifts`` keeps TTA, ``auto`` keeps it only when its validation accuracy is strictly higher
-    (a tie keeps the cheaper plain prediction). The record's ``used`` then tells how to score test.
+    ``off`` computes plain logits only. A view set's name (``shifts``, ``flip``) is used as asked.
+    ``auto`` tries ``candidates`` (default: every set :func:`allowed_sets` gives the data set) and
+    keeps the one with the highest validation accuracy only if it is strictly higher than the plain
+    prediction's (ties go to the cheaper). The record's ``used`` and ``view_set`` then tell how to
+    score test; ``candidates`` holds every set's validation accuracy.
     """
-    check_mode(mode)
+    check_mode(mode, mirrors)
     plain = np.asarray(predict(val_x))
     if mode == "off":
         return plain, {"mode": mode, "used": False, "views": 1}
-    tta = tta_logits(predict, val_x)
-    acc_plain, acc_tta = accuracy(plain, val_y), accuracy(tta, val_y)
-    used = mode == "shifts" or acc_tta > acc_plain
-    record = {"mode": mode, "used": used, "views": len(SHIFTS) if used else 1, "shifts": [list(s) for s in SHIFTS],
-              "val_accuracy_plain": acc_plain, "val_accuracy_tta": acc_tta}
-    return (tta if used else plain), record
+    tried = [mode] if mode != "auto" else list(candidates if candidates is not None else allowed_sets(mirrors))
+    for name in tried:
+        check_mode(name, mirrors)
+    scored = {name: tta_logits(predict, val_x, views=VIEW_SETS[name]) for name in tried}
+    accs = {name: accuracy(logits, val_y) for name, logits in scored.items()}
+    acc_plain = accuracy(plain, val_y)
+    best = max(tried, key=lambda name: (accs[name], -len(VIEW_SETS[name])))
+    used = mode != "auto" or accs[best] > acc_plain
+    record = {"mode": mode, "used": used, "views": len(VIEW_SETS[best]) if used else 1, "view_set": best,
+              "description": DESCRIPTIONS[best], "view_list": [list(v) for v in VIEW_SETS[best]],
+              "val_accuracy_plain": acc_plain, "val_accuracy_tta": accs[best], "candidates": accs}
+    return (scored[best] if used else plain), record
+
+
+def scorer(record: dict[str, Any], predict: Callable[[np.ndarray], Any]) -> Callable[[np.ndarray], Any]:
+    """How to score the test split after :func:`validation_choice`: ``predict`` itself, or its TTA."""
+    if not record["used"]:
+        return predict
+    views = VIEW_SETS[record["view_set"]]
+    return lambda images: tta_logits(predict, images, views=views)
 
 
 def note(record: dict[str, Any], seconds: float) -> str:
     """The one stderr line saying what was chosen, on what evidence, and at what cost."""
-    chosen = f"TTA on ({record['views']} views: ±1 px shifts)" if record["used"] else "TTA off"
-    why = {"auto": "chosen on validation", "shifts": "asked for"}[record["mode"]]
+    chosen = f"TTA on ({record['views']} views: {record['description']})" if record["used"] else "TTA off"
+    why = "chosen on validation" if record["mode"] == "auto" else "asked for"
     return (f"tta {record['mode']}: {chosen}, {why}; validation accuracy {record['val_accuracy_plain']:.4f} plain, "
-            f"{record['val_accuracy_tta']:.4f} with TTA; evaluate took {seconds:.1f} s")
+            f"{record['val_accuracy_tta']:.4f} with TTA ({record['view_set']}); evaluate took {seconds:.1f} s")

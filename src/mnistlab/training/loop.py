@@ -85,20 +85,24 @@ class LoopOptions:
     on_epoch_end: Callable[[dict[str, float], Any], None] | None = None
 
 
-def make_augment(cfg: TrainConfig, data: TrainValData) -> RandomAffine | Chain | None:
+def make_augment(cfg: TrainConfig, data: TrainValData) -> RandomAffine | RandomFlip | Chain | None:
     """The run's random affine augmentation, then a left-right mirror (``cfg.hflip`` > 0), then random
     erasing (``cfg.erasing`` > 0).
 
     Uncovered borders and erased rectangles get the value of a black pixel. A transform that is
-    off draws no random numbers, so older runs replay exactly.
+    off (an affine with no rotation, shift or zoom included) draws no random numbers, so older runs
+    replay exactly.
     """
     if not cfg.augment:
         return None
     black = -data.info.mean / data.info.std
-    affine = RandomAffine(cfg.degrees, cfg.translate, (1 - cfg.scale, 1 + cfg.scale), fill=black)
-    extra = ((RandomFlip(cfg.hflip),) if cfg.hflip > 0 else ()) + (
+    affine = ((RandomAffine(cfg.degrees, cfg.translate, (1 - cfg.scale, 1 + cfg.scale), fill=black),)
+              if (cfg.degrees, cfg.translate, cfg.scale) != (0, 0, 0) else ())
+    transforms = affine + ((RandomFlip(cfg.hflip),) if cfg.hflip > 0 else ()) + (
         (RandomErasing(cfg.erasing, fill=black),) if cfg.erasing > 0 else ())
-    return Chain((affine, *extra)) if extra else affine
+    if len(transforms) > 1:
+        return Chain(transforms)
+    return transforms[0] if transforms else None
 
 
 def steps_per_epoch(n: int, batch_size: int, world_size: int = 1) -> int:
