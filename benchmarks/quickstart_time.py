@@ -20,12 +20,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None)
-    parser.add_argument("--models", default="simple,deeper,resnet,keras:simple")
+    parser.add_argument("--models", default=None, help="comma-separated; default: the data set's own (quickstart)")
     parser.add_argument("--budget", type=float, default=15.0, help="minutes of wall time for the whole job")
     parser.add_argument("--dataset", default="mnist")
     args = parser.parse_args()
     out = args.out or tempfile.mkdtemp(prefix="mnistlab-quickstart-")
-    result = quickstart(out, seed=args.seed, force=True, models=tuple(args.models.split(",")), progress=True,
+    result = quickstart(out, seed=args.seed, force=True, models=tuple(args.models.split(",")) if args.models else None, progress=True,
                         budget_min=args.budget, dataset=args.dataset)
     print(json.dumps({"seed": args.seed, **result}, indent=2))
 

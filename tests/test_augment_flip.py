@@ -53,14 +53,18 @@ def test_hflip_translate_and_scale_reach_the_config_from_the_command_line():
         train_config_from_args(parse(["train", "--hflip", "2"]))
 
 
-def test_fashion_trains_without_augmentation_unless_asked():
+def test_fashion_trains_with_its_own_recipe_under_presets_and_flags():
     parse = build_parser().parse_args
-    assert train_config_from_args(parse(["train", "--dataset", "fashion-mnist"])).augment is False
-    assert train_config_from_args(parse(["train", "--dataset", "fashion-mnist", "--augment"])).augment is True
-    assert train_config_from_args(parse(["train"])).augment is True  # digits keep theirs
-    assert preset("best", dataset="fashion-mnist").augment is False and preset("speedrun").augment is False
-    # Fashion's peak lr (chosen on validation) sits under presets and flags like the rest.
-    assert train_config_from_args(parse(["train", "--dataset", "fashion-mnist"])).lr == 6e-3
+    fashion = train_config_from_args(parse(["train", "--dataset", "fashion-mnist"]))
+    # A mirror, no rotation, shift or zoom; label smoothing, the checkpoint on validation accuracy.
+    assert fashion.augment is True and fashion.hflip == 0.5 and (fashion.degrees, fashion.translate, fashion.scale) == (0, 0, 0)
+    assert fashion.label_smoothing == 0.1 and fashion.monitor == "val_acc" and fashion.lr == 6e-3
+    assert train_config_from_args(parse(["train", "--dataset", "fashion-mnist", "--no-augment"])).augment is False
+    rotated = train_config_from_args(parse(["train", "--dataset", "fashion-mnist", "--degrees", "10"]))
+    assert (rotated.degrees, rotated.hflip) == (10, 0.5)  # a flag wins over the data set's default
+    digits = train_config_from_args(parse(["train"]))  # digits keep theirs: no mirror, no smoothing
+    assert digits.augment is True and digits.hflip == 0 and digits.degrees == 10 and digits.label_smoothing == 0
+    assert preset("speedrun").augment is False and preset("best", dataset="fashion-mnist").monitor == "val_loss"
     assert train_config_from_args(parse(["train", "--dataset", "fashion-mnist", "--lr", "1e-3"])).lr == 1e-3
     assert preset("best", dataset="fashion-mnist").lr == 3e-3 and preset("default").lr == 3e-3
 
@@ -71,7 +75,20 @@ def test_quickstart_gives_each_data_set_its_own_epoch_caps():
     mnist = [max_epochs("mnist", name, name.split(":")[-1]) for name in MODELS]
     fashion = [max_epochs("fashion-mnist", name, name.split(":")[-1]) for name in MODELS]
     assert mnist == [EPOCHS["simple"], EPOCHS["deeper"], EPOCHS["resnet"], EPOCHS["simple"]]
-    assert fashion == [7, 2, 6, 4]
+    assert fashion == [7, 2, 8, 4]
+
+
+def test_quickstart_gives_each_data_set_its_models_and_test_time_views():
+    from mnistlab.quickstart import MODELS, default_models, evaluation_images, tta_settings
+
+    assert default_models("mnist") == MODELS and default_models("fashion-mnist") == ("simple", "resnet", "keras:simple")
+    assert build_parser().parse_args(["quickstart"]).models is None  # so the data set's own list applies
+    # Fashion-MNIST: the mirror votes where it wins on validation; digits never see one.
+    assert tta_settings("fashion-mnist") == {"tta": "auto", "tta_candidates": ("flip",)}
+    assert tta_settings("mnist") == tta_settings("fashion-mnist", smoke=True) == {"tta": "off"}
+    # The budget counts those views: validation plain + mirrored, test with the mirror.
+    assert evaluation_images("fashion-mnist", 5000) == 5000 * 3 + 10_000 * 2
+    assert evaluation_images("mnist", 5000) == 15_000
 
 
 def test_quickstart_on_fashion_uses_the_data_sets_defaults(tmp_path, data_dir):
@@ -80,4 +97,6 @@ def test_quickstart_on_fashion_uses_the_data_sets_defaults(tmp_path, data_dir):
 
     quickstart(tmp_path / "qs", smoke=True, dataset="fashion-mnist", data_dir=str(data_dir), progress=False,
                models=("simple",))
-    assert read_config(tmp_path / "qs" / "simple")["train"]["augment"] is False
+    train = read_config(tmp_path / "qs" / "simple")["train"]
+    assert train["augment"] is True and train["hflip"] == 0.5 and (train["degrees"], train["translate"], train["scale"]) == (0, 0, 0)
+    assert train["label_smoothing"] == 0.1 and train["monitor"] == "val_acc" and train["lr"] == 6e-3

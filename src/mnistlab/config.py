@@ -213,8 +213,8 @@ def preset(name: str, **overrides: Any) -> TrainConfig:
 def dataset_defaults(dataset: str) -> dict[str, Any]:
     """The data set's own training defaults (its registry entry), under any preset and flag.
 
-    >>> dataset_defaults("fashion-mnist"), dataset_defaults("mnist")
-    ({'augment': False, 'lr': 0.006}, {})
+    >>> dataset_defaults("fashion-mnist")["hflip"], dataset_defaults("mnist")
+    (0.5, {})
     """
     from mnistlab.data import registry
 

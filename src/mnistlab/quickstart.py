@@ -44,6 +44,15 @@ MC_LIMIT, SMOKE_MC_LIMIT = 2000, 500
 TEST_IMAGES = 10_000  # both registered data sets
 
 
+def default_models(dataset: str) -> tuple[str, ...]:
+    """The models the main job trains on ``dataset`` unless told otherwise (its registry entry, else :data:`MODELS`).
+
+    >>> default_models("mnist"), default_models("fashion-mnist")
+    (('simple', 'deeper', 'resnet', 'keras:simple'), ('simple', 'resnet', 'keras:simple'))
+    """
+    return registry.get(dataset).quickstart_models or MODELS
+
+
 def max_epochs(dataset: str, name: str, arch: str) -> int:
     """The most epochs model ``name`` gets on ``dataset`` (its registry entry, else :data:`EPOCHS`).
 
@@ -56,8 +65,10 @@ def max_epochs(dataset: str, name: str, arch: str) -> int:
 
 def quickstart(out: str | Path, *, smoke: bool = False, budget_min: float = BUDGET_MIN, dataset: str = "mnist",
                data_dir: str | None = None, seed: int = 0, force: bool = False, progress: bool = True,
-               models: tuple[str, ...] = MODELS) -> dict[str, Any]:
+               models: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Verify the data, train and evaluate ``models`` into ``out/<name>``, write ``out/report.html``.
+
+    ``models`` defaults to :func:`default_models` of ``dataset``.
 
     Returns ``{"out", "smoke", "dataset", "total_seconds", "budget", "models": [one comparison row
     per model], "report"}``; when a PyTorch and a Keras ``simple`` were trained, one more row is
@@ -69,7 +80,7 @@ def quickstart(out: str | Path, *, smoke: bool = False, budget_min: float = BUDG
     out = Path(out)
     budget_s = None if smoke else check_budget(budget_min)
     registry.get(dataset)  # an unknown name: one line, before any work
-    parsed = [_parse_model(m) for m in models]  # every name checked before any work
+    parsed = [_parse_model(m) for m in (models or default_models(dataset))]  # every name checked before any work
     _check_free([out / name.replace(":", "-") for name, _, _ in parsed], force)
     store.fetch(dataset, data_dir=data_dir)
     log = stderr_log if progress else (lambda _msg: None)

@@ -19,7 +19,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_out()
     result = quickstart(out, smoke=args.smoke, budget_min=args.budget, dataset=args.dataset, data_dir=args.data_dir,
                         seed=args.seed, force=args.force, progress=not args.quiet,
-                        models=tuple(args.models.split(",")))
+                        models=tuple(args.models.split(",")) if args.models else None)
     if args.json:
         emit_json(result)
         return EXIT_OK
@@ -43,7 +43,8 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 def add_commands(command) -> None:
     """Add ``quickstart`` through ``command(name, func, help, ...)``."""
     from mnistlab.data.registry import names
-    from mnistlab.quickstart import BUDGET_MIN, MODELS
+    from mnistlab.data.registry import get
+    from mnistlab.quickstart import BUDGET_MIN, default_models
 
     p = command("quickstart", cmd_quickstart, "fetch data, train the three architectures, evaluate, compare")
     p.add_argument("--smoke", action="store_true", help="tiny budget (seconds): checks that everything runs")
@@ -51,8 +52,9 @@ def add_commands(command) -> None:
                    help="wall-time budget in minutes for the whole job; each model's epochs are chosen from "
                         "its measured speed to fit it (default %(default)g; ignored with --smoke)")
     p.add_argument("--dataset", choices=names(), default="mnist", help="data set (default %(default)s)")
-    p.add_argument("--models", default=",".join(MODELS),
-                   help="comma-separated models, 'keras:' for the Keras twin (default: %(default)s)")
+    defaults = "; ".join(f"{name}: {','.join(default_models(name))}" for name in names()
+                         if name == "mnist" or get(name).quickstart_models)
+    p.add_argument("--models", help=f"comma-separated models, 'keras:' for the Keras twin (default: {defaults})")
     p.add_argument("--out", help="folder for the runs (default runs/quickstart-<time>)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="overwrite existing runs at --out")
