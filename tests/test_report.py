@@ -27,7 +27,8 @@ def report(two_runs, tmp_path_factory, data_dir) -> Path:
     (b / "export" / "onnx.json").write_text(json.dumps({"format": "onnx", "accuracy": 0.97, "max_abs_diff": 1e-6,
                                                         "latency_ms": {"p50": 0.41, "p95": 0.52}}))
     metrics = json.loads((b / "metrics.json").read_text())  # as `evaluate --tta auto` records its choice
-    metrics["tta"] = {"mode": "auto", "used": True, "views": 9, "val_accuracy_plain": 0.95,
+    metrics["tta"] = {"mode": "auto", "used": True, "views": 2, "view_set": "flip",
+                      "description": "the image and its left-right mirror", "val_accuracy_plain": 0.95,
                       "val_accuracy_tta": 0.96, "evaluate_seconds": 12.5}
     (b / "metrics.json").write_text(json.dumps(metrics))
     return build_report([a, b], tmp_path_factory.mktemp("report") / "report.html", data_dir=str(data_dir))
@@ -50,7 +51,8 @@ def test_report_lists_both_runs_and_optional_sections_only_where_present(report)
     assert html.count("<h3>Interpretability") == 1 and "Grad cam" in html
     assert html.count("<h3>Deployment") == 1 and "latency_ms.p95" in html
     assert html.count("Test-time augmentation") == 1  # only the run evaluated with --tta says so
-    assert "Test-time augmentation (auto): on, the mean over 9 views" in html and "96.00% with" in html
+    assert "Test-time augmentation (auto): on, the mean over 2 views (the image and its left-right mirror)" in html
+    assert "96.00% with (flip)" in html
     # Two seeds of one architecture: the comparison shows mean ± std.
     assert re.search(r"<td>0\.\d{4} ± 0\.\d{4}</td>", html)
     assert (report.parent / "comparison" / "comparison.md").is_file()
