@@ -42,8 +42,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
 def add_commands(command) -> None:
     """Add ``quickstart`` through ``command(name, func, help, ...)``."""
-    from mnistlab.data.registry import names
-    from mnistlab.data.registry import get
+    from mnistlab.data.registry import get, names
     from mnistlab.quickstart import BUDGET_MIN, default_models
 
     p = command("quickstart", cmd_quickstart, "fetch data, train the three architectures, evaluate, compare")

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mnistlab import runs
+from mnistlab.data import registry
 from mnistlab.data.datasets import load_test_split, load_train_val
 from mnistlab.errors import UserError
 from mnistlab.evaluation.metrics import compute_metrics
-from mnistlab.data import registry
 from mnistlab.evaluation.tta import check_mode, note, scorer, validation_choice
 from mnistlab.fileio import read_json, write_json
 from mnistlab.inference import predictor
