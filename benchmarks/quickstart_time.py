@@ -25,8 +25,9 @@ def main() -> None:
     parser.add_argument("--dataset", default="mnist")
     args = parser.parse_args()
     out = args.out or tempfile.mkdtemp(prefix="mnistlab-quickstart-")
-    result = quickstart(out, seed=args.seed, force=True, models=tuple(args.models.split(",")) if args.models else None, progress=True,
-                        budget_min=args.budget, dataset=args.dataset)
+    models = tuple(args.models.split(",")) if args.models else None
+    result = quickstart(out, seed=args.seed, force=True, models=models, progress=True, budget_min=args.budget,
+                        dataset=args.dataset)
     print(json.dumps({"seed": args.seed, **result}, indent=2))
 
 

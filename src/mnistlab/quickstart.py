@@ -27,6 +27,7 @@ from mnistlab.data import registry, store
 from mnistlab.data.datasets import TrainValData, load_train_val
 from mnistlab.ensemble import ensemble_runs
 from mnistlab.evaluation.evaluate import evaluate_run
+from mnistlab.evaluation.tta import VIEW_SETS
 from mnistlab.errors import UserError
 from mnistlab.frameworks import FRAMEWORKS, build_function, require, train_function
 from mnistlab.models import list_models
@@ -142,8 +143,6 @@ def evaluation_images(dataset: str, n_val: int) -> int:
     >>> evaluation_images("mnist", 5000), evaluation_images("fashion-mnist", 5000)
     (15000, 35000)
     """
-    from mnistlab.evaluation.tta import VIEW_SETS
-
     views = [len(VIEW_SETS[name]) for name in registry.get(dataset).quickstart_tta]
     return n_val * (1 + sum(views)) + TEST_IMAGES * max(views, default=1)
 

@@ -42,7 +42,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
 def add_commands(command) -> None:
     """Add ``quickstart`` through ``command(name, func, help, ...)``."""
-    from mnistlab.data.registry import get, names
+    from mnistlab.data.registry import names
     from mnistlab.quickstart import BUDGET_MIN, default_models
 
     p = command("quickstart", cmd_quickstart, "fetch data, train the three architectures, evaluate, compare")
@@ -51,8 +51,7 @@ def add_commands(command) -> None:
                    help="wall-time budget in minutes for the whole job; each model's epochs are chosen from "
                         "its measured speed to fit it (default %(default)g; ignored with --smoke)")
     p.add_argument("--dataset", choices=names(), default="mnist", help="data set (default %(default)s)")
-    defaults = "; ".join(f"{name}: {','.join(default_models(name))}" for name in names()
-                         if name == "mnist" or get(name).quickstart_models)
+    defaults = "; ".join(f"{name}: {','.join(default_models(name))}" for name in names())
     p.add_argument("--models", help=f"comma-separated models, 'keras:' for the Keras twin (default: {defaults})")
     p.add_argument("--out", help="folder for the runs (default runs/quickstart-<time>)")
     p.add_argument("--seed", type=int, default=0)

@@ -43,7 +43,6 @@ VIEW_SETS: dict[str, tuple[View, ...]] = {
     "flip": ((0, 0, False), (0, 0, True)),
 }
 DESCRIPTIONS = {"shifts": "the image and its one-pixel shifts", "flip": "the image and its left-right mirror"}
-MIRRORED_SETS = ("flip",)  # sets that show a mirrored image: only for data sets whose classes survive a mirror
 MODES = ("off", *VIEW_SETS, "auto")  # no TTA; one set on validation and test; the best set if it wins on validation
 VIEWS_PER_CALL = 1024  # images (views) per call of the wrapped function: bounds its memory
 
@@ -55,7 +54,7 @@ def allowed_sets(mirrors: bool) -> tuple[str, ...]:
     (('shifts',), ('flip', 'shifts'))
     """
     sets = sorted(VIEW_SETS, key=lambda name: len(VIEW_SETS[name]))
-    return tuple(name for name in sets if mirrors or name not in MIRRORED_SETS)
+    return tuple(name for name in sets if mirrors or not any(mirrored for _, _, mirrored in VIEW_SETS[name]))
 
 
 def check_mode(mode: str, mirrors: bool = True, subject: str = "image") -> str:
@@ -116,7 +115,8 @@ def tta_logits(predict: Callable[[np.ndarray], Any], images: np.ndarray, *,
 
 
 def validation_choice(mode: str, predict: Callable[[np.ndarray], Any], val_x: np.ndarray, val_y: np.ndarray, *,
-                      mirrors: bool = False, candidates: Sequence[str] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+                      mirrors: bool = False,
+                      candidates: Sequence[str] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """(validation logits, the record of the choice) for ``mode``; decided on validation alone.
 
     ``off`` computes plain logits only. A view set's name (``shifts``, ``flip``) is used as asked.
