@@ -29,8 +29,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from mnistlab.config import TrainConfig
-    from mnistlab.frameworks.keras import keras, set_threads, tf
     from mnistlab.frameworks.keras.models import create_keras_model
+    from mnistlab.frameworks.keras.runtime import keras, set_threads, tf
     from mnistlab.frameworks.keras.train import Stepper
 
     set_threads(args.threads)

@@ -24,7 +24,7 @@ def test_keras_extra_pins_a_version_without_safe_mode_bypasses():
 @pytest.mark.keras
 @pytest.mark.skipif(not keras_available(), reason="needs mnistlab[keras]")
 def test_lambda_layer_in_model_keras_is_refused(tmp_path):
-    from mnistlab.frameworks.keras import keras, load_keras_model
+    from mnistlab.frameworks.keras.runtime import keras, load_keras_model
 
     inputs = keras.Input((2,))
     # A Lambda layer is stored as Python bytecode: loading it with safe_mode off would run it.

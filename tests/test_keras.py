@@ -70,7 +70,7 @@ def test_twin_table_names_only_registered_models():
 def test_optimiser_and_schedule_follow_pytorch(optimizer, scheduler):
     """Same weights, same batches: after 12 steps the Keras and PyTorch weights agree."""
     from mnistlab.config import TrainConfig
-    from mnistlab.frameworks.keras import keras
+    from mnistlab.frameworks.keras.runtime import keras
     from mnistlab.frameworks.keras.train import Stepper, learning_rate
     from mnistlab.training.torch_step import make_optimizer, make_scheduler
 
@@ -326,7 +326,7 @@ def test_keras_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, data_d
 @needs_keras
 def test_keras_amp_trains_in_bfloat16_and_saves_float32(tmp_path, data_dir):
     from mnistlab.config import TrainConfig
-    from mnistlab.frameworks.keras import keras, load_keras_model
+    from mnistlab.frameworks.keras.runtime import keras, load_keras_model
     from mnistlab.frameworks.keras.train import train
 
     summary = train(TrainConfig(**{**KERAS_TINY, "epochs": 1, "train_subset": 1000}, amp=True, tensorboard=True),

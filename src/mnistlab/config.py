@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mnistlab.errors import UserError
-from mnistlab.frameworks.extras import FRAMEWORKS
 
 SCHEMA_VERSION = 1
 SCHEDULERS = ("onecycle", "step", "none")
@@ -125,7 +124,6 @@ class TrainConfig:
             (0 <= self.beta2 < 1, "--beta2 must be in [0, 1)"),
             (0 <= self.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
             (self.scheduler in SCHEDULERS, f"--scheduler must be one of {', '.join(SCHEDULERS)}"),
-            (self.framework in FRAMEWORKS, f"--framework must be one of {', '.join(FRAMEWORKS)}"),
             (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}"),
             (self.monitor in MONITORS, f"--monitor must be one of {', '.join(MONITORS)}"),
             (self.patience >= 0, "--patience must be 0 or more"),
@@ -139,14 +137,14 @@ class TrainConfig:
             (0 <= self.translate <= 0.5, "--translate must be between 0 and 0.5"),
             (0 <= self.scale < 1, "--scale must be at least 0 and below 1"),
             (0 <= self.ema_decay < 1, "--ema-decay must be 0 (off) or below 1, e.g. 0.999"),
-            (self.ema_decay == 0 or self.framework == "torch",
-             "--ema-decay is PyTorch-only for now; drop it for --framework keras"),
         ]
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
         if self.transfer:
-            check_transfer(self.transfer, self.framework)
+            check_transfer(self.transfer)
+        # Whether the framework exists and can do what these settings ask (EMA, transfer, ...) is
+        # its registry entry's to say, when training starts (mnistlab.frameworks.Framework.train).
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -157,8 +155,8 @@ class TrainConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def check_transfer(transfer: dict[str, Any], framework: str = "torch") -> None:
-    """A run's ``transfer`` setting names a known mode and one of that mode's recipes (PyTorch only).
+def check_transfer(transfer: dict[str, Any]) -> None:
+    """A run's ``transfer`` setting names a known mode and one of that mode's recipes.
 
     >>> check_transfer({"mode": "finetune", "recipe": "head-first"})
     >>> check_transfer({"mode": "features", "recipe": "all"})  # doctest: +IGNORE_EXCEPTION_DETAIL
@@ -171,8 +169,6 @@ def check_transfer(transfer: dict[str, Any], framework: str = "torch") -> None:
     if recipe not in TRANSFER_MODES[mode]:
         raise UserError(f"transfer mode {mode!r} uses the recipe {' or '.join(TRANSFER_MODES[mode])}, "
                         f"not {recipe!r:.40}")
-    if framework != "torch":
-        raise UserError("transfer runs are PyTorch runs; use --framework torch")
 
 
 # Named recipes. "seed" is the original project's recipe, kept for comparison; the default

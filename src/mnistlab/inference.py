@@ -15,13 +15,14 @@ and the HTTP service treat it like any run; members of weight 0 are not loaded.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
 from mnistlab import frameworks, runs
 from mnistlab.ensemble.combine import ensemble_logits
 from mnistlab.errors import UserError
+from mnistlab.runconfig import RunConfig
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 
@@ -30,9 +31,9 @@ def predictor(run_dir: str | Path) -> Predictor:
     """A function from uint8 images ``[N, 28, 28]`` to logits ``[N, classes]`` for any run or ensemble."""
     run_dir = Path(run_dir)
     config = runs.read_config(run_dir)
-    if config.get("kind") == "ensemble":
+    if config.is_ensemble:
         return _ensemble_predictor(run_dir, config)
-    return frameworks.predictor_factory(config.get("framework", "torch"))(run_dir, config)
+    return frameworks.for_run(config, run_dir).predict_function(run_dir, config)
 
 
 def member_dir(ensemble_dir: Path, member: str) -> Path:
@@ -44,14 +45,11 @@ def member_dir(ensemble_dir: Path, member: str) -> Path:
     return beside if beside.is_dir() else path
 
 
-def _ensemble_predictor(run_dir: Path, config: dict[str, Any]) -> Predictor:
-    members = config.get("members") or []
-    if not members:
-        raise UserError(f"{run_dir}: an ensemble without members in its {runs.CONFIG}; build it again")
-    used = [m for m in members if float(m.get("weight", 1.0)) > 0]  # selection may leave members out
+def _ensemble_predictor(run_dir: Path, config: RunConfig) -> Predictor:
+    used = [m for m in config.members if m.used]  # selection may leave members out
     if not used:
         raise UserError(f"{run_dir}: no member of this ensemble has a positive weight; build it again")
-    predictors = [predictor(member_dir(run_dir, m["run_dir"])) for m in used]  # every member checked first
-    weights = [float(m.get("weight", 1.0)) for m in used]
-    temps = [float(m.get("temperature") or 1.0) for m in used]
+    predictors = [predictor(member_dir(run_dir, m.run_dir)) for m in used]  # every member checked first
+    weights = [1.0 if m.weight is None else m.weight for m in used]
+    temps = [m.temperature or 1.0 for m in used]
     return lambda images: ensemble_logits([p(images) for p in predictors], weights, temps)

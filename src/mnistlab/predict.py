@@ -32,8 +32,8 @@ def predict_arrays(run_dir: str | Path, images: np.ndarray) -> np.ndarray:
 def predict_files(run_dir: str | Path, paths: Sequence[str | Path]) -> list[dict[str, Any]]:
     """Preprocess each file for the run's data set and return its predicted class and probabilities."""
     config = runs.read_config(run_dir)
-    class_names = config["data"]["class_names"]
-    prepared = [file_to_input(p, config["dataset"]) for p in paths]  # every file checked before any work
+    class_names = config.data.class_names
+    prepared = [file_to_input(p, config.dataset) for p in paths]  # every file checked before any work
     for _, notes in prepared:
         for note in notes:
             print(f"warning: {note}", file=sys.stderr)

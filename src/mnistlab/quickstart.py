@@ -19,17 +19,17 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from mnistlab import runs
+from mnistlab import frameworks, runs
 from mnistlab.analysis.uncertainty import MC_PASSES
 from mnistlab.budget import PLOT_S, ModelCost, Plan, check_budget, epoch_seconds, plan_epochs
 from mnistlab.config import TrainConfig, preset
 from mnistlab.data import registry, store
 from mnistlab.data.datasets import TrainValData, load_train_val
 from mnistlab.ensemble import ensemble_runs
+from mnistlab.errors import UserError
 from mnistlab.evaluation.evaluate import evaluate_run
 from mnistlab.evaluation.tta import VIEW_SETS
-from mnistlab.errors import UserError
-from mnistlab.frameworks import FRAMEWORKS, build_function, require, train_function
+from mnistlab.frameworks import FRAMEWORKS
 from mnistlab.models import list_models
 from mnistlab.training.progress import stderr_log
 
@@ -88,7 +88,7 @@ def quickstart(out: str | Path, *, smoke: bool = False, budget_min: float = BUDG
     configs: dict[str, TrainConfig] = {}
     for name, framework, arch in parsed:
         try:
-            require(framework)
+            frameworks.get(framework)
         except UserError as exc:  # an optional framework's extra is missing: the others still run
             log(f"skipping {name}: {exc}")
             continue
@@ -105,7 +105,7 @@ def quickstart(out: str | Path, *, smoke: bool = False, budget_min: float = BUDG
     rows = []
     for name, cfg in configs.items():
         run_dir = out / name.replace(":", "-")
-        summary = train_function(cfg.framework)(cfg, run_dir, data_dir=data_dir, force=force, progress=progress,
+        summary = frameworks.get(cfg.framework).train(cfg, run_dir, data_dir=data_dir, force=force, progress=progress,
                                                 data=data, config_extra={"budget": plan.record()} if plan else None)
         metrics = evaluate_run(run_dir, data_dir=data_dir, **tta_settings(dataset, smoke), log=log)
         rows.append({
@@ -156,7 +156,7 @@ def plan_budget(configs: dict[str, TrainConfig], data: TrainValData, budget_s: f
     t0, costs = time.perf_counter(), []
     n_train, n_val = len(data.train_y), len(data.val_y)
     for name, cfg in configs.items():
-        speed = measure(cfg, data, build=build_function(cfg.framework))
+        speed = measure(cfg, data, build=frameworks.get(cfg.framework).build)
         # After training: evaluation (validation + test), MC dropout for the report (PyTorch), figures.
         after = evaluation_images(cfg.dataset, n_val) + (MC_LIMIT * MC_PASSES if cfg.framework == "torch" else 0)
         costs.append(ModelCost(name, cfg.epochs, epoch_seconds(n_train, n_val, speed.train_per_s, speed.eval_per_s),

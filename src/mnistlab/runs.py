@@ -1,7 +1,7 @@
 """A run directory: the config, weights, history and results of one training run.
 
     >>> from mnistlab.runs import read_config, read_history       # doctest: +SKIP
-    >>> read_config("runs/simple-20261125-101500")["arch"]         # doctest: +SKIP
+    >>> read_config("runs/simple-20261125-101500").arch           # doctest: +SKIP
     'simple'
 
 Layout (every later command rebuilds everything from these files alone)::
@@ -41,7 +41,7 @@ from mnistlab.config import SCHEMA_VERSION
 from mnistlab.errors import UserError
 from mnistlab.fileio import read_json, write_json, write_text, write_with
 from mnistlab.npzfile import load_arrays
-from mnistlab.runconfig import validate_config
+from mnistlab.runconfig import RunConfig
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -136,12 +136,13 @@ def environment() -> dict[str, Any]:
     }
 
 
-def write_config(run_dir: Path, config: dict[str, Any]) -> None:
-    write_json(run_dir / CONFIG, {"schema_version": SCHEMA_VERSION, **config})
+def write_config(run_dir: Path, config: RunConfig) -> None:
+    """Write ``config`` after the checks a reader makes: a run this tool writes, it can read."""
+    write_json(run_dir / CONFIG, config.checked(run_dir).to_dict())
 
 
-def read_config(run_dir: str | Path) -> dict[str, Any]:
-    """The run's config, after checking that ``run_dir`` is a run this version can read."""
+def read_config(run_dir: str | Path) -> RunConfig:
+    """The run's typed config, after checking that ``run_dir`` is a run this version can read."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such run directory; train one with 'mnistlab train'")
@@ -158,12 +159,12 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     version = config.get("schema_version") if isinstance(config, dict) else None
     if version != SCHEMA_VERSION:
         raise UserError(f"{path}: schema version {version!r:.20} is not {SCHEMA_VERSION}; use a matching mnistlab version")
-    return validate_config(config, run_dir)  # types, ranges, known keys: the folder may come from anyone
+    return RunConfig.from_dict(config, run_dir)  # types, ranges, known keys: the folder may come from anyone
 
 
-def weights_path(run_dir: str | Path, config: dict[str, Any]) -> Path:
+def weights_path(run_dir: str | Path, config: RunConfig) -> Path:
     """The run's model file: ``model.safetensors``, or what the config names (``model.keras``)."""
-    return Path(run_dir) / config.get("model_file", WEIGHTS)
+    return Path(run_dir) / (config.model_file or WEIGHTS)
 
 
 def save_weights(run_dir: Path, model: torch.nn.Module) -> None:

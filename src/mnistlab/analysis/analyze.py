@@ -26,6 +26,7 @@ from mnistlab.analysis.uncertainty import MC_PASSES, has_dropout, mc_dropout, sc
 from mnistlab.errors import UserError
 from mnistlab.evaluation.metrics import confusion_matrix, per_class, softmax, top_confusions
 from mnistlab.fileio import read_json, write_json, write_with
+from mnistlab.runconfig import RunConfig
 
 ANALYSIS = "analysis.json"
 MC_FILE = "mc_dropout.npz"
@@ -62,11 +63,11 @@ def analyze_run(run_dir: str | Path, *, data_dir: str | None = None, mc_passes: 
     require_predictions(run_dir)
     logits, labels = runs.load_predictions(run_dir / runs.PREDICTIONS)
     val_logits, val_labels = runs.load_predictions(run_dir / runs.VAL_PREDICTIONS)
-    names = list(config["data"]["class_names"])
+    names = list(config.data.class_names)
     history = runs.read_history(run_dir)
     training = read_json(run_dir / runs.TRAINING) if (run_dir / runs.TRAINING).is_file() else {}
-    out = {"run_dir": str(run_dir), "arch": config["arch"], "framework": config.get("framework", "torch"),
-           "dataset": config["dataset"], "notes": []}
+    out = {"run_dir": str(run_dir), "arch": config.arch, "framework": config.framework,
+           "dataset": config.dataset, "notes": []}
 
     def path(key: str) -> Path:
         return run_dir / FIGURES[key]
@@ -110,25 +111,26 @@ def analyze_run(run_dir: str | Path, *, data_dir: str | None = None, mc_passes: 
     return out
 
 
-def _test_images(config: dict[str, Any], labels: np.ndarray, data_dir: str | None,
+def _test_images(config: RunConfig, labels: np.ndarray, data_dir: str | None,
                  notes: list[str]) -> np.ndarray | None:
     """The uint8 test images the saved logits belong to, or None (with a note) if they differ."""
     from mnistlab.data.datasets import load_test_split
 
     # Pictures of the saved predictions' own images (errors, examples); nothing is chosen from them.
-    x, y = load_test_split(config["dataset"], data_dir, purpose="plots of the evaluated test images")
+    x, y = load_test_split(config.dataset, data_dir, purpose="plots of the evaluated test images")
     if len(y) != len(labels) or not np.array_equal(y.numpy(), labels):
         notes.append("the saved test labels do not match the test split on disk; example images skipped")
         return None
     return x.numpy()
 
 
-def mc_dropout_for_run(run_dir: Path, config: dict[str, Any], images: np.ndarray | None, passes: int,
+def mc_dropout_for_run(run_dir: Path, config: RunConfig, images: np.ndarray | None, passes: int,
                        limit: int | None, notes: list[str], log: Callable[[str], None]) -> dict[str, np.ndarray] | None:
     """Read ``mc_dropout.npz`` or compute and save it; None (with a note) where it does not apply."""
-    from mnistlab.frameworks import unsupported
+    from mnistlab import frameworks
 
-    reason = unsupported(config.get("framework", "torch"), "mc_dropout")
+    reason = ("an ensemble has no single model's dropout layers; analyse one of its members for it"
+              if config.is_ensemble else frameworks.for_run(config, run_dir).why_not("mc_dropout"))
     if reason:
         notes.append(f"MC dropout skipped: {reason}")
         return None
@@ -140,7 +142,7 @@ def mc_dropout_for_run(run_dir: Path, config: dict[str, Any], images: np.ndarray
 
     model, _ = load_model(run_dir)
     if not has_dropout(model):
-        notes.append(f"MC dropout skipped: the {config['arch']} model has no dropout layers")
+        notes.append(f"MC dropout skipped: the {config.arch} model has no dropout layers")
         return None
     if images is None:
         notes.append("MC dropout skipped: the test images are not available")
@@ -149,8 +151,8 @@ def mc_dropout_for_run(run_dir: Path, config: dict[str, Any], images: np.ndarray
 
     indices = np.arange(n_wanted)
     log(f"{run_dir}: MC dropout, {passes} passes over {n_wanted:,} test images")
-    x = normalize_images(torch.as_tensor(images[indices]), config["data"])
-    result = {**mc_dropout(model, x, passes=passes, seed=config["train"]["seed"]),
+    x = normalize_images(torch.as_tensor(images[indices]), config.data)
+    result = {**mc_dropout(model, x, passes=passes, seed=config.seed),
               "indices": indices, "passes": np.array(passes)}
 
     def writer(tmp: Path) -> None:

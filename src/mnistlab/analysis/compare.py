@@ -38,10 +38,10 @@ def run_row(run_dir: Path) -> dict[str, Any]:
     """The comparison facts of one evaluated run."""
     config = runs.read_config(run_dir)
     m = load_metrics(run_dir)
-    row = {"name": run_dir.name, "run_dir": str(run_dir), "arch": config["arch"],
-           "framework": config.get("framework", "torch"), "dataset": config["dataset"],
-           "seed": config["train"]["seed"], "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
-           "params": m.get("params", config.get("params")), "model_bytes": m.get("model_bytes"),
+    row = {"name": run_dir.name, "run_dir": str(run_dir), "arch": config.arch,
+           "framework": config.framework, "dataset": config.dataset,
+           "seed": config.seed, "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
+           "params": m.get("params", config.params), "model_bytes": m.get("model_bytes"),
            "train_seconds": m.get("train_seconds"), "samples_per_s": m.get("samples_per_s"), "ece": m["ece"],
            "per_class_accuracy": [c["accuracy"] for c in m["per_class"]],
            "class_names": [c["name"] for c in m["per_class"]]}

@@ -21,7 +21,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     from mnistlab import frameworks, runs
 
     config = runs.read_config(args.run_dir)
-    export_onnx = frameworks.exporter(config.get("framework", "torch")).export_onnx  # says why not, if not
+    framework = frameworks.for_run(config, args.run_dir)
+    framework.require(args.format)  # onnx or int8: says why not, if not
+    export_onnx = framework.export_module().export_onnx
     if args.format == "onnx":
         r = export_onnx(args.run_dir, data_dir=args.data_dir, threads=args.threads)
         ok = r["passed"]

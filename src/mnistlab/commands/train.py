@@ -93,9 +93,8 @@ def train_config_from_args(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from mnistlab import runs
+    from mnistlab import frameworks, runs
     from mnistlab.config import PRESETS
-    from mnistlab.frameworks import train_function
     from mnistlab.training.distributed import is_main_process, launch_torchrun
     from mnistlab.training.fit import check_before_launch
 
@@ -108,7 +107,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.nproc is not None:  # the checks rank 0 would make, once, as one-line errors
             check_before_launch(None, out, resume=True)
             return launch_torchrun(args.nproc, args.argv)
-        train = train_function(runs.read_config(out).get("framework", "torch"))
+        train = frameworks.get(runs.read_config(out).framework).train
         summary = train(None, out, data_dir=args.data_dir, resume=True, progress=not args.quiet)  # type: ignore[arg-type]
     else:
         if not args.arch and "arch" not in PRESETS[args.preset]:
@@ -120,7 +119,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.nproc is not None:  # the checks rank 0 would make, once, as one-line errors
             check_before_launch(cfg, out, force=args.force)
             return launch_torchrun(args.nproc, args.argv if args.out else [*args.argv, "--out", str(out)])
-        summary = train_function(cfg.framework)(cfg, out, data_dir=args.data_dir, force=args.force,
+        summary = frameworks.get(cfg.framework).train(cfg, out, data_dir=args.data_dir, force=args.force,
                                                 progress=not args.quiet)
     if is_main_process():
         print_summary(args, out, summary)

@@ -28,7 +28,8 @@ from mnistlab.ensemble.select import DEFAULT_ROUNDS, MAX_ROUNDS, METHODS, Select
 from mnistlab.errors import UserError
 from mnistlab.evaluation.metrics import accuracy, compute_metrics, nll
 from mnistlab.fileio import read_json, write_json
-from mnistlab.runconfig import MAX_MEMBERS
+from mnistlab.runcheck import MAX_MEMBERS
+from mnistlab.runconfig import ENSEMBLE, Member, RunConfig
 
 # config.json's "weighting" names (the first two predate --selection and stay readable).
 WEIGHTING = {"all": "uniform", "accuracy": "validation_accuracy", "caruana": "caruana_val_nll",
@@ -39,7 +40,7 @@ def _same_labels(labels: list[np.ndarray]) -> bool:
     return all(lab.shape == labels[0].shape and np.array_equal(lab, labels[0]) for lab in labels[1:])
 
 
-def _model_bytes(run_dir: Path, config: dict[str, Any]) -> int | None:
+def _model_bytes(run_dir: Path, config: RunConfig) -> int | None:
     path = runs.weights_path(run_dir, config)
     return path.stat().st_size if path.is_file() else None
 
@@ -106,7 +107,7 @@ def ensemble_runs(run_dirs: Sequence[str | Path], *, weighted: bool = False, sel
         raise UserError(f"an ensemble needs at least two run directories (at most {MAX_MEMBERS}), got {len(dirs)}")
     method = selection_method(selection, weighted, rounds)
     configs = [runs.read_config(d) for d in dirs]
-    if len({c["dataset"] for c in configs}) > 1:
+    if len({c.dataset for c in configs}) > 1:
         raise UserError("the runs were trained on different data sets; ensemble runs of one data set")
     need = f"--selection {method}" if method != "all" else "--temperature" if temperature else None
     val = _load_validation(dirs, need)
@@ -124,48 +125,46 @@ def ensemble_runs(run_dirs: Sequence[str | Path], *, weighted: bool = False, sel
     members = []
     for i, (d, c, (z, _)) in enumerate(zip(dirs, configs, test)):
         vz = None if val is None else val[0][i] / temps[i]
-        members.append({
-            "run_dir": str(d), "arch": c["arch"], "framework": c.get("framework", "torch"),
-            "seed": (c.get("train") or {}).get("seed"), "weight": weights[i],
-            "count": None if chosen.counts is None else chosen.counts[i], "temperature": temps[i],
-            "val_accuracy": None if vz is None else accuracy(vz, val[1]),
-            "val_nll": None if vz is None else round(nll(vz, val[1]), 6),
-            "test_accuracy": accuracy(z, labels), "params": c.get("params"), "model_bytes": _model_bytes(d, c)})
+        members.append(Member(
+            run_dir=str(d), arch=c.arch, framework=c.framework, seed=c.seed, weight=weights[i],
+            count=None if chosen.counts is None else chosen.counts[i], temperature=temps[i],
+            val_accuracy=None if vz is None else accuracy(vz, val[1]),
+            val_nll=None if vz is None else round(nll(vz, val[1]), 6),
+            test_accuracy=accuracy(z, labels), params=c.params, model_bytes=_model_bytes(d, c)))
     logits = ensemble_logits([z for z, _ in test], weights, temps)
     val_logits = None if val is None else ensemble_logits(val[0], weights, temps)
 
     out = runs.prepare_run_dir(out or runs.default_run_dir("ensemble"), force=force, rebuild=rebuild)
-    used = [m for m in members if m["weight"] > 0]
+    used = [m for m in members if m.used]
+    params = sum(m.params or 0 for m in used)
     settings = {"method": method, "metric": chosen.metric, "rounds": rounds if method == "caruana" else None,
                 "temperature": "per_member_val_nll" if temperature else None,
                 "members_used": len(used), "members_offered": len(members)}
-    runs.write_config(out, {
-        "kind": "ensemble", "framework": "ensemble", "dataset": configs[0]["dataset"], "arch": "ensemble",
-        "model_args": {}, "params": sum(m["params"] or 0 for m in used), "data": configs[0]["data"],
-        "weighting": WEIGHTING[method], "selection": settings, "members": members,
-        "environment": runs.environment(),
-        "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-    })
+    runs.write_config(out, RunConfig(
+        kind=ENSEMBLE, framework=ENSEMBLE, dataset=configs[0].dataset, arch=ENSEMBLE, params=params,
+        data=configs[0].data, weighting=WEIGHTING[method], selection=settings, members=tuple(members),
+        environment=runs.environment(), created=_dt.datetime.now().astimezone().isoformat(timespec="seconds")))
+    rows = [m.to_dict() for m in members]
     runs.save_predictions(out / runs.PREDICTIONS, logits, labels)
-    summary = _summary(members, logits, labels, val_logits, val)
+    summary = _summary(rows, logits, labels, val_logits, val)
     if val_logits is not None:
         runs.save_predictions(out / runs.VAL_PREDICTIONS, val_logits, val[1])
 
-    metrics = compute_metrics(logits, labels, configs[0]["data"]["class_names"])
+    metrics = compute_metrics(logits, labels, list(configs[0].data.class_names))
     trainings = [read_json(d / runs.TRAINING) if (d / runs.TRAINING).is_file() else {} for d in dirs]
     metrics.update({
-        "arch": "ensemble", "framework": "ensemble", "dataset": configs[0]["dataset"], "seed": None,
-        "params": sum(m["params"] or 0 for m in used), "model_bytes": sum(m["model_bytes"] or 0 for m in used),
+        "arch": ENSEMBLE, "framework": ENSEMBLE, "dataset": configs[0].dataset, "seed": None,
+        "params": params, "model_bytes": sum(m.model_bytes or 0 for m in used),
         # what the whole library cost to train, every member offered, chosen or not
         "train_seconds": sum(t.get("train_seconds") or 0 for t in trainings),
         "samples_per_s": None, "best_epoch": None, "epochs_run": None, "best_val_acc": summary["val_accuracy"],
-        "weighting": WEIGHTING[method], "selection": {**settings, "trace": chosen.trace}, "members": members,
+        "weighting": WEIGHTING[method], "selection": {**settings, "trace": chosen.trace}, "members": rows,
         "best_member": summary["best_member"], "gain": summary["gain"],
     })
     write_json(out / runs.METRICS, metrics)
     return {"run_dir": str(out), "accuracy": metrics["accuracy"], "nll": metrics["nll"], "ece": metrics["ece"],
             "weighting": WEIGHTING[method], "selection": settings, "train_seconds": metrics["train_seconds"],
-            **summary, "members": members}
+            **summary, "members": rows}
 
 
 def _summary(members: list[dict[str, Any]], logits: np.ndarray, labels: np.ndarray,

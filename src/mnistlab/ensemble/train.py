@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from mnistlab import runs
+from mnistlab import frameworks, runs
 from mnistlab.config import TrainConfig
 from mnistlab.ensemble.build import ensemble_runs, require_temperature_fit, selection_method
 from mnistlab.ensemble.select import DEFAULT_ROUNDS
@@ -33,9 +33,9 @@ from mnistlab.errors import UserError
 from mnistlab.evaluation.evaluate import evaluate_run
 from mnistlab.evaluation.spread import spread
 from mnistlab.fileio import read_json
-from mnistlab.frameworks import FRAMEWORKS, require, train_function
 from mnistlab.models import list_models
-from mnistlab.runconfig import MAX_MEMBERS
+from mnistlab.runcheck import MAX_MEMBERS
+from mnistlab.runconfig import RunConfig
 from mnistlab.training.checkpoint import load_checkpoint
 from mnistlab.training.progress import stderr_log
 
@@ -49,8 +49,8 @@ def parse_members(text: str) -> list[tuple[str, str]]:
     members = []
     for name in filter(None, (p.strip() for p in text.split(","))):
         framework, _, arch = name.rpartition(":")
-        framework = framework or "torch"
-        if framework not in FRAMEWORKS or arch not in list_models():
+        framework = framework or frameworks.FRAMEWORKS[0]
+        if framework not in frameworks.FRAMEWORKS or arch not in list_models():
             raise UserError(f"--archs: unknown model {name[:40]!r}; use names from 'mnistlab models', "
                             "with 'keras:' in front for a Keras twin")
         members.append((framework, arch))
@@ -60,14 +60,14 @@ def parse_members(text: str) -> list[tuple[str, str]]:
 
 
 def member_name(framework: str, arch: str, seed: int) -> str:
-    return f"{arch}-s{seed}" if framework == "torch" else f"{framework}-{arch}-s{seed}"
+    return f"{frameworks.TABLE[framework].run_prefix}{arch}-s{seed}"
 
 
-def _check_same(run_dir: Path, stored: dict[str, Any], cfg: TrainConfig) -> None:
+def _check_same(run_dir: Path, stored: RunConfig, cfg: TrainConfig) -> None:
     """The run in ``run_dir`` was trained with ``cfg`` (up to :data:`NOT_COMPARED`), or a one-line error."""
-    if stored.get("kind") != "train" or stored.get("framework", "torch") != cfg.framework:
+    if stored.kind != "train" or stored.framework != cfg.framework or stored.train is None:
         raise UserError(f"{run_dir}: not a {cfg.framework} training run; pass --force to replace it or choose another --out")
-    old, new = TrainConfig.from_dict(stored["train"]).to_dict(), cfg.to_dict()
+    old, new = stored.train.to_dict(), cfg.to_dict()
     for key in new:
         if key not in NOT_COMPARED and old.get(key) != new[key]:
             raise UserError(f"{run_dir}: trained with {key}={old.get(key)!r}, not {new[key]!r}; "
@@ -112,7 +112,7 @@ def ensemble_train(members: Sequence[tuple[str, str]], seeds: Sequence[int], bas
     if temperature:
         require_temperature_fit()  # so does a missing scipy
     for framework in {fw for fw, _, _ in plan}:
-        require(framework)
+        frameworks.get(framework)
     out, t0, data = Path(out), time.perf_counter(), None
     rows = []
     for i, (framework, arch, seed) in enumerate(plan, 1):
@@ -122,7 +122,7 @@ def ensemble_train(members: Sequence[tuple[str, str]], seeds: Sequence[int], bas
         log(f"member {i}/{len(plan)} {run_dir.name}: "
             + {"new": "training", "restart": "training again (no epoch had finished)",
                "resume": "resuming", "done": "reusing the finished run"}[state])
-        train = train_function(framework)
+        train = frameworks.get(framework).train
         if state in ("new", "restart"):
             if data is None:  # one load for every member: they share the split and the subset
                 from mnistlab.data.datasets import load_train_val

@@ -31,6 +31,7 @@ from mnistlab.evaluation.metrics import compute_metrics
 from mnistlab.evaluation.tta import check_mode, note, scorer, validation_choice
 from mnistlab.fileio import read_json, write_json
 from mnistlab.inference import predictor
+from mnistlab.runconfig import RunConfig
 
 
 def evaluate_run(run_dir: str | Path, *, data_dir: str | None = None, tta: str = "off",
@@ -47,13 +48,13 @@ def evaluate_run(run_dir: str | Path, *, data_dir: str | None = None, tta: str =
     started = time.perf_counter()
     run_dir = Path(run_dir)
     config = runs.read_config(run_dir)
-    dataset = config["dataset"]
+    dataset = config.dataset
     info = registry.get(dataset)
     check_mode(tta, info.mirrors, info.subject)
     predict = predictor(run_dir)
 
-    data = config["data"]
-    val = load_train_val(dataset, val_size=data["val_size"], seed=data["split_seed"], data_dir=data_dir)
+    data = config.data
+    val = load_train_val(dataset, val_size=data.val_size, seed=data.split_seed, data_dir=data_dir)
     val_logits, choice = validation_choice(tta, predict, val.val_x.numpy(), val.val_y.numpy(), mirrors=info.mirrors,
                                            candidates=tta_candidates)
     runs.save_predictions(run_dir / runs.VAL_PREDICTIONS, val_logits, val.val_y.numpy())
@@ -67,7 +68,7 @@ def evaluate_run(run_dir: str | Path, *, data_dir: str | None = None, tta: str =
     labels = test_y.numpy()
     runs.save_predictions(run_dir / runs.PREDICTIONS, logits, labels)
 
-    metrics = compute_metrics(logits, labels, data["class_names"])
+    metrics = compute_metrics(logits, labels, data.class_names)
     metrics.update(run_summary(run_dir, config))
     metrics["inference_seconds"] = round(seconds, 3)
     if tta != "off":  # an evaluation without TTA writes the same metrics.json as before TTA existed
@@ -77,16 +78,16 @@ def evaluate_run(run_dir: str | Path, *, data_dir: str | None = None, tta: str =
     return metrics
 
 
-def run_summary(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
+def run_summary(run_dir: Path, config: RunConfig) -> dict[str, Any]:
     """Facts about the run that sit beside its metrics: size, params, training time."""
     weights = runs.weights_path(run_dir, config)
     training = read_json(run_dir / runs.TRAINING) if (run_dir / runs.TRAINING).is_file() else {}
     return {
-        "arch": config["arch"],
-        "framework": config.get("framework", "torch"),
-        "dataset": config["dataset"],
-        "seed": config["train"]["seed"],
-        "params": config["params"],
+        "arch": config.arch,
+        "framework": config.framework,
+        "dataset": config.dataset,
+        "seed": config.seed,
+        "params": config.params,
         "model_bytes": weights.stat().st_size if weights.is_file() else None,
         "train_seconds": training.get("train_seconds"),
         "samples_per_s": training.get("samples_per_s"),

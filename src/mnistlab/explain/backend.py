@@ -1,7 +1,7 @@
 """What a framework must answer so that ``mnistlab explain`` can draw its figures.
 
-    >>> from mnistlab.frameworks import explainer_factory                      # doctest: +SKIP
-    >>> ex = explainer_factory("torch")("runs/simple-20261125-101500", config)  # doctest: +SKIP
+    >>> from mnistlab import frameworks                                                    # doctest: +SKIP
+    >>> ex = frameworks.get("torch").explainer_for("runs/simple-20261125-101500", config)  # doctest: +SKIP
     >>> ex.gradcam(image_uint8, target=7, layer=ex.default_layer()).shape       # doctest: +SKIP
     (28, 28)
 

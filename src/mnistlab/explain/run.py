@@ -25,8 +25,9 @@ from mnistlab import frameworks, runs
 from mnistlab.errors import UserError
 from mnistlab.evaluation.metrics import softmax
 from mnistlab.explain.backend import Explainer
-from mnistlab.training.gradflow import EXPLODING, VANISHING, read_grad_norms
 from mnistlab.fileio import read_json, write_json
+from mnistlab.runconfig import RunConfig
+from mnistlab.training.gradflow import EXPLODING, VANISHING, read_grad_norms
 
 OUT_DIR = Path("plots") / "interpretability"
 INDEX = "index.json"
@@ -61,19 +62,19 @@ def parse_class(value: str | int, class_names: Sequence[str]) -> int:
 
 def _explainer(run_dir: Path) -> tuple[Explainer, dict[str, Any]]:
     config = runs.read_config(run_dir)
-    if config.get("kind") == "ensemble":
+    if config.is_ensemble:
         raise UserError(f"{run_dir}: an ensemble has no single model to explain; explain one of its members")
-    return frameworks.explainer_factory(config.get("framework", "torch"))(run_dir, config), config
+    return frameworks.for_run(config, run_dir).explainer_for(run_dir, config), config
 
 
-def _inputs(run_dir: Path, config: dict[str, Any], indices: Sequence[int] | None, images: Sequence[str] | None,
+def _inputs(run_dir: Path, config: RunConfig, indices: Sequence[int] | None, images: Sequence[str] | None,
             data_dir: str | None) -> list[dict[str, Any]]:
     """The examples to explain: ``{image (uint8 28×28), label or None, name, note}`` each."""
     if images:
         from mnistlab.data.preprocess import load_image, to_model_input
 
         # The run's own data set's pipeline, as ``mnistlab predict`` uses; every file checked before any work.
-        arrays = [to_model_input(load_image(p), config["dataset"], str(p)) for p in images]
+        arrays = [to_model_input(load_image(p), config.dataset, str(p)) for p in images]
         return [{"image": a, "label": None, "name": re.sub(r"[^A-Za-z0-9_-]+", "_", Path(p).stem),
                  "note": f"file {Path(p).name}"} for p, a in zip(images, arrays)]
     from mnistlab.data.datasets import load_test_split
@@ -84,7 +85,7 @@ def _inputs(run_dir: Path, config: dict[str, Any], indices: Sequence[int] | None
         logits, labels = runs.load_predictions(run_dir / runs.PREDICTIONS)
         picks = select_examples(logits, labels)
     # Pictures of chosen test examples, picked from the saved test logits; nothing is chosen by them.
-    test_x, test_y = load_test_split(config["dataset"], data_dir, purpose="explain chosen test examples")
+    test_x, test_y = load_test_split(config.dataset, data_dir, purpose="explain chosen test examples")
     bad = [i for i, _ in picks if not 0 <= i < len(test_y)]
     if bad:
         raise UserError(f"--index {bad[0]} is outside the test set; give 0..{len(test_y) - 1}")
@@ -108,7 +109,7 @@ def explain_run(run_dir: str | Path, *, indices: Sequence[int] | None = None, im
 
     run_dir = Path(run_dir)
     explainer, config = _explainer(run_dir)
-    names = config["data"]["class_names"]
+    names = config.data.class_names
     target_class = None if target is None else parse_class(target, names)
     layer = layer or explainer.default_layer()
     explainer.check_layer(layer)
@@ -154,7 +155,7 @@ def explain_run(run_dir: str | Path, *, indices: Sequence[int] | None = None, im
     flow = gradient_flow_plot(run_dir, update_index=False)
     if flow is not None:
         files.append(flow)
-    index = {"run_dir": str(run_dir), "arch": config["arch"], "framework": config.get("framework", "torch"),
+    index = {"run_dir": str(run_dir), "arch": config.arch, "framework": config.framework,
              "layer": layer, "examples": summary, "files": files}
     write_json(out / INDEX, index)
     return index

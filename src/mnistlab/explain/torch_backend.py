@@ -12,7 +12,6 @@ A thin adapter from :mod:`mnistlab.explain.gradcam` (tensors, batches) to the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -21,16 +20,17 @@ from mnistlab.evaluation.metrics import softmax
 from mnistlab.explain import gradcam as gc
 from mnistlab.frameworks.pytorch import load_model, normalize_images
 from mnistlab.models import IMAGE_SIZE, IN_CHANNELS
+from mnistlab.runconfig import DataFacts, RunConfig
 
 
 class TorchExplainer:
     """Grad-CAM, saliency, filters and feature maps of a PyTorch run's model."""
 
-    def __init__(self, model: torch.nn.Module, data: dict[str, Any]):
+    def __init__(self, model: torch.nn.Module, data: DataFacts):
         gc._captum()  # fail before any work when the extra is missing
-        self.model, self.data = gc.explainable(model), data  # data: the run config's "data" (mean, std)
-        size = self.data.get("image_size", IMAGE_SIZE)
-        self.image_shape = (self.data.get("in_channels", IN_CHANNELS), size, size)
+        self.model, self.data = gc.explainable(model), data  # the run's normalisation and image shape
+        size = data.image_size or IMAGE_SIZE
+        self.image_shape = (data.in_channels or IN_CHANNELS, size, size)
 
     def _x(self, image: np.ndarray) -> torch.Tensor:
         return normalize_images(torch.as_tensor(image)[None], self.data)
@@ -59,6 +59,6 @@ class TorchExplainer:
         return [(name, m.numpy()) for name, m in gc.feature_maps(self.model, self._x(image))]
 
 
-def explainer(run_dir: str | Path, config: dict[str, Any]) -> TorchExplainer:
+def explainer(run_dir: str | Path, config: RunConfig) -> TorchExplainer:
     model, config = load_model(run_dir)
-    return TorchExplainer(model, config["data"])
+    return TorchExplainer(model, config.data)

@@ -105,8 +105,8 @@ def bench_run(run_dir: str | Path, *, threads: int | None = None, quick: bool = 
     threads = threads or torch.get_num_threads()
     torch.set_num_threads(threads)
     seconds = QUICK_SECONDS if quick else FULL_SECONDS
-    result: dict[str, Any] = {"run_dir": str(run_dir), "arch": config["arch"], "threads": threads,
-                              "quick": quick, "conditions": conditions(threads, seconds, config["dataset"]),
+    result: dict[str, Any] = {"run_dir": str(run_dir), "arch": config.arch, "threads": threads,
+                              "quick": quick, "conditions": conditions(threads, seconds, config.dataset),
                               "paths": {}, "skipped": {}, "exported": []}
 
     files = {"onnxruntime": export_path(run_dir, ONNX_FILE), "int8": export_path(run_dir, INT8_FILE)}
@@ -128,11 +128,11 @@ def bench_run(run_dir: str | Path, *, threads: int | None = None, quick: bool = 
             result["exported"].append(str(path.relative_to(run_dir)))
 
     # Timing inputs only (no label is read): real images, so activations look like the service's.
-    test_x, _ = load_test_split(config["dataset"], data_dir, purpose="benchmark inputs: real images to time")
+    test_x, _ = load_test_split(config.dataset, data_dir, purpose="benchmark inputs: real images to time")
     from mnistlab.export.onnx_export import unit_images
 
     x = unit_images(test_x[: max(BATCHES)].numpy())
-    wrapped = NormalizedModel(model, config["data"]["mean"], config["data"]["std"]).eval()
+    wrapped = NormalizedModel(model, config.data.mean, config.data.std).eval()
     fns: dict[str, Callable[[Any], Any]] = {}
     for name in paths:
         if name in result["skipped"]:

@@ -42,6 +42,7 @@ from mnistlab.export import ONNX_FILE, ONNX_REPORT, export_path, require_deploy_
 from mnistlab.fileio import read_json, write_bytes, write_json
 from mnistlab.frameworks.pytorch import load_model, normalize_images, torch_logits
 from mnistlab.models import NUM_CLASSES
+from mnistlab.runconfig import RunConfig
 
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 MAX_ABS_DIFF = 1e-4
@@ -106,19 +107,19 @@ def _form(dataset: str) -> str:
     return f"{'white' if subject == 'digit' else 'light'} {subject} on black, preprocessed like 'mnistlab predict'"
 
 
-def metadata(run_dir: Path, config: dict[str, Any]) -> dict[str, str]:
+def metadata(run_dir: Path, config: RunConfig) -> dict[str, str]:
     """Strings stored in the ONNX file: what it classifies and where it came from."""
-    env = config.get("environment", {})
+    env = config.environment
     return {
-        "class_names": json.dumps(config["data"]["class_names"]),
-        "dataset": config["dataset"],
-        "arch": config["arch"],
-        "input": f"{INPUT_NAME}: float32[N,1,{config['data']['image_size']},{config['data']['image_size']}], "
-                 f"pixels in [0,1], {_form(config['dataset'])}; normalisation is inside the graph",
-        "output": f"{OUTPUT_NAME}: float32[N,{config['data']['num_classes']}], unnormalised (softmax for probabilities)",
-        "normalization": json.dumps({"mean": config["data"]["mean"], "std": config["data"]["std"]}),
+        "class_names": json.dumps(config.data.class_names),
+        "dataset": config.dataset,
+        "arch": config.arch,
+        "input": f"{INPUT_NAME}: float32[N,1,{config.data.image_size},{config.data.image_size}], "
+                 f"pixels in [0,1], {_form(config.dataset)}; normalisation is inside the graph",
+        "output": f"{OUTPUT_NAME}: float32[N,{config.data.num_classes}], unnormalised (softmax for probabilities)",
+        "normalization": json.dumps({"mean": config.data.mean, "std": config.data.std}),
         "source_run": str(run_dir.resolve()),
-        "run_created": str(config.get("created", "")),
+        "run_created": config.created or "",
         "train_git_commit": str(env.get("git_commit") or ""),
         "exported": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "exporter": f"mnistlab {__version__}, torch {torch.__version__}",
@@ -132,13 +133,13 @@ def strip_trace(proto) -> None:
         item.doc_string = ""
 
 
-def to_onnx_proto(model: nn.Module, config: dict[str, Any], run_dir: Path):
+def to_onnx_proto(model: nn.Module, config: RunConfig, run_dir: Path):
     """The ONNX ModelProto of a run's model, normalisation folded in, with a dynamic batch dimension."""
     import onnx
 
-    data = config["data"]
-    wrapped = NormalizedModel(model, data["mean"], data["std"]).eval()
-    example = torch.rand(2, data["in_channels"], data["image_size"], data["image_size"])
+    data = config.data
+    wrapped = NormalizedModel(model, data.mean, data.std).eval()
+    example = torch.rand(2, data.in_channels, data.image_size, data.image_size)
     # The dynamo exporter (torch's default) gives a clean, optimised graph; dynamic_shapes marks
     # dim 0 symbolic. Weights are kept inside the proto so the result is one self-contained file.
     with warnings.catch_warnings(), _quiet("torch.onnx"):
@@ -150,7 +151,7 @@ def to_onnx_proto(model: nn.Module, config: dict[str, Any], run_dir: Path):
     strip_trace(proto)
     proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "N"
     proto.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "N"
-    proto.doc_string = f"mnistlab {config['arch']} classifier for {config['dataset']}"
+    proto.doc_string = f"mnistlab {config.arch} classifier for {config.dataset}"
     onnx.helper.set_model_props(proto, metadata(run_dir, config))
     onnx.checker.check_model(proto, full_check=True)
     return proto
@@ -210,9 +211,9 @@ def export_onnx(run_dir: str | Path, *, data_dir: str | None = None, threads: in
     write_bytes(path, proto.SerializeToString())
 
     # The self-check: the exported file must agree with PyTorch on the same test images (nothing is chosen).
-    test_x, test_y = load_test_split(config["dataset"], data_dir, purpose="ONNX export self-check against PyTorch")
+    test_x, test_y = load_test_split(config.dataset, data_dir, purpose="ONNX export self-check against PyTorch")
     labels = test_y.numpy()
-    torch_out = torch_logits(model, normalize_images(test_x, config["data"])).numpy()
+    torch_out = torch_logits(model, normalize_images(test_x, config.data)).numpy()
     onnx_out = ort_logits(session(path, threads), test_x.numpy())
     max_diff = float(np.abs(onnx_out[:N_COMPARE] - torch_out[:N_COMPARE]).max())
     torch_acc, onnx_acc = accuracy(torch_out, labels), accuracy(onnx_out, labels)

@@ -29,13 +29,14 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from mnistlab import runs
+from mnistlab import frameworks, runs
 from mnistlab.config import TrainConfig
 from mnistlab.data.datasets import load_train_val
 from mnistlab.errors import UserError
 from mnistlab.evaluation.evaluate import evaluate_run
 from mnistlab.fileio import write_json, write_text
 from mnistlab.frameworks.pytorch import load_model
+from mnistlab.runconfig import RunConfig
 from mnistlab.training.loop import LoopOptions, evaluate, run_epochs, steps_per_epoch
 from mnistlab.training.torch_step import TorchStep
 
@@ -91,12 +92,12 @@ def finetune(model: nn.Module, cfg: TrainConfig, data, epochs: int) -> tuple[flo
     return before, best["acc"], best["epoch"]
 
 
-def prune_one(run_dir: Path, config: dict[str, Any], data, amount: float, epochs: int, lr: float,
+def prune_one(run_dir: Path, config: RunConfig, data, amount: float, epochs: int, lr: float,
               data_dir: str | None) -> dict[str, Any]:
     """Prune the run's model to ``amount``, fine-tune, save as ``prune/sparsity-<amount>/``, evaluate."""
     t0 = time.perf_counter()
     model, _ = load_model(run_dir)
-    cfg = TrainConfig.from_dict({**config["train"], "lr": lr})
+    cfg = dataclasses.replace(config.train, lr=lr)
     torch.manual_seed(cfg.seed)
     prune.global_unstructured(prunable(model), pruning_method=prune.L1Unstructured, amount=amount)
     val_pruned, val_acc, best_epoch = finetune(model, cfg, data, epochs)
@@ -108,8 +109,7 @@ def prune_one(run_dir: Path, config: dict[str, Any], data, amount: float, epochs
     runs.prepare_run_dir(out, force=True)
     pruning = {"sparsity_target": amount, "sparsity_reached": reached, "finetune_epochs": epochs,
                "finetune_lr": lr, "best_finetune_epoch": best_epoch, "method": "global L1 unstructured"}
-    runs.write_config(out, {**{k: v for k, v in config.items() if k != "schema_version"}, "kind": "prune",
-                            "pruned_from": str(run_dir), "pruning": pruning})
+    runs.write_config(out, dataclasses.replace(config, kind="prune", pruned_from=str(run_dir), pruning=pruning))
     runs.save_weights(out, model)
     metrics = evaluate_run(out, data_dir=data_dir)
     raw = (out / runs.WEIGHTS).read_bytes()
@@ -122,7 +122,7 @@ def prune_one(run_dir: Path, config: dict[str, Any], data, amount: float, epochs
     }
 
 
-def base_row(run_dir: Path, config: dict[str, Any], data, data_dir: str | None) -> dict[str, Any]:
+def base_row(run_dir: Path, config: RunConfig, data, data_dir: str | None) -> dict[str, Any]:
     """The unpruned model's row (sparsity 0), from its saved predictions when they exist."""
     from mnistlab.evaluation.metrics import accuracy
 
@@ -132,7 +132,7 @@ def base_row(run_dir: Path, config: dict[str, Any], data, data_dir: str | None) 
         test_acc = accuracy(*runs.load_predictions(run_dir / runs.PREDICTIONS))
     else:
         test_acc = evaluate_run(run_dir, data_dir=data_dir)["accuracy"]
-    val_acc = evaluate(TorchStep(model, TrainConfig.from_dict(config["train"]), 1), data)[1]
+    val_acc = evaluate(TorchStep(model, config.train, 1), data)[1]
     raw = (run_dir / runs.WEIGHTS).read_bytes()
     return {"sparsity_target": 0.0, "sparsity_reached": round(reached, 6), "zero_weights": zeros,
             "prunable_weights": total, "val_acc_pruned": val_acc, "val_acc": val_acc, "best_finetune_epoch": 0,
@@ -172,20 +172,22 @@ def prune_run(run_dir: str | Path, sparsities: list[float], *, finetune_epochs: 
         raise UserError("sparsities must lie strictly between 0 and 1, e.g. 0.5,0.7,0.9")
     if finetune_epochs < 0:
         raise UserError("--finetune-epochs must be 0 or more")
-    load_model(run_dir)  # fails early, with a clear message, on a run without weights
     config = runs.read_config(run_dir)
-    threads = config.get("threads") or torch.get_num_threads()
+    if not config.is_ensemble:  # an ensemble: load_model says why not
+        frameworks.for_run(config, run_dir).require("prune")
+    load_model(run_dir)  # fails early, with a clear message, on a run without weights
+    threads = config.threads or torch.get_num_threads()
     torch.set_num_threads(threads)
-    d = config["data"]
-    data = load_train_val(config["dataset"], val_size=d["val_size"], seed=d["split_seed"], data_dir=data_dir,
+    d = config.data
+    data = load_train_val(config.dataset, val_size=d.val_size, seed=d.split_seed, data_dir=data_dir,
                           train_subset=train_subset)
     # A tenth of the run's own learning rate: the weights are already near a good solution.
-    lr = lr if lr is not None else config["train"]["lr"] / 10
+    lr = lr if lr is not None else config.train.lr / 10
     rows = [base_row(run_dir, config, data, data_dir)]
     rows += [prune_one(run_dir, config, data, s, finetune_epochs, lr, data_dir) for s in sparsities]
     base = rows[0]["test_acc"]
     for r in rows:
         r["test_acc_delta_points"] = round(100 * (r["test_acc"] - base), 3)
     write_table(rows, run_dir / PRUNE_DIR)
-    plot_curve(rows, run_dir / PLOT, f"{config['arch']}: magnitude pruning, {finetune_epochs} fine-tuning epoch(s)")
+    plot_curve(rows, run_dir / PLOT, f"{config.arch}: magnitude pruning, {finetune_epochs} fine-tuning epoch(s)")
     return rows

@@ -37,9 +37,9 @@ from mnistlab.export import (
     export_path,
     require_deploy_extra,
 )
-from mnistlab.timing import batch1_latency, throughput
 from mnistlab.export.onnx_export import export_onnx, file_sha256, ort_logits, reusable_export, session, unit_images
 from mnistlab.fileio import write_json, write_with
+from mnistlab.timing import batch1_latency, throughput
 
 ACCURACY_TARGET_POINTS = 0.1  # the issue's bound on the test accuracy lost to INT8
 SIZE_RATIO_TARGET = 0.25  # INT8 file size / fp32 file size
@@ -77,12 +77,7 @@ def first_conv(path: Path) -> list[str]:
 
 def quantize_file(fp32_path: Path, out_path: Path, calib_images: np.ndarray, method: str = "minmax") -> None:
     """Quantize an fp32 ONNX file to a QDQ int8 file at ``out_path`` (atomically)."""
-    from onnxruntime.quantization import (
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if method not in CALIBRATION_METHODS:
@@ -117,15 +112,15 @@ def export_int8(run_dir: str | Path, *, data_dir: str | None = None, threads: in
     fp32_path = export_path(run_dir, ONNX_FILE)
     if not reusable_export(run_dir, ONNX_FILE, ONNX_REPORT):  # missing, changed, or from older weights
         export_onnx(run_dir, data_dir=data_dir, threads=threads)
-    data = config["data"]
-    val = load_train_val(config["dataset"], val_size=data["val_size"], seed=data["split_seed"], data_dir=data_dir)
+    data = config.data
+    val = load_train_val(config.dataset, val_size=data.val_size, seed=data.split_seed, data_dir=data_dir)
     # The validation split is stratified and shuffled, so its first images cover every class.
     calib = val.val_x[:calibration_size].numpy()
     int8_path = export_path(run_dir, INT8_FILE)
     quantize_file(fp32_path, int8_path, calib, method)
 
     # The accuracy cost of INT8 is reported, never used to pick the calibration (validation does that).
-    test_x, test_y = load_test_split(config["dataset"], data_dir,
+    test_x, test_y = load_test_split(config.dataset, data_dir,
                                      purpose="INT8 export: report its test accuracy change")
     images, labels = test_x.numpy(), test_y.numpy()
     fp32_sess, int8_sess = session(fp32_path, threads), session(int8_path, threads)

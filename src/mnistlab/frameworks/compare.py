@@ -59,11 +59,11 @@ def measure_inference(run_dir: Path, framework: str, threads: int, *, data_dir: 
     from mnistlab.timing import throughput
 
     # Timing inputs only (no label is read): the same real test images for both frameworks.
-    dataset = runs.read_config(run_dir)["dataset"]
+    dataset = runs.read_config(run_dir).dataset
     images = load_test_split(dataset, data_dir, purpose="framework comparison: inputs to time")[0][:256].numpy()
-    from mnistlab.frameworks import inference_parts
+    from mnistlab import frameworks
 
-    call, prepare = inference_parts(framework)(run_dir, runs.read_config(run_dir), threads)
+    call, prepare = frameworks.get(framework).inference_parts(run_dir, runs.read_config(run_dir), threads)
     singles = [prepare(images[i % len(images)][None]) for i in range(latency_calls)]
     batch = prepare(images)
     for x in singles[:30]:
@@ -82,13 +82,13 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
     """The work of one child process; returns what the parent records."""
     run_dir = Path(spec["run_dir"])
     if spec["task"] == "train":
+        from mnistlab import frameworks
         from mnistlab.config import TrainConfig
         from mnistlab.evaluation.evaluate import evaluate_run
-        from mnistlab.frameworks import train_function
 
         cfg = TrainConfig.from_dict(spec["config"])
-        train_function(cfg.framework)(cfg, run_dir, data_dir=spec["data_dir"], force=spec["force"],
-                                      progress=spec["progress"])
+        frameworks.get(cfg.framework).train(cfg, run_dir, data_dir=spec["data_dir"], force=spec["force"],
+                                            progress=spec["progress"])
         evaluate_run(run_dir, data_dir=spec["data_dir"])
         return {"peak_rss_train_mb": _peak_rss_mb()}
     result = measure_inference(run_dir, spec["framework"], spec["threads"], data_dir=spec["data_dir"],
@@ -134,11 +134,10 @@ def compare_frameworks(run_dirs: Sequence[str | Path] = (), *, arch: str = "simp
 
     ``latency_calls`` batch-1 calls are timed, and batch-256 calls repeat for ``seconds``.
     """
-    from mnistlab import runs
+    from mnistlab import frameworks, runs
     from mnistlab.config import preset
-    from mnistlab.frameworks import require_keras
 
-    require_keras()
+    frameworks.get("keras")  # a one-line error without mnistlab[keras]
     threads = threads or os.cpu_count() or 1
     load_before = os.getloadavg()
     peaks: dict[str, dict[str, Any]] = {fw: {} for fw in FRAMEWORKS}
@@ -163,7 +162,7 @@ def compare_frameworks(run_dirs: Sequence[str | Path] = (), *, arch: str = "simp
         model_file = runs.weights_path(d, config)
         rows.append({"framework": fw, "run_dir": str(d), "test_accuracy": metrics["accuracy"],
                      "train_seconds": training["train_seconds"], "train_samples_per_s": training["samples_per_s"],
-                     **infer, "params": config["params"], "model_file": model_file.name,
+                     **infer, "params": config.params, "model_file": model_file.name,
                      "model_kb": model_file.stat().st_size / 1024,
                      "peak_rss_train_mb": peaks[fw].get("peak_rss_train_mb"),
                      "epochs": f"{training['epochs_run']} ({training['best_epoch']})"})

@@ -2,17 +2,17 @@
 
     >>> from mnistlab.frameworks.pytorch import load_model, normalize_images, torch_logits  # doctest: +SKIP
     >>> model, config = load_model("runs/simple-20261125-101500")                          # doctest: +SKIP
-    >>> torch_logits(model, normalize_images(images_uint8, config["data"])).shape           # doctest: +SKIP
+    >>> torch_logits(model, normalize_images(images_uint8, config.data)).shape           # doctest: +SKIP
     torch.Size([N, 10])
 
-``predictor(run_dir, config)`` is this framework's entry in the framework table
-(:mod:`mnistlab.frameworks`); everything else here is shared by training, export and explain.
+``predictor(run_dir, config)`` is what PyTorch's registry entry (:mod:`mnistlab.frameworks.torch_entry`)
+predicts with; everything else here is shared by training, export and explain.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -20,27 +20,32 @@ import torch
 from mnistlab import runs
 from mnistlab.data.datasets import normalize
 from mnistlab.errors import UserError
+from mnistlab.frameworks.registry import TABLE
 from mnistlab.models import NUM_CLASSES, create_model
+from mnistlab.runconfig import DataFacts, RunConfig
+
+TORCH = TABLE["torch"]  # this module is a piece of PyTorch's entry (frameworks.torch_entry), which loads it
 
 
-def build_model(config: dict[str, Any]) -> torch.nn.Module:
+def build_model(config: RunConfig) -> torch.nn.Module:
     """The untrained PyTorch model a config describes."""
-    data = config["data"]
-    return create_model(config["arch"], in_channels=data["in_channels"], num_classes=data["num_classes"],
-                        image_size=data["image_size"], **config.get("model_args", {}))
+    data = config.data
+    return create_model(config.arch, in_channels=data.in_channels, num_classes=data.num_classes,
+                        image_size=data.image_size, **config.model_args)
 
 
-def load_model(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+def load_model(run_dir: str | Path) -> tuple[torch.nn.Module, RunConfig]:
     """Rebuild a PyTorch run's model from its directory, in eval mode."""
     from safetensors.torch import load_file
 
     run_dir = Path(run_dir)
     config = runs.read_config(run_dir)
-    if config.get("framework", "torch") != "torch":
-        raise UserError(f"{run_dir}: a {config['framework']} run; this command needs a PyTorch run")
-    weights = run_dir / runs.WEIGHTS
+    if config.framework != TORCH.name:  # the registry's own entry: a run of another framework is not ours to load
+        raise UserError(f"{run_dir}: a {config.framework} run; this command needs a PyTorch run")
+    TORCH.check_run(config, run_dir)
+    weights = run_dir / TORCH.model_file
     if not weights.is_file():
-        raise UserError(f"{run_dir}: no weights ({runs.WEIGHTS}); the run did not finish an epoch, train it again")
+        raise UserError(f"{run_dir}: no weights ({TORCH.model_file}); the run did not finish an epoch, train it again")
     model = build_model(config)
     try:
         model.load_state_dict(load_file(str(weights)))
@@ -49,9 +54,9 @@ def load_model(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     return model.eval(), config
 
 
-def normalize_images(images: torch.Tensor | np.ndarray, data: dict[str, Any]) -> torch.Tensor:
+def normalize_images(images: torch.Tensor | np.ndarray, data: DataFacts) -> torch.Tensor:
     """uint8 ``[N, 28, 28]`` (or ``[N, 1, 28, 28]``) → float32 ``[N, 1, 28, 28]`` with the run's mean/std."""
-    return normalize(torch.as_tensor(images), data["mean"], data["std"])
+    return normalize(torch.as_tensor(images), data.mean, data.std)
 
 
 @torch.no_grad()
@@ -75,7 +80,7 @@ def _is_channels_last(model: torch.nn.Module) -> bool:
     return bool(convs) and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
 
 
-def inference_parts(run_dir: Path, config: dict[str, Any], threads: int) -> tuple[Callable, Callable]:
+def inference_parts(run_dir: Path, config: RunConfig, threads: int) -> tuple[Callable, Callable]:
     """(model call on a prepared batch, uint8 images → prepared batch): what a timing measures apart."""
     torch.set_num_threads(threads)
     model = load_model(run_dir)[0].to(memory_format=torch.channels_last)  # as the trainer runs it
@@ -85,12 +90,12 @@ def inference_parts(run_dir: Path, config: dict[str, Any], threads: int) -> tupl
             return model(x)
 
     def prepare(images: np.ndarray) -> torch.Tensor:
-        return normalize_images(images, config["data"]).contiguous(memory_format=torch.channels_last)
+        return normalize_images(images, config.data).contiguous(memory_format=torch.channels_last)
 
     return call, prepare
 
 
-def predictor(run_dir: Path, config: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
+def predictor(run_dir: Path, config: RunConfig) -> Callable[[np.ndarray], np.ndarray]:
     """A function from uint8 images ``[N, 28, 28]`` to logits ``[N, classes]`` for a PyTorch run."""
     model = load_model(run_dir)[0].to(memory_format=torch.channels_last)
-    return lambda images: torch_logits(model, normalize_images(images, config["data"])).numpy()
+    return lambda images: torch_logits(model, normalize_images(images, config.data)).numpy()

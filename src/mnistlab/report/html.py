@@ -124,12 +124,12 @@ def model_section(run_dir: Path, label: str) -> dict[str, Any]:
     interpretability = [f for p in sorted(interp.glob("*.png")) if (f := _png(run_dir, p.relative_to(run_dir)))]
     deployment = [{"title": _title(p), "rows": flatten(obj)} for p in sorted((run_dir / "export").glob("*.json"))
                   if (obj := _json(run_dir, p.relative_to(run_dir))) is not None]
-    train = config.get("train", {})
-    settings = [("architecture", config["arch"]), ("framework", config.get("framework", "torch")),
-                ("parameters", f"{config['params']:,}")]
+    train = config.train.to_dict() if config.train is not None else {}
+    settings = [("architecture", config.arch), ("framework", config.framework),
+                ("parameters", f"{config.params:,}")]
     settings += [(k.replace("_", " "), str(train[k])) for k in TRAIN_KEYS if k in train]
-    if config.get("model_args"):
-        settings.append(("model args", json.dumps(config["model_args"])))
+    if config.model_args:
+        settings.append(("model args", json.dumps(config.model_args)))
     aurocs = [{"name": SCORE_LABELS.get(k, k), **v} for k, v in analysis["uncertainty"]["aurocs"].items()]
     return {
         "id": "model-" + "".join(c if c.isalnum() else "-" for c in label),
@@ -137,7 +137,7 @@ def model_section(run_dir: Path, label: str) -> dict[str, Any]:
         "training": training, "analysis": analysis, "figures": figures, "aurocs": aurocs,
         "interpretability": interpretability, "deployment": deployment,
         "misclassified": analysis.get("misclassified", [])[:5],
-        "class_names": config["data"]["class_names"],
+        "class_names": config.data.class_names,
     }
 
 
@@ -150,11 +150,12 @@ def _labels(run_dirs: Sequence[Path]) -> list[str]:
 def environment_rows(models: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for m in models:
-        env = m["config"].get("environment", {})
-        rows.append({"label": m["label"], "seed": m["config"].get("train", {}).get("seed"),
-                     "created": m["config"].get("created", "—"), "train_seconds": m["training"].get("train_seconds"),
+        config = m["config"]
+        env = dict(config.environment)
+        rows.append({"label": m["label"], "seed": config.seed,
+                     "created": config.created or "—", "train_seconds": m["training"].get("train_seconds"),
                      "inference_seconds": m["metrics"].get("inference_seconds"),
-                     "threads": m["config"].get("threads"), **env})
+                     "threads": config.threads, **env})
     return rows
 
 
@@ -183,8 +184,8 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, data_dir: s
                              autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
     html = env.get_template(TEMPLATE).render(
         version=__version__, generated=_dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        models=models, data=first["config"]["data"], dataset=first["config"]["dataset"],
-        datasets=sorted({m["config"]["dataset"] for m in models}),
+        models=models, data=first["config"].data, dataset=first["config"].dataset,
+        datasets=sorted({m["config"].dataset for m in models}),
         test_count=first["metrics"]["n_samples"],
         test_counts=[c["support"] for c in first["metrics"]["per_class"]], examples=examples,
         columns=COLUMNS, comparison_rows=table_rows(comparison), comparison=comparison,

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from mnistlab import runs
+from mnistlab import frameworks, runs
 from mnistlab.data import registry
 from mnistlab.data.preprocess import pipeline_name
 from mnistlab.errors import UserError
@@ -31,6 +31,7 @@ from mnistlab.fileio import read_json
 
 # THE one place the service asks the library for "uint8 images → logits" of a run.
 from mnistlab.inference import predictor as run_predictor
+from mnistlab.runconfig import RunConfig
 
 
 def _onnx_predictor(run_dir: Path, threads: int | None) -> Callable[[np.ndarray], np.ndarray]:
@@ -60,11 +61,11 @@ class ModelHolder:
 
     name: str
     run_dir: Path
-    config: dict[str, Any]
+    config: RunConfig
     logits: Callable[[np.ndarray], np.ndarray]
     backend: str
     info: dict[str, Any]
-    explainer: Any = None  # (model, layer) for PyTorch runs
+    explainer: Any = None  # (the framework's explainer, its Grad-CAM layer), built on first use
     _explain_lock: threading.Lock = field(default_factory=threading.Lock)  # captum hooks modules: one at a time
     _prepare_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -89,12 +90,12 @@ class ModelHolder:
 
     @property
     def class_names(self) -> list[str]:
-        return list(self.config["data"]["class_names"])
+        return list(self.config.data.class_names)
 
     @property
     def dataset(self) -> str:
         """The data set the run was trained on: it picks the preprocessing of uploaded pictures."""
-        return self.config.get("dataset", "mnist")
+        return self.config.dataset
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         return softmax(np.asarray(self.logits(images), dtype=np.float64)).astype(np.float32)
@@ -106,46 +107,34 @@ class ModelHolder:
             pass
 
     def _prepare_explainer(self) -> tuple[Any, str]:
-        """The Grad-CAM copy of the PyTorch model and its layer, built once (under the lock's protection)."""
-        from mnistlab.explain import gradcam as gc
-        from mnistlab.frameworks.pytorch import load_model
-
+        """The framework's explainer of the run and its Grad-CAM layer, built once (under the lock's protection)."""
         with self._prepare_lock:
             if self.explainer is None:
-                gc._captum()  # the slow import, done here rather than in the first request
-                model, _ = load_model(self.run_dir)
-                model = gc.explainable(model)
-                self.explainer = (model, gc.last_spatial_layer(model))
+                explainer = frameworks.for_run(self.config, self.run_dir).explainer_for(self.run_dir, self.config)
+                self.explainer = (explainer, explainer.default_layer())
         return self.explainer
 
     @property
     def explainable(self) -> bool:
-        """Grad-CAM needs a PyTorch run and captum (the ``explain`` extra)."""
-        import importlib.util
-
-        return (self.config.get("framework", "torch") == "torch" and self.config.get("kind", "train") != "ensemble"
-                and importlib.util.find_spec("captum") is not None)
+        """Grad-CAM needs one model (not an ensemble) whose framework explains, with its explain extra."""
+        return not self.config.is_ensemble and frameworks.for_run(self.config, self.run_dir).can_explain_here()
 
     def gradcam_png(self, image: np.ndarray, target: int) -> str | None:
-        """Grad-CAM of one uint8 28×28 image for ``target`` as a base64 PNG (None: not a PyTorch run)."""
+        """Grad-CAM of one uint8 28×28 image for ``target`` as a base64 PNG (None: it cannot be drawn here)."""
         if not self.explainable:
             return None
         from PIL import Image
 
-        from mnistlab.explain import gradcam as gc
-        from mnistlab.frameworks.pytorch import normalize_images
-
         with self._explain_lock:
-            model, layer = self._prepare_explainer()
-            x = normalize_images(image[None], self.config["data"])
-            cam = gc.gradcam(model, x, target, layer)[0].numpy()
+            explainer, layer = self._prepare_explainer()
+            cam = explainer.gradcam(image, target, layer)
         cam = cam / cam.max() if cam.max() > 0 else cam
         buf = io.BytesIO()
         Image.fromarray((cam * 255).astype(np.uint8), "L").save(buf, "PNG")
         return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def describe(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
+def describe(run_dir: Path, config: RunConfig) -> dict[str, Any]:
     """What ``GET /v1/model`` answers: the run's facts, read from its files."""
     metrics = run_dir / runs.METRICS
     accuracy = None
@@ -156,15 +145,15 @@ def describe(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
             accuracy = None
     return {
         "name": run_dir.resolve().name,
-        "arch": config.get("arch"),
-        "framework": config.get("framework", "torch"),
-        "kind": config.get("kind", "train"),
-        "dataset": config.get("dataset"),
-        "params": config.get("params"),
+        "arch": config.arch,
+        "framework": config.framework,
+        "kind": config.kind,
+        "dataset": config.dataset,
+        "params": config.params,
         "test_accuracy": accuracy,
-        "trained": config.get("created"),
-        "class_names": list(config["data"]["class_names"]),
-        **_dataset_facts(config.get("dataset", "mnist")),
+        "trained": config.created,
+        "class_names": list(config.data.class_names),
+        **_dataset_facts(config.dataset),
     }
 
 

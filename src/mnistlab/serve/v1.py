@@ -103,7 +103,7 @@ async def model_info(request: Request):
     return request.app.state.holder.info | {"backend": request.app.state.holder.backend}
 
 
-FLAGS = {"explain": "add gradcam_png, a base64 28×28 Grad-CAM PNG (PyTorch runs)",
+FLAGS = {"explain": "add gradcam_png, a base64 28×28 Grad-CAM PNG (one model's run, PyTorch or Keras)",
          "include_input": "add input, the 28×28 image the model saw"}
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
@@ -126,7 +126,7 @@ def flag(request: Request, name: str) -> bool:
 async def predict(request: Request):
     """An image file (multipart field ``file`` or an ``image/*`` body) or JSON ``{"pixels": ...}``.
 
-    ``explain=true`` adds ``gradcam_png`` (base64, 28×28) for PyTorch runs; ``include_input=true``
+    ``explain=true`` adds ``gradcam_png`` (base64, 28×28) for one model's run; ``include_input=true``
     adds ``input``, the 28×28 image the model saw.
     """
     start = time.perf_counter()
@@ -142,7 +142,8 @@ async def predict(request: Request):
             result["gradcam_png"] = await compute.in_thread(holder.gradcam_png, images[0], result["digit"],
                                                             timeout_s=settings.timeout_s)
             if result["gradcam_png"] is None:
-                notes.append("Grad-CAM needs a PyTorch run and captum (pip install 'mnistlab[explain]')")
+                notes.append("Grad-CAM needs one model's run, not an ensemble, and its explain extra "
+                             "(pip install 'mnistlab[explain]')")
         if include_input:
             result["input"] = images[0].tolist()
         if notes:

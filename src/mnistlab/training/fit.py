@@ -11,6 +11,7 @@ and its config.json, and runs :func:`~mnistlab.training.loop.run_epochs`. The fr
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 from pathlib import Path
 from typing import Any, Callable
@@ -21,37 +22,28 @@ from mnistlab import runs
 from mnistlab.config import ONECYCLE_PCT_START, TrainConfig
 from mnistlab.data.datasets import TrainValData, load_train_val
 from mnistlab.errors import UserError
+from mnistlab.runconfig import DataFacts, RunConfig
 from mnistlab.training import distributed
 from mnistlab.training.checkpoint import load_checkpoint
 from mnistlab.training.device import device_type, keep_freed_memory
 from mnistlab.training.distributed import DistContext
 from mnistlab.training.loop import LoopOptions, Step, run_epochs, steps_per_epoch
 
-# build(cfg, data, device, ctx, run_dir or None, threads) → (step, config.json without world_size/backend)
-Build = Callable[[TrainConfig, TrainValData, torch.device, DistContext, "Path | None", int], "tuple[Step, dict[str, Any]]"]
+# build(cfg, data, device, ctx, run_dir or None, threads) → (step, the run's config without world_size/backend)
+Build = Callable[[TrainConfig, TrainValData, torch.device, DistContext, "Path | None", int], "tuple[Step, RunConfig]"]
 
 
-def run_config(cfg: TrainConfig, data: TrainValData, params: int, threads: int, framework: str = "torch") -> dict[str, Any]:
-    """The config.json of a new run (a framework may add keys, e.g. Keras's ``model_file``)."""
+def run_config(cfg: TrainConfig, data: TrainValData, params: int, threads: int, *, framework: str,
+               model_file: str) -> RunConfig:
+    """The config of a new run (a framework may add to it, e.g. Keras its versions)."""
     info = data.info
-    return {
-        "kind": "train",
-        "framework": framework,
-        "dataset": info.name,
-        "arch": cfg.arch,
-        "model_args": cfg.model_args,
-        "params": params,
-        "data": {
-            "mean": info.mean, "std": info.std, "class_names": list(info.class_names),
-            "num_classes": info.num_classes, "image_size": info.image_size, "in_channels": 1,
-            "val_size": cfg.val_size, "split_seed": cfg.split_seed,
-            "n_train": len(data.train_y), "n_val": len(data.val_y),
-        },
-        "train": cfg.to_dict(),
-        "threads": threads,
-        "environment": runs.environment(),
-        "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-    }
+    facts = DataFacts(mean=info.mean, std=info.std, class_names=tuple(info.class_names), num_classes=info.num_classes,
+                      image_size=info.image_size, in_channels=1, val_size=cfg.val_size, split_seed=cfg.split_seed,
+                      n_train=len(data.train_y), n_val=len(data.val_y))
+    return RunConfig(kind="train", framework=framework, dataset=info.name, arch=cfg.arch, model_args=cfg.model_args,
+                     params=params, data=facts, train=cfg, threads=threads, model_file=model_file,
+                     environment=runs.environment(),
+                     created=_dt.datetime.now().astimezone().isoformat(timespec="seconds"))
 
 
 def check_schedule(cfg: TrainConfig, steps: int) -> None:
@@ -62,30 +54,30 @@ def check_schedule(cfg: TrainConfig, steps: int) -> None:
                         "change --epochs, --train-subset or --batch-size, or use --scheduler none")
 
 
-def _open_resume(out: Path, framework: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _open_resume(out: Path, framework: str) -> tuple[TrainConfig, dict[str, Any]]:
     """(stored settings, checkpoint) of a run to continue; rank 0 only."""
     stored = runs.read_config(out)
-    if stored.get("framework", "torch") != framework:
-        raise UserError(f"{out}: a {stored.get('framework')} run; resume it with its own framework")
+    if stored.framework != framework or stored.train is None:
+        raise UserError(f"{out}: a {stored.framework} {stored.kind} run; resume it with its own framework")
     state = load_checkpoint(out / runs.CHECKPOINT)
     if state.get("done"):
         raise UserError(f"{out}: this run already finished; train a new one or use --force")
-    return stored["train"], state
+    return stored.train, state
 
 
-def check_before_launch(cfg: TrainConfig | None, out: Path, *, resume: bool = False, force: bool = False) -> None:
-    """What rank 0 would check (and create), done once before ``--nproc`` starts torchrun.
+def check_before_launch(cfg: TrainConfig | None, out: Path, *, resume: bool = False, force: bool = False) -> TrainConfig:
+    """What rank 0 would check (and create), done once before ``--nproc`` starts torchrun; the settings.
 
     A mistake then ends in one line (exit 2) rather than in every process and torchrun's report.
+    Whether the framework trains on several processes is its registry entry's to say (the caller asks).
     """
     if resume:
-        cfg = TrainConfig.from_dict(_open_resume(out, runs.read_config(out).get("framework", "torch"))[0])
+        cfg = _open_resume(out, runs.read_config(out).framework)[0]
     assert cfg is not None, "a new run needs a TrainConfig"
-    if cfg.framework != "torch":
-        raise UserError("several processes (torchrun, --nproc) train PyTorch runs only; drop --nproc for Keras")
     device_type(cfg.device)
     if not resume:
         runs.prepare_run_dir(out, force=force)  # rank 0 finds it ready (and empty)
+    return cfg
 
 
 def fit(cfg: TrainConfig | None, out: str | Path, *, build: Build, framework: str, data_dir: str | None = None,
@@ -94,16 +86,15 @@ def fit(cfg: TrainConfig | None, out: str | Path, *, build: Build, framework: st
         config_extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train ``cfg`` into ``out`` (or continue ``out`` with ``resume``) with the step ``build`` makes.
 
-    ``config_extra`` adds top-level keys to a new run's config.json (quickstart records its
-    budget plan this way); each must be known to :mod:`mnistlab.runconfig`.
+    ``config_extra`` sets fields of a new run's :class:`~mnistlab.runconfig.RunConfig` (quickstart
+    records its budget plan this way).
     """
     ctx = distributed.join()
     try:
         out = distributed.broadcast(Path(out), ctx)  # default names hold a time stamp: rank 0's wins
         state = None
         if resume:
-            stored, state = distributed.from_main(lambda: _open_resume(out, framework), ctx)
-            cfg = TrainConfig.from_dict(stored)
+            cfg, state = distributed.from_main(lambda: _open_resume(out, framework), ctx)
         assert cfg is not None, "a new run needs a TrainConfig"
         # Device, data and schedule checked before --out is touched: a mistake there changes nothing.
         ctx, device = distributed.on_device(ctx, cfg.device)
@@ -120,9 +111,8 @@ def fit(cfg: TrainConfig | None, out: str | Path, *, build: Build, framework: st
             distributed.from_main(lambda: runs.prepare_run_dir(out, force=force), ctx)
         step, config = build(cfg, data, device, ctx, out if ctx.is_main else None, threads)
         if ctx.is_main and state is None:
-            runs.write_config(out, {**config, **(config_extra or {}), "device": str(device),
-                                    "world_size": ctx.world_size,
-                                    "backend": ctx.backend})
+            runs.write_config(out, dataclasses.replace(config, **(config_extra or {}), device=str(device),
+                                                       world_size=ctx.world_size, backend=ctx.backend))
         opts = LoopOptions(run_dir=out, device=device, ctx=ctx, progress=progress, on_epoch_end=on_epoch_end)
         return run_epochs(step, cfg, data, opts, resume=state)
     finally:

@@ -21,7 +21,6 @@ from mnistlab.config import TrainConfig
 from mnistlab.data.datasets import load_train_val
 from mnistlab.errors import UserError
 
-
 MAX_SEEDS = 100  # each seed is a whole training run; more is a typo ("0-1000000"), not a plan
 MAX_SEED = 2**31 - 1  # seeds feed torch.manual_seed(seed * 100_003 + epoch): keep that well inside 64 bits
 
@@ -48,9 +47,9 @@ def parse_seeds(text: str) -> list[int]:
 def train_seeds(cfg: TrainConfig, out: str | Path, seeds: Sequence[int], *, data_dir: str | None = None,
                 force: bool = False, progress: bool = True) -> list[dict[str, Any]]:
     """Train ``cfg`` once per seed into ``out/seed<k>``; return each run's summary with its path."""
-    from mnistlab.frameworks import train_function  # torch or keras, as the config says
+    from mnistlab import frameworks  # torch or keras, as the config says
 
-    train = train_function(cfg.framework)
+    train = frameworks.get(cfg.framework).train
     out = Path(out)
     data = load_train_val(cfg.dataset, val_size=cfg.val_size, seed=cfg.split_seed,
                           data_dir=data_dir, train_subset=cfg.train_subset)

@@ -20,21 +20,25 @@ import torch
 
 from mnistlab.config import TrainConfig
 from mnistlab.data.datasets import TrainValData
+from mnistlab.frameworks.registry import TABLE
 from mnistlab.models import count_parameters, create_model
 from mnistlab.models.heads import load_body
+from mnistlab.runconfig import RunConfig
 from mnistlab.training.distributed import DistContext
 from mnistlab.training.fit import fit, run_config
 from mnistlab.training.loop import TrainingFailed, steps_per_epoch
 from mnistlab.training.torch_step import TorchStep
 from mnistlab.training.transfer_plan import TransferPlan
 
+TORCH = TABLE["torch"]  # this module is a piece of PyTorch's entry (frameworks.torch_entry), which loads it
+
 __all__ = ["TrainingFailed", "build_torch", "train"]
 
 
 def build_torch(cfg: TrainConfig, data: TrainValData, device: torch.device, ctx: DistContext,
                 run_dir: Path | None, threads: int, *, init: dict[str, torch.Tensor] | None = None
-                ) -> tuple[TorchStep, dict[str, Any]]:
-    """The model of ``cfg`` and its step on ``device``, with the run's config.json.
+                ) -> tuple[TorchStep, RunConfig]:
+    """The model of ``cfg`` and its step on ``device``, with the run's config.
 
     ``init``: a state dict whose body (every entry but the classifier's) the model starts from
     (transfer learning); the classifier keeps its fresh, seeded initialisation. A run with a
@@ -49,7 +53,7 @@ def build_torch(cfg: TrainConfig, data: TrainValData, device: torch.device, ctx:
     plan = TransferPlan(model, cfg.transfer, cfg.epochs) if cfg.transfer else None
     step = TorchStep(model, cfg, steps_per_epoch(len(data.train_y), cfg.batch_size, ctx.world_size),
                      device=device, ctx=ctx, run_dir=run_dir, plan=plan)
-    return step, run_config(cfg, data, params, threads)
+    return step, run_config(cfg, data, params, threads, framework=TORCH.name, model_file=TORCH.model_file)
 
 
 def train(cfg: TrainConfig, out: str | Path, *, data_dir: str | None = None, resume: bool = False,
@@ -63,8 +67,8 @@ def train(cfg: TrainConfig, out: str | Path, *, data_dir: str | None = None, res
     in memory. ``on_epoch_end(row, model)`` is called after each epoch's checkpoint (benchmarks use it).
     ``config_extra`` adds keys to a new run's config.json (see :func:`~mnistlab.training.fit.fit`).
     """
-    return fit(cfg, out, build=build_torch, framework="torch", data_dir=data_dir, resume=resume, force=force,
+    return fit(cfg, out, build=build_torch, framework=TORCH.name, data_dir=data_dir, resume=resume, force=force,
                progress=progress, data=data, on_epoch_end=on_epoch_end, config_extra=config_extra)
 
 
-build = build_torch  # the name every framework's trainer module gives its step builder (frameworks.build_function)
+build = build_torch  # the name every framework's trainer module gives its step builder (Framework.build)

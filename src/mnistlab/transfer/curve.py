@@ -73,9 +73,9 @@ def _one(source_dir: Path, to: str, mode: str, seed: int, subset: int | None, da
         evaluate_run(run_dir, data_dir=data_dir)
     config, metrics = runs.read_config(run_dir), read_json(run_dir / runs.METRICS)
     training = read_json(run_dir / runs.TRAINING)
-    return {"mode": mode, "subset": _label(subset), "n_train": config["data"]["n_train"], "seed": seed,
-            "recipe": config["train"]["transfer"]["recipe"], "epochs": config["train"]["epochs"],
-            "batch_size": config["train"]["batch_size"], "test_acc": metrics["accuracy"],
+    return {"mode": mode, "subset": _label(subset), "n_train": config.data.n_train, "seed": seed,
+            "recipe": config.train.transfer["recipe"], "epochs": config.train.epochs,
+            "batch_size": config.train.batch_size, "test_acc": metrics["accuracy"],
             "val_acc": training["best_val_acc"], "train_seconds": training["train_seconds"],
             "reused": done, "run_dir": str(run_dir)}
 
@@ -163,14 +163,14 @@ def transfer_curve(source_dir: str | Path, to: str, subsets: Sequence[int | None
                                  epochs, threads))
     summary = summarise(rows)
     conditions = {"source_run": str(source_dir), "source_sha256": source.sha256,
-                  "source_dataset": source.config["dataset"],
-                  "arch": source.config["arch"], "target": to, "seeds": list(seeds), "modes": list(modes),
+                  "source_dataset": source.config.dataset,
+                  "arch": source.config.arch, "target": to, "seeds": list(seeds), "modes": list(modes),
                   "subsets": [_label(s) for s in subsets], "epochs": epochs or "default budget",
                   "wall_seconds": round(time.perf_counter() - t0, 1),
                   "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
                   "environment": runs.environment()}
     result = {"rows": rows, "summary": summary, "conditions": conditions}
-    title = f"{source.config['arch']}: {source.config['dataset']} → {to}, {len(seeds)} seed(s)"
+    title = f"{source.config.arch}: {source.config.dataset} → {to}, {len(seeds)} seed(s)"
     write_json(out / "curve.json", result)
     write_text(out / "curve.csv", _csv(summary))
     caption = f"Test accuracy (%), mean ± std over seeds {', '.join(map(str, seeds))}."

@@ -24,6 +24,7 @@ config records ``transfer_from`` (source run, its weights' SHA-256, its data set
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 from pathlib import Path
@@ -34,9 +35,13 @@ from mnistlab.config import TRANSFER_MODES, TrainConfig
 from mnistlab.data.datasets import TrainValData, load_train_val
 from mnistlab.errors import UserError
 from mnistlab.fileio import write_with
+from mnistlab.frameworks.registry import TABLE
+from mnistlab.runconfig import RecipeTrial, RunConfig
 from mnistlab.training.fit import fit
 from mnistlab.training.trainer import build_torch
 from mnistlab.transfer.source import Source, open_source
+
+TORCH = TABLE["torch"]  # this module is a piece of PyTorch's entry (frameworks.torch_entry), which loads it
 
 # The default budget: about TARGET_STEPS optimiser steps, batches of n/16 (16..128 images), between
 # MIN_EPOCHS and MAX_EPOCHS epochs. 100 labels → 40 epochs of 16; 1,000 → 24 of 62;
@@ -60,9 +65,9 @@ def transfer_config(source: Source, to: str, mode: str, recipe: str, *, n_train:
                     **overrides: Any) -> TrainConfig:
     """The settings of a transfer run; the default budget fills ``epochs`` and ``batch_size``."""
     default_epochs, default_batch = default_budget(n_train)
-    return TrainConfig(arch=source.config["arch"], model_args=dict(source.config.get("model_args", {})),
+    return TrainConfig(arch=source.config.arch, model_args=dict(source.config.model_args),
                        dataset=to, epochs=epochs or default_epochs, batch_size=batch_size or default_batch,
-                       seed=seed, train_subset=train_subset, patience=0, framework="torch",
+                       seed=seed, train_subset=train_subset, patience=0, framework=TORCH.name,
                        transfer={"mode": mode, "recipe": recipe}, **overrides)
 
 
@@ -72,11 +77,11 @@ def _train_one(cfg: TrainConfig, source: Source, out: Path, data: TrainValData, 
     scratch = cfg.transfer["mode"] == "scratch"
     record = source.record("random" if scratch else "body")
 
-    def build(*args: Any) -> tuple[Any, dict[str, Any]]:
+    def build(*args: Any) -> tuple[Any, RunConfig]:
         step, config = build_torch(*args, init=None if scratch else source.state)
-        return step, {**config, "transfer_from": record}
+        return step, dataclasses.replace(config, transfer_from=record)
 
-    return fit(cfg, out, build=build, framework="torch", data_dir=data_dir, force=force, progress=progress,
+    return fit(cfg, out, build=build, framework=TORCH.name, data_dir=data_dir, force=force, progress=progress,
                data=data)
 
 
@@ -102,7 +107,7 @@ def transfer_run(source_dir: str | Path, to: str, mode: str, *, recipe: str = "a
     if recipe != "auto" and recipe not in TRANSFER_MODES[mode]:
         raise UserError(f"--recipe {recipe!r}: mode {mode} takes {' or '.join(('auto',) + TRANSFER_MODES[mode])}")
     source = open_source(source_dir, to)
-    out = Path(out) if out else runs.default_run_dir(f"{source.config['arch']}-{to}-{mode}")
+    out = Path(out) if out else runs.default_run_dir(f"{source.config.arch}-{to}-{mode}")
     if data is None:
         data = load_train_val(to, data_dir=data_dir, train_subset=train_subset)
     cfgs = [transfer_config(source, to, mode, r, n_train=len(data.train_y), epochs=epochs, batch_size=batch_size,
@@ -120,7 +125,8 @@ def transfer_run(source_dir: str | Path, to: str, mode: str, *, recipe: str = "a
     config = runs.read_config(out / TRIALS / best)
     keys = ("best_val_acc", "best_val_loss", "best_epoch")
     record = [{"recipe": r, **{k: s[k] for k in keys}} for r, s in trials.items()]
-    config["transfer_from"] = {**config["transfer_from"], "recipe_choice": "validation", "recipe_trials": record}
-    runs.write_config(out, {k: v for k, v in config.items() if k != "schema_version"})  # last: the run is whole
+    chosen = dataclasses.replace(config.transfer_from, recipe_choice="validation",
+                                 recipe_trials=tuple(RecipeTrial(**r) for r in record))
+    runs.write_config(out, dataclasses.replace(config, transfer_from=chosen))  # last: the run is whole
     return {"run_dir": str(out), "mode": mode, "recipe": best, **trials[best], "trials": record,
             "trials_train_seconds": round(sum(s["train_seconds"] for s in trials.values()), 2)}

@@ -19,13 +19,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from mnistlab import runs
+from mnistlab import frameworks, runs
 from mnistlab.data.datasets import get_dataset_info
 from mnistlab.errors import UserError
+from mnistlab.runconfig import RunConfig, TransferFrom
 
 MAX_WEIGHTS_BYTES = 200 * 1024 * 1024  # runconfig's MAX_PARAMS of float32 weights
 
@@ -35,14 +35,14 @@ class Source:
     """A source run: where it is, its validated config, its weights and their SHA-256."""
 
     run_dir: Path
-    config: dict[str, Any]
+    config: RunConfig
     state: dict[str, torch.Tensor]
     sha256: str
 
-    def record(self, initialised: str = "body") -> dict[str, Any]:
+    def record(self, initialised: str = "body") -> TransferFrom:
         """The new run's ``transfer_from`` (``initialised``: ``body`` or ``random`` for scratch)."""
-        return {"run": str(self.run_dir), "sha256": self.sha256, "dataset": self.config["dataset"],
-                "arch": self.config["arch"], "initialised": initialised}
+        return TransferFrom(run=str(self.run_dir), sha256=self.sha256, dataset=self.config.dataset,
+                            arch=self.config.arch, initialised=initialised)
 
 
 def open_source(run_dir: str | Path, to: str) -> Source:
@@ -52,18 +52,17 @@ def open_source(run_dir: str | Path, to: str) -> Source:
     run_dir = Path(run_dir)
     target = get_dataset_info(to)
     config = runs.read_config(run_dir)
-    kind, framework = config["kind"], config["framework"]
-    if kind == "ensemble":
+    if config.is_ensemble:
         raise UserError(f"{run_dir}: an ensemble has no single body to transfer; give one of its member runs")
-    if framework != "torch":
-        raise UserError(f"{run_dir}: a {framework} run; transfer starts from a PyTorch run "
-                        f"(train one with 'mnistlab train --arch {config['arch']}')")
-    if config["dataset"] == to:
+    if not frameworks.for_run(config, run_dir).can("transfer"):
+        raise UserError(f"{run_dir}: a {config.framework} run; transfer starts from a PyTorch run "
+                        f"(train one with 'mnistlab train --arch {config.arch}')")
+    if config.dataset == to:
         raise UserError(f"{run_dir}: trained on {to} already; transfer goes to another data set "
                         "(to continue on the same data use 'mnistlab train --resume' or train again)")
-    data = config["data"]
-    if (data["image_size"], data["in_channels"]) != (target.image_size, 1):
-        raise UserError(f"{run_dir}: its model takes {data['in_channels']}×{data['image_size']}² images, "
+    data = config.data
+    if (data.image_size, data.in_channels) != (target.image_size, 1):
+        raise UserError(f"{run_dir}: its model takes {data.in_channels}×{data.image_size}² images, "
                         f"{to} has 1×{target.image_size}²; choose a source trained on images of that size")
     weights = run_dir / runs.WEIGHTS
     if not weights.is_file():

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from mnistlab.errors import UserError
-from mnistlab.frameworks.keras import keras, load_keras_model, tf, to_nhwc
+from mnistlab.frameworks.keras.runtime import keras, load_keras_model, tf, to_nhwc
+from mnistlab.runconfig import DataFacts, RunConfig
 
 
 def _is_spatial(layer: Any) -> bool:
@@ -54,8 +55,8 @@ def _stages(model: "keras.Model") -> list[tuple[str, Any]]:
 class KerasExplainer:
     """Grad-CAM, saliency, filters and feature maps of a Keras run's model."""
 
-    def __init__(self, model: "keras.Model", data: dict[str, Any]):
-        self.model, self.data = model, data  # data: the run config's "data" (mean, std)
+    def __init__(self, model: "keras.Model", data: DataFacts):
+        self.model, self.data = model, data  # the run's normalisation
 
     def _x(self, image: np.ndarray) -> Any:
         return tf.constant(to_nhwc(np.asarray(image)[None], self.data))
@@ -109,5 +110,5 @@ class KerasExplainer:
         return [(name, np.transpose(out.numpy()[0], (2, 0, 1))) for (name, _), out in zip(stages, outs)]
 
 
-def explainer(run_dir: str | Path, config: dict[str, Any]) -> KerasExplainer:
-    return KerasExplainer(load_keras_model(run_dir), config["data"])
+def explainer(run_dir: str | Path, config: RunConfig) -> KerasExplainer:
+    return KerasExplainer(load_keras_model(run_dir), config.data)

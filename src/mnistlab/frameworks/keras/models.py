@@ -21,7 +21,7 @@ import math
 from typing import Any, Callable
 
 from mnistlab.errors import UserError
-from mnistlab.frameworks.keras import keras
+from mnistlab.frameworks.keras.runtime import keras
 from mnistlab.models import IMAGE_SIZE, IN_CHANNELS, NUM_CLASSES
 from mnistlab.models.separable import BLOCKS as SEPARABLE_BLOCKS
 

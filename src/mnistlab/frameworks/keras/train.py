@@ -39,11 +39,15 @@ from mnistlab.config import (ONECYCLE_BETA1, ONECYCLE_DIV_FACTOR, ONECYCLE_FINAL
                              TrainConfig)
 from mnistlab.data.datasets import TrainValData
 from mnistlab.errors import UserError
-from mnistlab.frameworks.keras import MODEL_FILE, forward_function, keras, keras_logits, set_threads, tf
 from mnistlab.frameworks.keras.models import create_keras_model, trainable_parameters
+from mnistlab.frameworks.keras.runtime import MODEL_FILE, forward_function, keras, keras_logits, set_threads, tf
+from mnistlab.frameworks.registry import TABLE
+from mnistlab.runconfig import RunConfig
 from mnistlab.training.distributed import DistContext
 from mnistlab.training.fit import fit, run_config
 from mnistlab.training.loop import steps_per_epoch
+
+KERAS = TABLE["keras"]  # this module is a piece of the Keras entry (frameworks.keras), which loads it
 
 # XLA compilation of the training step: off, because on the 2-core dev machine it made the
 # simple model's step ~4× slower (benchmarks/keras_step.py, figures in docs/keras.md).
@@ -197,8 +201,8 @@ class KerasStep:
 
 
 def build_keras(cfg: TrainConfig, data: TrainValData, device: torch.device, ctx: DistContext,
-                run_dir: Path | None, threads: int) -> tuple[KerasStep, dict[str, Any]]:
-    """The Keras twin of ``cfg.arch`` and its step, with the run's config.json."""
+                run_dir: Path | None, threads: int) -> tuple[KerasStep, RunConfig]:
+    """The Keras twin of ``cfg.arch`` and its step, with the run's config."""
     if ctx.active:
         raise UserError("several processes (torchrun, --nproc) train PyTorch runs only; drop them for --framework keras")
     if device.type != "cpu":
@@ -214,10 +218,10 @@ def build_keras(cfg: TrainConfig, data: TrainValData, device: torch.device, ctx:
         keras.mixed_precision.set_dtype_policy(previous)
     step = KerasStep(cfg, model, steps_per_epoch(len(data.train_y), cfg.batch_size),
                      lambda: create_keras_model(cfg.arch, **dims, **cfg.model_args))
-    config = run_config(cfg, data, trainable_parameters(model), threads, framework="keras")
-    config["environment"].update(keras=keras.__version__, tensorflow=tf.__version__)
-    config["model_file"] = MODEL_FILE
-    return step, config
+    config = run_config(cfg, data, trainable_parameters(model), threads, framework=KERAS.name,
+                        model_file=KERAS.model_file)
+    versions = {**config.environment, "keras": keras.__version__, "tensorflow": tf.__version__}
+    return step, dataclasses.replace(config, environment=versions)
 
 
 def train(cfg: TrainConfig, out: str | Path, *, data_dir: str | None = None, resume: bool = False,
@@ -226,8 +230,8 @@ def train(cfg: TrainConfig, out: str | Path, *, data_dir: str | None = None, res
     """Train the Keras twin of ``cfg.arch`` into ``out`` (or continue it with ``resume``); the same summary as PyTorch's."""
     if cfg is not None and not resume and cfg.device == "auto":
         cfg = dataclasses.replace(cfg, device="cpu")  # recorded as such: a resume elsewhere stays on the CPU
-    return fit(cfg, out, build=build_keras, framework="keras", data_dir=data_dir, resume=resume, force=force,
+    return fit(cfg, out, build=build_keras, framework=KERAS.name, data_dir=data_dir, resume=resume, force=force,
                progress=progress, data=data, config_extra=config_extra)
 
 
-build = build_keras  # the name every framework's trainer module gives its step builder (frameworks.build_function)
+build = build_keras  # the name every framework's trainer module gives its step builder (Framework.build)
