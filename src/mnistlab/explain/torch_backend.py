@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from mnistlab.evaluation.metrics import softmax
 from mnistlab.explain import gradcam as gc
 from mnistlab.frameworks.pytorch import load_model, normalize_images
+from mnistlab.maths.metrics import softmax
 from mnistlab.models import IMAGE_SIZE, IN_CHANNELS
 
 

@@ -26,11 +26,11 @@ from mnistlab import runs
 from mnistlab.data import registry
 from mnistlab.data.preprocess import pipeline_name
 from mnistlab.errors import UserError
-from mnistlab.evaluation.metrics import softmax
 from mnistlab.fileio import read_json
+from mnistlab.maths.metrics import softmax
 
 # THE one place the service asks the library for "uint8 images → logits" of a run.
-from mnistlab.inference import predictor as run_predictor
+from mnistlab.frameworks.inference import predictor as run_predictor
 
 
 def _onnx_predictor(run_dir: Path, threads: int | None) -> Callable[[np.ndarray], np.ndarray]:
