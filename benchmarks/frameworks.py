@@ -3,7 +3,7 @@
     python benchmarks/frameworks.py --arch simple --epochs 3 --out runs/bench-frameworks
 
 Trains both twins with identical settings (full training split unless --train-subset), evaluates
-them, and measures inference, each step in a fresh child process (see mnistlab.frameworks.compare).
+them, and measures inference, each step in a fresh child process (see mnistlab.experiments.frameworks).
 Prints the Markdown table with its conditions (CPU, threads, load average before and after, date);
 the same table and the raw numbers are saved as frameworks.md / frameworks.json under --out.
 """
@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bench-frameworks")
     args = parser.parse_args()
 
-    from mnistlab.frameworks.compare import compare_frameworks, markdown_table
+    from mnistlab.experiments.frameworks import compare_frameworks, markdown_table
 
     result = compare_frameworks([], arch=args.arch, epochs=args.epochs, train_subset=args.train_subset,
                                 threads=args.threads, seed=args.seed, out=args.out, force=True)

@@ -13,7 +13,7 @@ import argparse
 import json
 import tempfile
 
-from mnistlab.quickstart import quickstart
+from mnistlab.experiments.quickstart import quickstart
 
 
 def main() -> None:

@@ -40,8 +40,8 @@ import torch
 
 from mnistlab.config import TrainConfig, preset
 from mnistlab.data.datasets import load_split, load_test_split, load_train_val, normalize
-from mnistlab.evaluation.spread import mean_std_text, spread
 from mnistlab.evaluation.tta import tta_logits
+from mnistlab.maths.spread import mean_std_text, spread
 from mnistlab.training.device import device_type
 from mnistlab.training.trainer import train
 from reference_recipes import MEAN, STD, RECIPES

@@ -11,12 +11,12 @@ import pytest
 from PIL import Image
 
 from mnistlab.analysis import plots, plots_compare, plots_confidence, plots_errors
-from mnistlab.analysis.calibration import calibrate, fit_temperature, reliability
 from mnistlab.analysis.style import pixel_size
 from mnistlab.analysis.uncertainty import error_auroc, predictive_entropy, score_aurocs, uncertainty_scores
 from mnistlab.cli import main
 from mnistlab.errors import UserError
-from mnistlab.evaluation.metrics import confusion_matrix, ece, per_class, softmax, top_confusions
+from mnistlab.maths.calibration import calibrate, fit_temperature, reliability
+from mnistlab.maths.metrics import confusion_matrix, ece, per_class, softmax, top_confusions
 
 pytest_plugins = ["analysis_fixtures"]  # session fixtures shared with test_report.py
 
@@ -193,7 +193,7 @@ def test_cli_errors_exit_2(tmp_path, trained_run, capsys):
 
 def test_train_seeds_trains_one_run_per_seed(tmp_path, data_dir):
     from mnistlab.config import TrainConfig
-    from mnistlab.training.multiseed import parse_seeds, train_seeds
+    from mnistlab.experiments.multiseed import parse_seeds, train_seeds
 
     assert parse_seeds("0,2-3") == [0, 2, 3]
     with pytest.raises(UserError):

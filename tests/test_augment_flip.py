@@ -70,7 +70,7 @@ def test_fashion_trains_with_its_own_recipe_under_presets_and_flags():
 
 
 def test_quickstart_gives_each_data_set_its_own_epoch_caps():
-    from mnistlab.quickstart import EPOCHS, MODELS, max_epochs
+    from mnistlab.experiments.quickstart import EPOCHS, MODELS, max_epochs
 
     mnist = [max_epochs("mnist", name, name.split(":")[-1]) for name in MODELS]
     fashion = [max_epochs("fashion-mnist", name, name.split(":")[-1]) for name in MODELS]
@@ -79,7 +79,7 @@ def test_quickstart_gives_each_data_set_its_own_epoch_caps():
 
 
 def test_quickstart_gives_each_data_set_its_models_and_test_time_views():
-    from mnistlab.quickstart import MODELS, default_models, evaluation_images, tta_settings
+    from mnistlab.experiments.quickstart import MODELS, default_models, evaluation_images, tta_settings
 
     assert default_models("mnist") == MODELS and default_models("fashion-mnist") == ("simple", "resnet", "keras:simple")
     assert build_parser().parse_args(["quickstart"]).models is None  # so the data set's own list applies
@@ -92,7 +92,7 @@ def test_quickstart_gives_each_data_set_its_models_and_test_time_views():
 
 
 def test_quickstart_on_fashion_uses_the_data_sets_defaults(tmp_path, data_dir):
-    from mnistlab.quickstart import quickstart
+    from mnistlab.experiments.quickstart import quickstart
     from mnistlab.runs import read_config
 
     quickstart(tmp_path / "qs", smoke=True, dataset="fashion-mnist", data_dir=str(data_dir), progress=False,

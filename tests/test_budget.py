@@ -7,13 +7,13 @@ import json
 
 import pytest
 
-from mnistlab import quickstart as qs
 from mnistlab import runs
-from mnistlab.budget import RESERVE, ModelCost, check_budget, epoch_seconds, plan_epochs
 from mnistlab.cli import main
 from mnistlab.config import TrainConfig
 from mnistlab.data.datasets import load_train_val
 from mnistlab.errors import UserError
+from mnistlab.experiments import quickstart as qs
+from mnistlab.experiments.budget import RESERVE, ModelCost, check_budget, epoch_seconds, plan_epochs
 from mnistlab.frameworks import build_function
 from mnistlab.training.throughput import Speed, measure
 

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from mnistlab import runs
-from mnistlab.ensemble import average_probabilities, ensemble_logits, ensemble_runs
+from mnistlab.ensemble import ensemble_runs
 from mnistlab.errors import UserError
-from mnistlab.evaluation.metrics import softmax
+from mnistlab.maths.combine import average_probabilities, ensemble_logits
+from mnistlab.maths.metrics import softmax
 
 # Two members on four images (labels 0, 1, 1, 0): A is right on images 0, 1, 2 (accuracy 0.75),
 # B only on 1 and 3 (0.5), but confidently; their average is right on all four.
@@ -115,7 +116,7 @@ def test_ensemble_directory_predicts_like_its_saved_logits(trained_run, tmp_path
     from PIL import Image
 
     from mnistlab.cli import main
-    from mnistlab.inference import predictor
+    from mnistlab.frameworks.inference import predictor
 
     other = _perturbed_copy(trained_run, tmp_path / "other", 0.5, data_dir)  # a member that disagrees a little
     ensemble = ensemble_runs([trained_run, other], weighted=True, out=tmp_path / "ens")
@@ -141,7 +142,7 @@ def test_a_selected_ensemble_is_served_with_its_temperatures_and_without_its_unu
     import shutil
 
     from mnistlab.cli import main
-    from mnistlab.inference import predictor
+    from mnistlab.frameworks.inference import predictor
 
     other = _perturbed_copy(trained_run, tmp_path / "other", 0.5, data_dir)
     broken = _perturbed_copy(trained_run, tmp_path / "broken", 20.0, data_dir)  # about chance level

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from mnistlab import runs
-from mnistlab.ensemble import METHODS, ensemble_runs, member_probabilities, select_weights
+from mnistlab.ensemble import METHODS, ensemble_runs, select_weights
 from mnistlab.ensemble.select import best_member, caruana, fitted_weights, label_probabilities, mixture_nll
 from mnistlab.errors import UserError
-from mnistlab.evaluation.metrics import softmax
+from mnistlab.maths.combine import member_probabilities
+from mnistlab.maths.metrics import softmax
 
 N_CLASSES = 10
 

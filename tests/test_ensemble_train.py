@@ -10,8 +10,8 @@ import pytest
 
 from mnistlab import runs
 from mnistlab.config import TrainConfig
-from mnistlab.ensemble.train import ensemble_train, member_state, parse_members
 from mnistlab.errors import UserError
+from mnistlab.experiments.ensemble_train import ensemble_train, member_state, parse_members
 from mnistlab.training.checkpoint import save_checkpoint
 
 TINY = dict(epochs=2, train_subset=1000, val_size=500, batch_size=64, patience=0)
@@ -87,7 +87,7 @@ def test_training_options_are_trains_less_the_per_run_ones():
 
 def test_cli_training_options_reach_every_member(tmp_path, monkeypatch, capsys):
     from mnistlab.cli import main
-    from mnistlab.ensemble import train as ensemble_module
+    from mnistlab.experiments import ensemble_train as ensemble_module
 
     seen = {}
 
@@ -123,7 +123,7 @@ def fake_members(tmp_path, monkeypatch, caplog):
     warnings of mnistlab.runs (the "removed the previous run" lines) each call logged."""
     from mnistlab.cli import main
     from mnistlab.data import datasets
-    from mnistlab.ensemble import train as ensemble_module
+    from mnistlab.experiments import ensemble_train as ensemble_module
 
     monkeypatch.setattr(ensemble_module, "train_function", lambda framework: _fake_train)
     monkeypatch.setattr(ensemble_module, "evaluate_run", lambda run_dir, **kw: None)
@@ -160,7 +160,7 @@ def test_a_member_killed_before_its_first_epoch_is_replaced_without_a_force_warn
 
 def test_a_bad_rounds_fails_before_any_member_trains(tmp_path, monkeypatch, capsys):
     from mnistlab.cli import main
-    from mnistlab.ensemble import train as ensemble_module
+    from mnistlab.experiments import ensemble_train as ensemble_module
 
     monkeypatch.setattr(ensemble_module, "train_function", lambda framework: pytest.fail("trained first"))
     assert main(["ensemble-train", "--archs", "simple", "--seeds", "0-1", "--out", str(tmp_path / "e"),
@@ -172,7 +172,7 @@ def test_temperature_without_scipy_fails_before_any_member_trains(tmp_path, monk
     import sys
 
     from mnistlab.cli import main
-    from mnistlab.ensemble import train as ensemble_module
+    from mnistlab.experiments import ensemble_train as ensemble_module
 
     monkeypatch.setattr(ensemble_module, "train_function", lambda framework: pytest.fail("trained first"))
     monkeypatch.setitem(sys.modules, "scipy.optimize", None)  # import scipy.optimize now raises ImportError

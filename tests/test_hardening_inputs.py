@@ -10,7 +10,7 @@ import pytest
 
 from mnistlab import runs
 from mnistlab.errors import UserError
-from mnistlab.training.multiseed import MAX_SEEDS, parse_seeds
+from mnistlab.experiments.multiseed import MAX_SEEDS, parse_seeds
 
 
 @pytest.mark.parametrize("text", ["0-2000000000", f"0-{MAX_SEEDS}", "5,0-99", "99999999999", "3-1"])

@@ -180,7 +180,7 @@ def test_missing_keras_is_a_one_line_user_error(monkeypatch):
 def test_frameworks_compares_two_existing_runs(trained_run, keras_run, tmp_path, data_dir):
     """`mnistlab frameworks TORCH_RUN KERAS_RUN`: both measured in child processes, table written."""
     from mnistlab.errors import UserError
-    from mnistlab.frameworks.compare import compare_frameworks
+    from mnistlab.experiments.frameworks import compare_frameworks
 
     with pytest.raises(UserError, match="one PyTorch run and one Keras run"):
         compare_frameworks([trained_run, trained_run], out=tmp_path / "bad")
@@ -335,7 +335,7 @@ def test_keras_amp_trains_in_bfloat16_and_saves_float32(tmp_path, data_dir):
     assert keras.mixed_precision.dtype_policy().name == "float32"  # the global policy is left as found
     model = load_keras_model(tmp_path / "amp")
     assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
-    from mnistlab.inference import predictor
+    from mnistlab.frameworks.inference import predictor
 
     logits = predictor(tmp_path / "amp")(np.zeros((3, 28, 28), np.uint8))
     assert logits.dtype == np.float32 and logits.shape == (3, 10)
@@ -352,7 +352,7 @@ def test_test_time_augmentation_works_on_a_keras_run(keras_run, data_dir):
     """`evaluate --tta` wraps the run's predictor, whatever the framework: 9 views, log-probabilities out."""
     from mnistlab.data.datasets import load_test_split
     from mnistlab.evaluation.tta import tta_logits
-    from mnistlab.inference import predictor
+    from mnistlab.frameworks.inference import predictor
 
     x, y = load_test_split("mnist", data_dir, purpose="check TTA on a Keras run's predictor")
     x, y = x[:200].numpy(), y[:200].numpy()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mnistlab.evaluation import metrics as M
+from mnistlab.maths import metrics as M
 
 
 def test_accuracy_and_confusion_by_hand():

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from mnistlab.cli import main
+from mnistlab.experiments.quickstart import quickstart
 from mnistlab.frameworks import keras_available
-from mnistlab.quickstart import quickstart
 
 SMOKE_FLOOR = 0.5
 

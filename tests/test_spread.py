@@ -9,10 +9,10 @@ import math
 import pytest
 
 from mnistlab.analysis.compare import accuracy_text as compare_text
-from mnistlab.ensemble.train import _spread as ensemble_spread
-from mnistlab.evaluation import spread as spread_module
-from mnistlab.evaluation.spread import mean_std_text, spread
-from mnistlab.transfer.curve import markdown, summarise
+from mnistlab.experiments.ensemble_train import _spread as ensemble_spread
+from mnistlab.experiments.transfer_curve import markdown, summarise
+from mnistlab.maths import spread as spread_module
+from mnistlab.maths.spread import mean_std_text, spread
 
 
 def test_three_values_give_the_sample_std():

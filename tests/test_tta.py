@@ -13,8 +13,8 @@ from mnistlab import runs
 from mnistlab.cli import main
 from mnistlab.errors import UserError
 from mnistlab.evaluation import evaluate as evaluate_module
-from mnistlab.evaluation.metrics import softmax
 from mnistlab.evaluation.tta import SHIFTS, VIEW_SETS, allowed_sets, check_mode, shift_images, tta_logits, validation_choice
+from mnistlab.maths.metrics import softmax
 
 
 def _asymmetric_images(n=3, size=8, seed=0):

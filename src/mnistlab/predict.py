@@ -20,8 +20,8 @@ import numpy as np
 
 from mnistlab import runs
 from mnistlab.data.preprocess import file_to_input
-from mnistlab.evaluation.metrics import softmax
-from mnistlab.inference import predictor
+from mnistlab.frameworks.inference import predictor
+from mnistlab.maths.metrics import softmax
 
 
 def predict_arrays(run_dir: str | Path, images: np.ndarray) -> np.ndarray:

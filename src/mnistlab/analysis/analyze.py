@@ -21,11 +21,11 @@ import numpy as np
 
 from mnistlab import runs
 from mnistlab.analysis import plots, plots_confidence, plots_errors
-from mnistlab.analysis.calibration import calibrate
 from mnistlab.analysis.uncertainty import MC_PASSES, has_dropout, mc_dropout, score_aurocs, uncertainty_scores
 from mnistlab.errors import UserError
-from mnistlab.evaluation.metrics import confusion_matrix, per_class, softmax, top_confusions
 from mnistlab.fileio import read_json, write_json, write_with
+from mnistlab.maths.calibration import calibrate
+from mnistlab.maths.metrics import confusion_matrix, per_class, softmax, top_confusions
 from mnistlab.runconfig import RunConfig
 
 ANALYSIS = "analysis.json"

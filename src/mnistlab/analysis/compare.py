@@ -6,7 +6,7 @@
 
 Reads each run's ``metrics.json`` (test metrics) and ``val_predictions.npz`` (for the temperature
 behind the calibrated ECE). Runs of the same architecture, framework and data set form a group;
-the spread across a group's seeds is the sample standard deviation (:mod:`mnistlab.evaluation.spread`;
+the spread across a group's seeds is the sample standard deviation (:mod:`mnistlab.maths.spread`;
 "—" for a group of one run).
 """
 
@@ -22,12 +22,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from mnistlab import runs
-from mnistlab.analysis.calibration import fit_temperature
 from mnistlab.errors import UserError
 from mnistlab.evaluation.evaluate import load_metrics
-from mnistlab.evaluation.metrics import ece
-from mnistlab.evaluation.spread import mean_std_text, spread
 from mnistlab.fileio import write_json, write_text
+from mnistlab.maths.calibration import fit_temperature
+from mnistlab.maths.metrics import ece
+from mnistlab.maths.spread import mean_std_text, spread
 
 COLUMNS = ("model", "runs", "seeds", "accuracy", "params", "size KB", "train s", "samples/s", "ECE", "ECE (T-scaled)")
 RUN_FIELDS = ("name", "model", "run_dir", "arch", "framework", "dataset", "seed", "accuracy", "macro_f1", "params",

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_curve
 
-from mnistlab.analysis.calibration import reliability
 from mnistlab.analysis.style import BLUE, GREY, PALETTE, RED, figure
 from mnistlab.analysis.uncertainty import SCORE_LABELS
-from mnistlab.evaluation.metrics import softmax
+from mnistlab.maths.calibration import reliability
+from mnistlab.maths.metrics import softmax
 
 SIZES = {"confidence": (12.0, 4.2), "reliability": (12.0, 5.0), "uncertainty": (12.0, 4.8)}
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from mnistlab.evaluation.metrics import softmax
+from mnistlab.maths.metrics import softmax
 
 MC_PASSES = 20
 # Display names of the scores :func:`uncertainty_scores` returns.

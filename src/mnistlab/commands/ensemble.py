@@ -53,9 +53,9 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 
 def cmd_ensemble_train(args: argparse.Namespace) -> int:
-    from mnistlab.ensemble.train import ensemble_train, parse_members
-    from mnistlab.evaluation.spread import mean_std_text
-    from mnistlab.training.multiseed import parse_seeds
+    from mnistlab.experiments.ensemble_train import ensemble_train, parse_members
+    from mnistlab.experiments.multiseed import parse_seeds
+    from mnistlab.maths.spread import mean_std_text
 
     members, seeds = parse_members(args.archs), parse_seeds(args.seeds)
     base = train_config_from_args(args)  # --arch is not an option here: each member gets its own

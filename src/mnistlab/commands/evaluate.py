@@ -16,7 +16,7 @@ N_CONFUSIONS = 5  # confused pairs named after the table
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from mnistlab.evaluation.evaluate import evaluate_run
-    from mnistlab.evaluation.metrics import HIGH_CONFIDENCE
+    from mnistlab.maths.metrics import HIGH_CONFIDENCE
     from mnistlab.training.progress import stderr_log
 
     m = evaluate_run(args.run_dir, data_dir=args.data_dir, tta=args.tta, log=stderr_log)

@@ -8,7 +8,7 @@ from mnistlab.commands.output import EXIT_OK, emit_json, print_table
 
 
 def cmd_frameworks(args: argparse.Namespace) -> int:
-    from mnistlab.frameworks.compare import TABLE_COLUMNS, compare_frameworks, table_rows
+    from mnistlab.experiments.frameworks import TABLE_COLUMNS, compare_frameworks, table_rows
 
     result = compare_frameworks(args.runs, arch=args.arch, out=args.out, epochs=args.epochs,
                                 train_subset=args.train_subset, threads=args.threads, seed=args.seed, dataset=args.dataset,

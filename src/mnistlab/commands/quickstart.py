@@ -14,7 +14,7 @@ from mnistlab.commands.output import EXIT_OK, emit_json, print_table
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
-    from mnistlab.quickstart import default_out, quickstart
+    from mnistlab.experiments.quickstart import default_out, quickstart
 
     out = Path(args.out) if args.out else default_out()
     result = quickstart(out, smoke=args.smoke, budget_min=args.budget, dataset=args.dataset, data_dir=args.data_dir,
@@ -43,7 +43,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 def add_commands(command) -> None:
     """Add ``quickstart`` through ``command(name, func, help, ...)``."""
     from mnistlab.data.registry import names
-    from mnistlab.quickstart import BUDGET_MIN, default_models
+    from mnistlab.experiments.quickstart import BUDGET_MIN, default_models
 
     p = command("quickstart", cmd_quickstart, "fetch data, train the three architectures, evaluate, compare")
     p.add_argument("--smoke", action="store_true", help="tiny budget (seconds): checks that everything runs")

@@ -140,7 +140,7 @@ def print_summary(args: argparse.Namespace, out: Path, summary: dict[str, Any]) 
 
 def train_several_seeds(args: argparse.Namespace, cfg) -> int:
     from mnistlab import runs
-    from mnistlab.training.multiseed import parse_seeds, train_seeds
+    from mnistlab.experiments.multiseed import parse_seeds, train_seeds
 
     out = Path(args.out) if args.out else runs.default_run_dir(f"{cfg.arch}-seeds")
     results = train_seeds(cfg, out, parse_seeds(args.seeds), data_dir=args.data_dir, force=args.force,

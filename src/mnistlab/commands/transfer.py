@@ -38,8 +38,8 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 
 
 def cmd_curve(args: argparse.Namespace) -> int:
-    from mnistlab.training.multiseed import parse_seeds
-    from mnistlab.transfer.curve import accuracy_text, parse_subsets, transfer_curve
+    from mnistlab.experiments.multiseed import parse_seeds
+    from mnistlab.experiments.transfer_curve import accuracy_text, parse_subsets, transfer_curve
 
     out = Path(args.out or f"runs/transfer-curve-{args.to}")
     result = transfer_curve(args.run_dir, args.to, parse_subsets(args.subsets), parse_seeds(args.seeds),

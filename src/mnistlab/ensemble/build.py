@@ -23,11 +23,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from mnistlab import runs
-from mnistlab.ensemble.combine import ensemble_logits, member_probabilities
 from mnistlab.ensemble.select import DEFAULT_ROUNDS, MAX_ROUNDS, METHODS, Selection, best_member, select_weights
 from mnistlab.errors import UserError
-from mnistlab.evaluation.metrics import accuracy, compute_metrics, nll
 from mnistlab.fileio import read_json, write_json
+from mnistlab.maths.combine import ensemble_logits, member_probabilities
+from mnistlab.maths.metrics import accuracy, compute_metrics, nll
 from mnistlab.runcheck import MAX_MEMBERS
 from mnistlab.runconfig import ENSEMBLE, Member, RunConfig
 
@@ -85,7 +85,7 @@ def _fit_temperatures(val: tuple[list[np.ndarray], np.ndarray] | None, on: bool,
     if not on:
         return [1.0] * n
     require_temperature_fit()
-    from mnistlab.analysis.calibration import fit_temperature  # scipy: the analysis extra
+    from mnistlab.maths.calibration import fit_temperature  # scipy: the analysis extra
 
     assert val is not None
     return [round(fit_temperature(z, val[1]), 6) for z in val[0]]

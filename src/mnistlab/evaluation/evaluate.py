@@ -27,10 +27,10 @@ from mnistlab import runs
 from mnistlab.data import registry
 from mnistlab.data.datasets import load_test_split, load_train_val
 from mnistlab.errors import UserError
-from mnistlab.evaluation.metrics import compute_metrics
 from mnistlab.evaluation.tta import check_mode, note, scorer, validation_choice
 from mnistlab.fileio import read_json, write_json
-from mnistlab.inference import predictor
+from mnistlab.frameworks.inference import predictor
+from mnistlab.maths.metrics import compute_metrics
 from mnistlab.runconfig import RunConfig
 
 

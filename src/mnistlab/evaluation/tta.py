@@ -14,10 +14,10 @@ Two sets of views (:data:`VIEW_SETS`): ``shifts``, the image and its 8 one-pixel
 any data set; ``flip``, the image and its left-right mirror, only for a data set whose registry
 entry says a mirror shows the same class (``mirrors``: a shoe is a shoe either way, a mirrored 2
 is not a 2). The views' softmax probabilities are averaged (as an ensemble's members are,
-:func:`~mnistlab.ensemble.combine.ensemble_logits`) and returned as log-probabilities, so every
+:func:`~mnistlab.maths.combine.ensemble_logits`) and returned as log-probabilities, so every
 metric, calibration and ensemble that reads logits reads TTA logits unchanged. :func:`tta_logits`
 wraps any function from an image batch to logits: the per-run predictor of
-:mod:`mnistlab.inference` (uint8 images, whatever framework trained the run, ensembles too; black
+:mod:`mnistlab.frameworks.inference` (uint8 images, whatever framework trained the run, ensembles too; black
 is 0) or a model on normalised images (black is ``-mean / std``, the value
 :func:`mnistlab.training.loop.make_augment` fills borders with). It costs one forward pass per view
 and image, which is why ``mnistlab evaluate --tta auto`` keeps a set only where it raises
@@ -30,9 +30,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from mnistlab.ensemble.combine import ensemble_logits
 from mnistlab.errors import UserError
-from mnistlab.evaluation.metrics import accuracy
+from mnistlab.maths.combine import ensemble_logits
+from mnistlab.maths.metrics import accuracy
 
 # (dy, dx) in pixels: the image first, then the 4 edge and the 4 corner neighbours.
 SHIFTS: tuple[tuple[int, int], ...] = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))

@@ -23,9 +23,9 @@ import numpy as np
 
 from mnistlab import frameworks, runs
 from mnistlab.errors import UserError
-from mnistlab.evaluation.metrics import softmax
 from mnistlab.explain.backend import Explainer
 from mnistlab.fileio import read_json, write_json
+from mnistlab.maths.metrics import softmax
 from mnistlab.runconfig import RunConfig
 from mnistlab.training.gradflow import EXPLODING, VANISHING, read_grad_norms
 

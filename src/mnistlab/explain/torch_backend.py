@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mnistlab.evaluation.metrics import softmax
 from mnistlab.explain import gradcam as gc
 from mnistlab.frameworks.pytorch import load_model, normalize_images
+from mnistlab.maths.metrics import softmax
 from mnistlab.models import IMAGE_SIZE, IN_CHANNELS
 from mnistlab.runconfig import DataFacts, RunConfig
 

@@ -37,10 +37,10 @@ from mnistlab import __version__, runs
 from mnistlab.data import registry
 from mnistlab.data.datasets import load_test_split
 from mnistlab.errors import UserError
-from mnistlab.evaluation.metrics import accuracy
 from mnistlab.export import ONNX_FILE, ONNX_REPORT, export_path, require_deploy_extra
 from mnistlab.fileio import read_json, write_bytes, write_json
 from mnistlab.frameworks.pytorch import load_model, normalize_images, torch_logits
+from mnistlab.maths.metrics import accuracy
 from mnistlab.models import NUM_CLASSES
 from mnistlab.runconfig import RunConfig
 

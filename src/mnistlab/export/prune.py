@@ -124,7 +124,7 @@ def prune_one(run_dir: Path, config: RunConfig, data, amount: float, epochs: int
 
 def base_row(run_dir: Path, config: RunConfig, data, data_dir: str | None) -> dict[str, Any]:
     """The unpruned model's row (sparsity 0), from its saved predictions when they exist."""
-    from mnistlab.evaluation.metrics import accuracy
+    from mnistlab.maths.metrics import accuracy
 
     model, _ = load_model(run_dir)
     reached, zeros, total = sparsity(model)

@@ -27,7 +27,6 @@ import torch
 from mnistlab import runs
 from mnistlab.data.datasets import load_test_split, load_train_val
 from mnistlab.errors import UserError
-from mnistlab.evaluation.metrics import accuracy
 from mnistlab.export import (
     CALIBRATION_METHODS,
     INT8_FILE,
@@ -39,6 +38,7 @@ from mnistlab.export import (
 )
 from mnistlab.export.onnx_export import export_onnx, file_sha256, ort_logits, reusable_export, session, unit_images
 from mnistlab.fileio import write_json, write_with
+from mnistlab.maths.metrics import accuracy
 from mnistlab.timing import batch1_latency, throughput
 
 ACCURACY_TARGET_POINTS = 0.1  # the bound on the test accuracy lost to INT8

@@ -26,11 +26,10 @@ from mnistlab import frameworks, runs
 from mnistlab.data import registry
 from mnistlab.data.preprocess import pipeline_name
 from mnistlab.errors import UserError
-from mnistlab.evaluation.metrics import softmax
 from mnistlab.fileio import read_json
-
 # THE one place the service asks the library for "uint8 images → logits" of a run.
-from mnistlab.inference import predictor as run_predictor
+from mnistlab.frameworks.inference import predictor as run_predictor
+from mnistlab.maths.metrics import softmax
 from mnistlab.runconfig import RunConfig
 
 

@@ -1,12 +1,12 @@
 """Train an ensemble's members (architecture × seed), then build the ensemble from them.
 
-    >>> from mnistlab.ensemble.train import member_name, parse_members
+    >>> from mnistlab.experiments.ensemble_train import member_name, parse_members
     >>> parse_members("deeper, keras:simple")
     [('torch', 'deeper'), ('keras', 'simple')]
     >>> member_name("keras", "simple", 3)
     'keras-simple-s3'
     >>> from mnistlab.config import TrainConfig
-    >>> from mnistlab.ensemble.train import ensemble_train                           # doctest: +SKIP
+    >>> from mnistlab.experiments.ensemble_train import ensemble_train               # doctest: +SKIP
     >>> ensemble_train(parse_members("deeper,resnet"), [0, 1, 2, 3, 4],
     ...                TrainConfig(epochs=12, patience=0), "runs/ens")               # doctest: +SKIP
 
@@ -31,8 +31,8 @@ from mnistlab.ensemble.build import ensemble_runs, require_temperature_fit, sele
 from mnistlab.ensemble.select import DEFAULT_ROUNDS
 from mnistlab.errors import UserError
 from mnistlab.evaluation.evaluate import evaluate_run
-from mnistlab.evaluation.spread import spread
 from mnistlab.fileio import read_json
+from mnistlab.maths.spread import spread
 from mnistlab.models import list_models
 from mnistlab.runcheck import MAX_MEMBERS
 from mnistlab.runconfig import RunConfig
@@ -90,7 +90,7 @@ def member_state(run_dir: Path, cfg: TrainConfig) -> str:
 
 
 def _spread(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per architecture: the member accuracies' :func:`~mnistlab.evaluation.spread.spread` over seeds."""
+    """Per architecture: the member accuracies' :func:`~mnistlab.maths.spread.spread` over seeds."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["framework"], r["arch"]), []).append(r)

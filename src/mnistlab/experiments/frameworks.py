@@ -1,11 +1,11 @@
 """PyTorch vs Keras on one architecture, measured in one run on one machine.
 
-    >>> from mnistlab.frameworks.compare import compare_frameworks          # doctest: +SKIP
+    >>> from mnistlab.experiments.frameworks import compare_frameworks     # doctest: +SKIP
     >>> result = compare_frameworks([], arch="simple", epochs=3, out="runs/fw")  # doctest: +SKIP
     >>> [row["test_accuracy"] for row in result["rows"]]                    # doctest: +SKIP
     [0.99..., 0.99...]
 
-Each measurement runs in a fresh child process (``python -m mnistlab.frameworks.compare``), one
+Each measurement runs in a fresh child process (``python -m mnistlab.experiments.frameworks``), one
 framework at a time, so peak memory is the child's own maximum resident set size
 (``getrusage(RUSAGE_SELF).ru_maxrss``: framework import + data + model + work) and neither
 framework's thread pool or allocator disturbs the other's timings. Per framework: a *train*
@@ -97,7 +97,7 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-m", "mnistlab.frameworks.compare", json.dumps(spec)],
+    proc = subprocess.run([sys.executable, "-m", "mnistlab.experiments.frameworks", json.dumps(spec)],
                           stdout=subprocess.PIPE, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     if proc.returncode != 0:
         raise RuntimeError(f"the {spec['framework']} {spec['task']} step failed (exit {proc.returncode}); see stderr")

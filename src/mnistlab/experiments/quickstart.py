@@ -1,12 +1,12 @@
 """The main job: verify the data, train the three architectures (and the Keras twin of `simple`),
 evaluate, compare, report, all within a wall-time budget.
 
-    >>> from mnistlab.quickstart import quickstart   # doctest: +SKIP
+    >>> from mnistlab.experiments.quickstart import quickstart   # doctest: +SKIP
     >>> rows = quickstart("runs/quickstart-demo", smoke=True)   # doctest: +SKIP
 
 The budget (``budget_min``, 15 minutes by default) is wall time, not epochs: after loading the
 data, each model is timed on a few steps (:mod:`mnistlab.training.throughput`) and
-:func:`mnistlab.budget.plan_epochs` chooses its epochs (at most :data:`EPOCHS`, the counts that
+:func:`mnistlab.experiments.budget.plan_epochs` chooses its epochs (at most :data:`EPOCHS`, the counts that
 reached the accuracy targets on a 2-core CPU) so that the whole job, evaluation and report
 included, ends within the budget. The plan is printed on stderr at the start, recorded in each
 run's config.json (``budget``) and compared with the time taken at the end.
@@ -21,7 +21,6 @@ from typing import Any, Callable
 
 from mnistlab import frameworks, runs
 from mnistlab.analysis.uncertainty import MC_PASSES
-from mnistlab.budget import PLOT_S, ModelCost, Plan, check_budget, epoch_seconds, plan_epochs
 from mnistlab.config import TrainConfig, preset
 from mnistlab.data import registry, store
 from mnistlab.data.datasets import TrainValData, load_train_val
@@ -29,6 +28,7 @@ from mnistlab.ensemble import ensemble_runs
 from mnistlab.errors import UserError
 from mnistlab.evaluation.evaluate import evaluate_run
 from mnistlab.evaluation.tta import VIEW_SETS
+from mnistlab.experiments.budget import PLOT_S, ModelCost, Plan, check_budget, epoch_seconds, plan_epochs
 from mnistlab.frameworks import FRAMEWORKS
 from mnistlab.models import list_models
 from mnistlab.training.progress import stderr_log

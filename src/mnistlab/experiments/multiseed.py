@@ -1,7 +1,7 @@
 """Train one configuration with several seeds, so comparisons can show the spread.
 
     >>> from mnistlab.config import TrainConfig
-    >>> from mnistlab.training.multiseed import parse_seeds, train_seeds
+    >>> from mnistlab.experiments.multiseed import parse_seeds, train_seeds
     >>> parse_seeds("0,1,2")
     [0, 1, 2]
     >>> train_seeds(TrainConfig(arch="simple", epochs=1), "runs/simple-seeds", [0, 1, 2])   # doctest: +SKIP

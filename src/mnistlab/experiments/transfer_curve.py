@@ -1,6 +1,6 @@
 """The transfer curve: test accuracy against the number of labelled target images, per mode.
 
-    >>> from mnistlab.transfer.curve import parse_subsets
+    >>> from mnistlab.experiments.transfer_curve import parse_subsets
     >>> parse_subsets("100,1000,all")
     [100, 1000, None]
     >>> rows = transfer_curve("runs/simple-mnist", "fashion-mnist", [100, 1000], [0, 1],
@@ -33,8 +33,8 @@ from mnistlab.config import TRANSFER_MODES
 from mnistlab.data.datasets import load_train_val
 from mnistlab.errors import UserError
 from mnistlab.evaluation.evaluate import evaluate_run
-from mnistlab.evaluation.spread import mean_std_text, spread
 from mnistlab.fileio import read_json, write_json, write_text
+from mnistlab.maths.spread import mean_std_text, spread
 from mnistlab.transfer.run import transfer_run
 from mnistlab.transfer.source import open_source
 

@@ -9,7 +9,7 @@
     >>> np.allclose(ensemble_logits([np.log(a), np.log(b)], weights=[1, 0]), np.log(a))   # weight 0: left out
     True
 
-Pure functions of arrays: no files, no labels. :mod:`mnistlab.inference` serves an ensemble
+Pure functions of arrays: no files, no labels. :mod:`mnistlab.frameworks.inference` serves an ensemble
 directory with :func:`ensemble_logits`, so a served ensemble and its saved logits agree.
 """
 
@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mnistlab.evaluation.metrics import softmax
+from mnistlab.maths.metrics import softmax
 
 
 def average_probabilities(probs: Sequence[np.ndarray], weights: Sequence[float] | None = None) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Inference for any run directory: uint8 images in, logits out, whatever trained the run.
 
-    >>> from mnistlab.inference import predictor                   # doctest: +SKIP
+    >>> from mnistlab.frameworks.inference import predictor        # doctest: +SKIP
     >>> predict = predictor("runs/simple-20261125-101500")         # doctest: +SKIP
     >>> predict(images_uint8).shape                                # [N, 28, 28] → [N, 10]  # doctest: +SKIP
     (N, 10)
@@ -20,8 +20,8 @@ from typing import Callable
 import numpy as np
 
 from mnistlab import frameworks, runs
-from mnistlab.ensemble.combine import ensemble_logits
 from mnistlab.errors import UserError
+from mnistlab.maths.combine import ensemble_logits
 from mnistlab.runconfig import RunConfig
 
 Predictor = Callable[[np.ndarray], np.ndarray]

@@ -1,6 +1,6 @@
 """Mean ± spread over seeds: one convention for every table that reports several runs.
 
-    >>> from mnistlab.evaluation.spread import spread, mean_std_text
+    >>> from mnistlab.maths.spread import spread, mean_std_text
     >>> s = spread([0.97, 0.98, 0.99])
     >>> round(s["mean"], 4), round(s["std"], 4), s["min"], s["max"], s["n"]
     (0.98, 0.01, 0.97, 0.99, 3)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from mnistlab.evaluation.metrics import ece, nll, softmax
+from mnistlab.maths.metrics import ece, nll, softmax
 
 # log T is searched in [-4, 4]: T from 0.018 to 55 covers every network seen in practice.
 LOG_T_BOUNDS = (-4.0, 4.0)
@@ -39,7 +39,7 @@ def reliability(logits: np.ndarray, labels: np.ndarray, n_bins: int = 15,
                 temperature: float = 1.0) -> dict[str, Any]:
     """Per-bin count, accuracy and mean confidence over equal-width confidence bins (lo, hi].
 
-    Uses the same bins as :func:`mnistlab.evaluation.metrics.ece`, so the bars of a reliability
+    Uses the same bins as :func:`mnistlab.maths.metrics.ece`, so the bars of a reliability
     diagram add up to the ECE printed on it. Empty bins hold NaN.
     """
     probs = softmax(logits, temperature)
