@@ -37,7 +37,7 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mnistlab import __version__
+    from mnistlab.version import __version__
 
     parser = argparse.ArgumentParser(
         prog="mnistlab", description="Train, compare, explain, export and serve image classifiers on MNIST and Fashion-MNIST.")

@@ -11,3 +11,7 @@ class UserError(Exception):
 
 class DataError(UserError):
     """The data set could not be found, fetched or verified."""
+
+
+class CheckFailed(Exception):
+    """The work ran, but its own check of the result failed (an export whose outputs differ): exit 1."""

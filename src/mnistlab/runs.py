@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mnistlab import __version__
+from mnistlab.version import __version__
 from mnistlab.config import SCHEMA_VERSION
 from mnistlab.errors import UserError
 from mnistlab.fileio import read_json, write_json, write_text, write_with

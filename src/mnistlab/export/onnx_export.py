@@ -33,7 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mnistlab import __version__, runs
+from mnistlab import runs
+from mnistlab.version import __version__
 from mnistlab.data import registry
 from mnistlab.data.datasets import load_test_split
 from mnistlab.errors import UserError

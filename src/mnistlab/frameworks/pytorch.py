@@ -54,6 +54,11 @@ def load_model(run_dir: str | Path) -> tuple[torch.nn.Module, RunConfig]:
     return model.eval(), config
 
 
+def model(run_dir: str | Path) -> torch.nn.Module:
+    """The run's model in eval mode (what ``Framework.load_model`` gives for PyTorch runs)."""
+    return load_model(run_dir)[0]
+
+
 def normalize_images(images: torch.Tensor | np.ndarray, data: DataFacts) -> torch.Tensor:
     """uint8 ``[N, 28, 28]`` (or ``[N, 1, 28, 28]``) → float32 ``[N, 1, 28, 28]`` with the run's mean/std."""
     return normalize(torch.as_tensor(images), data.mean, data.std)

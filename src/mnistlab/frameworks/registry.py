@@ -59,7 +59,8 @@ class Framework:
     ``trainer``: a module with ``train(cfg, out, *, data_dir, resume, force, progress, data,
     config_extra)`` and ``build(cfg, data, device, ctx, run_dir, threads)`` → (loop step, RunConfig);
     ``predictor``: a module with ``predictor(run_dir, config)`` → uint8 images ``[N, H, W]`` →
-    logits, and ``inference_parts(run_dir, config, threads)`` → (model call, uint8 → prepared batch);
+    logits, ``inference_parts(run_dir, config, threads)`` → (model call, uint8 → prepared batch) and
+    ``model(run_dir)`` → the framework's own model object;
     ``explainer``: a module with ``explainer(run_dir, config)`` (see :mod:`mnistlab.explain.backend`);
     ``exporter``: a module with ``export_onnx``, or None.
     """
@@ -139,6 +140,10 @@ class Framework:
     def predict_function(self, run_dir: Path, config: "RunConfig") -> Callable[[Any], Any]:
         """uint8 images ``[N, H, W]`` → logits ``[N, classes]`` for a run of this framework."""
         return self.require_installed().predictor().predictor(run_dir, config)
+
+    def load_model(self, run_dir: str | Path) -> Any:
+        """The run's model as the framework's own object (``torch.nn.Module``, ``keras.Model``)."""
+        return self.require_installed().predictor().model(run_dir)
 
     def inference_parts(self, run_dir: Path, config: "RunConfig", threads: int) -> tuple[Callable, Callable]:
         return self.require_installed().predictor().inference_parts(run_dir, config, threads)

@@ -22,7 +22,8 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from mnistlab import __version__, runs
+from mnistlab import runs
+from mnistlab.version import __version__
 from mnistlab.analysis.analyze import ANALYSIS, analysis_is_current, analyze_run, require_predictions
 from mnistlab.analysis.compare import COLUMNS, compare_runs, table_rows, write_comparison
 from mnistlab.analysis.uncertainty import SCORE_LABELS

@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mnistlab import __version__
+from mnistlab.version import __version__
 from mnistlab.serve import v1, v2
 from mnistlab.serve.compute import MicroBatcher
 from mnistlab.serve.guard import BodyTooLarge, Guard

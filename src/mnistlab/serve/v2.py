@@ -25,7 +25,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
-from mnistlab import __version__
+from mnistlab.version import __version__
 from mnistlab.serve import compute
 from mnistlab.serve.parsing import PIXELS, SIDE, ApiError, check_batch, has_bool_token, numbers, parse_json
 

@@ -147,6 +147,9 @@ def strip_nproc(argv: Sequence[str]) -> list[str]:
     return out
 
 
+CLI_PACKAGE = "mnistlab"  # what each process runs with `python -m` (mnistlab/__main__.py)
+
+
 def launch_torchrun(nproc: int, argv: list[str]) -> int:
     """Run ``mnistlab <argv>`` (without ``--nproc``) as ``nproc`` processes on this machine; its exit code.
 
@@ -158,5 +161,5 @@ def launch_torchrun(nproc: int, argv: list[str]) -> int:
     if _env_int("WORLD_SIZE", 1) > 1:
         raise UserError("--nproc inside torchrun: drop --nproc, torchrun already started the processes")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "mnistlab", *strip_nproc(argv)]
+           "-m", CLI_PACKAGE, *strip_nproc(argv)]
     return subprocess.run(cmd, check=False).returncode

@@ -77,6 +77,11 @@ def load_keras_model(run_dir: str | Path) -> "keras.Model":
         raise UserError(f"{path}: refused ({str(exc).splitlines()[0][:120]}); train the run again") from None
 
 
+def model(run_dir: str | Path) -> "keras.Model":
+    """The run's model (what ``Framework.load_model`` gives for Keras runs)."""
+    return load_keras_model(run_dir)
+
+
 def inference_parts(run_dir: Path, config: RunConfig, threads: int) -> tuple[Callable, Callable]:
     """(model call on a prepared batch, uint8 images → prepared batch): what a timing measures apart."""
     set_threads(threads)
