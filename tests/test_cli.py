@@ -1,5 +1,6 @@
-"""The command line: exit codes, one-line errors, JSON-only stdout with --json."""
+"""The command line: exit codes, one-line errors, JSON-only stdout with --json, options generated from TrainConfig."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -141,3 +142,107 @@ def test_export_of_a_keras_run_says_why_not_in_one_line(capsys, trained_run, tmp
     (fake / "config.json").write_text(json.dumps({**config, "framework": "keras"}))
     code, out, err = run(capsys, "export", str(fake))
     assert code == 2 and out == "" and "PyTorch-only" in err and len(err.strip().splitlines()) == 1
+
+
+def _help_lines(monkeypatch, command):
+    """``mnistlab COMMAND --help`` with one line per option (a wide terminal: no wrapping)."""
+    from mnistlab.cli import build_parser
+
+    monkeypatch.setenv("COLUMNS", "2000")
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
+    return sub.format_help().splitlines(), sub.format_usage()
+
+
+def _option_line(lines, flag):
+    """The option's line and, where its names are too long to share a line with the help, the next one."""
+    i = next(i for i, line in enumerate(lines) if line.lstrip().split(" ")[0].rstrip(",") == flag)
+    follows = i + 1 < len(lines) and lines[i + 1].startswith(" " * 8)
+    return lines[i] + (lines[i + 1] if follows else "")
+
+
+# What `train --help` must say of some defaults, written out by hand (the rest follow the same rule).
+SHOWN_DEFAULTS = {
+    "--batch-size": "(default: 128; --preset speedrun: 256)",
+    "--lr": "(default: 0.003; --preset seed: 0.001, speedrun: 0.01; --dataset fashion-mnist: 0.006)",
+    "--augment": "(default: on;", "--threads": "(default: all cores)", "--train-subset": "(default: all)",
+    "--optimizer": "(default: adam)", "--arch": "(required unless --resume; --preset speedrun: speedrun, best: deeper)",
+}
+
+
+def test_every_training_field_is_a_train_option_with_its_default(monkeypatch):
+    from mnistlab.config import TrainConfig
+
+    lines, _ = _help_lines(monkeypatch, "train")
+    options = {f.name for f in dataclasses.fields(TrainConfig)} - {"model_args", "transfer"}
+    for name in options:
+        line = _option_line(lines, "--" + name.replace("_", "-"))
+        assert f"{TrainConfig.__dataclass_fields__[name].metadata['help']} (" in line
+        assert "(default: " in line or name == "arch", line
+    for flag, text in SHOWN_DEFAULTS.items():
+        assert text in _option_line(lines, flag)
+    assert not any("--model-args" in line or "--transfer" in line for line in lines)
+
+
+def test_train_usage_names_what_is_required(monkeypatch):
+    lines, usage = _help_lines(monkeypatch, "train")
+    assert "(--arch NAME | --preset speedrun|best | --resume RUN_DIR)" in usage and "[--arch" not in usage
+    assert "what to train (one is required):" in lines
+
+
+@pytest.mark.parametrize("argv, field, value", [
+    (["--epochs", "3"], "epochs", 3),                       # int
+    (["--train-subset", "500"], "train_subset", 500),       # int | None
+    (["--lr", "0.02"], "lr", 0.02),                         # float
+    (["--beta1", "0.8"], "beta1", 0.8),                     # float | None
+    (["--no-augment"], "augment", False),                   # bool
+    (["--tensorboard"], "tensorboard", True),
+    (["--no-channels-last"], "channels_last", False),
+    (["--optimizer", "adamw"], "optimizer", "adamw"),       # config's choices
+    (["--device", "cpu"], "device", "cpu"),
+    (["--dataset", "fashion-mnist"], "dataset", "fashion-mnist"),  # a registry's choices
+    (["--arch", "resnet"], "arch", "resnet"),
+    (["--preset", "seed", "--lr", "0.02"], "lr", 0.02),     # a flag wins over the preset
+    (["--preset", "seed"], "lr", 1e-3),                     # no flag: the preset's value stands
+])
+def test_a_flag_reaches_the_train_config(argv, field, value):
+    from mnistlab.cli import build_parser
+    from mnistlab.commands.train import train_config_from_args
+
+    cfg = train_config_from_args(build_parser().parse_args(["train", "--arch", "simple", *argv]))
+    assert getattr(cfg, field) == value
+    assert type(getattr(cfg, field)) is type(value)
+
+
+def test_every_option_of_every_command_has_help():
+    from mnistlab.cli import build_parser
+
+    for name, sub in next(a for a in build_parser()._actions if a.dest == "command").choices.items():
+        assert [a.option_strings for a in sub._actions if a.option_strings and not a.help] == [], name
+
+
+def test_commands_that_write_share_one_set_of_output_options():
+    from mnistlab.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    for name in ("train", "quickstart", "ensemble-train", "transfer", "transfer-curve", "frameworks"):
+        groups = {g.title: {o for a in g._group_actions for o in a.option_strings}
+                  for g in commands[name]._action_groups}
+        assert groups["output"] == {"--out", "--force", "--quiet"}, name
+
+
+def test_data_info_is_a_summary_without_json_and_json_with_it(capsys, data_dir):
+    code, out, _ = run(capsys, "data", "info")
+    assert code == 0 and "60,000 training and 10,000 test images" in out and "5,923" in out
+    assert "{" not in out
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(out)
+    code, out, _ = run(capsys, "data", "info", "--json")
+    assert code == 0 and json.loads(out)["mnist"]["train"]["count"] == 60_000
+
+
+def test_predict_help_names_every_accepted_format(monkeypatch):
+    from mnistlab.data.images import ACCEPTED_FORMATS
+
+    lines, _ = _help_lines(monkeypatch, "predict")
+    help_text = " ".join(lines).lower()
+    assert len(ACCEPTED_FORMATS) == 6 and all(fmt.lower() in help_text for fmt in ACCEPTED_FORMATS)

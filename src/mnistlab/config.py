@@ -6,7 +6,8 @@
     >>> preset("seed").scheduler
     'step'
 
-Each field carries its ``--help`` text in its metadata (the CLI reads :func:`field_help`).
+Each field carries its ``--help`` text (and fixed choices) in its metadata; ``mnistlab train``'s
+options are generated from the fields.
 """
 
 from __future__ import annotations
@@ -64,33 +65,41 @@ def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
     return seed * SEED_STRIDE + epoch + rank * RANK_STREAM
 
 
-def opt(default: Any, help: str) -> Any:
-    """A dataclass field with a default and the help text the CLI shows for it."""
-    return field(default=default, metadata={"help": help})
+def opt(default: Any, help: str, *, choices: tuple[str, ...] = (), shown: str = "") -> Any:
+    """A dataclass field and what ``--help`` says of it: its help text, its fixed ``choices`` (if any)
+    and, where the default is None, what None means (``shown``)."""
+    return field(default=default, metadata={"help": help, "choices": choices, "shown": shown})
 
 
 @dataclass
 class TrainConfig:
-    """Everything that decides what a training run does."""
+    """Everything that decides what a training run does.
 
-    arch: str = opt("simple", "model name from the registry")
-    dataset: str = opt("mnist", "mnist or fashion-mnist")
-    framework: str = opt("torch", "torch or keras (Keras 3 on TensorFlow, needs mnistlab[keras])")
+    Every field but ``model_args`` and ``transfer`` (metadata ``cli: False``) is an option of
+    ``mnistlab train``: the same name with dashes, this type, this help, this default.
+    """
+
+    # The names of models, data sets and frameworks come from their registries, which sit above
+    # this module; the CLI fills in those choices.
+    arch: str = opt("simple", "model name from the registry (mnistlab models)")
+    dataset: str = opt("mnist", "data set to train on; its own defaults apply under any preset and flag")
+    framework: str = opt("torch", "keras: Keras 3 on TensorFlow (needs mnistlab[keras])")
     epochs: int = opt(10, "upper bound; early stopping may end sooner")
     batch_size: int = opt(128, "images per optimiser step")
     lr: float = opt(3e-3, "Adam's learning rate (OneCycle's peak)")
-    optimizer: str = opt("adam", "adam (L2 added to the gradient, the seed's) or adamw (decoupled)")
-    weight_decay: float = opt(1e-4, "L2 penalty (the seed preset uses 1e-3)")
-    beta1: float | None = opt(None, "Adam's beta1; None: 0.9, cycled 0.95 → 0.85 → 0.95 by OneCycle; a number: fixed")
+    optimizer: str = opt("adam", "adam (L2 added to the gradient, the seed's) or adamw (decoupled)", choices=OPTIMIZERS)
+    weight_decay: float = opt(1e-4, "L2 penalty (decoupled with adamw)")
+    beta1: float | None = opt(None, "Adam's beta1; a number fixes it",
+                              shown="0.9, cycled 0.95 → 0.85 → 0.95 by OneCycle")
     beta2: float = opt(0.999, "Adam's beta2")
     fused_optimizer: bool = opt(False, "Adam's fused kernel: one pass over all parameters (on 2 CPU cores ~2.7× faster "
                                        "than the default per-tensor loop); rounding differs in the last bits")
     label_smoothing: float = opt(0.0, "training loss against (1 - e) × one-hot + e / classes; validation loss stays plain")
-    scheduler: str = opt("onecycle", "onecycle, step (×gamma every step_size epochs) or none")
+    scheduler: str = opt("onecycle", "onecycle, step (×gamma every step_size epochs) or none", choices=SCHEDULERS)
     step_size: int = opt(7, "epochs between StepLR decays")
     gamma: float = opt(0.1, "StepLR decay factor")
     patience: int = opt(3, "epochs without improvement of `monitor` before stopping; 0 = never stop")
-    monitor: str = opt("val_loss", "what picks the best checkpoint and drives early stopping")
+    monitor: str = opt("val_loss", "what picks the best checkpoint and drives early stopping", choices=MONITORS)
     seed: int = opt(0, "seed for initialisation, shuffling, augmentation and dropout")
     augment: bool = opt(True, "random rotation, shift and zoom of training images")
     degrees: float = opt(10.0, "rotation range ±degrees")
@@ -102,17 +111,20 @@ class TrainConfig:
                                 "and evaluate, select and save it instead of the raw weights; 0 = off (PyTorch only)")
     val_size: int = opt(5000, "images carved from the training set, stratified, for every decision")
     split_seed: int = opt(0, "seed of that carve; fixed, so runs with different seeds share one split")
-    train_subset: int | None = opt(None, "train on this many images (after the validation carve)")
-    threads: int | None = opt(None, "torch intra-op threads; None = all cores")
+    train_subset: int | None = opt(None, "train on this many images (after the validation carve)", shown="all")
+    threads: int | None = opt(None, "torch intra-op threads", shown="all cores")
     channels_last: bool = opt(True, "NHWC memory layout: ~1.4× faster convolutions on CPU")
     amp: bool = opt(False, "mixed precision: bf16 autocast on CPU, fp16 with loss scaling on CUDA")
     cuda_graph: bool = opt(False, "on a GPU, replay each training step as a captured CUDA graph (one launch instead "
                                   "of hundreds; PyTorch, one process, no --amp/--ema-decay; ignored on a CPU)")
-    device: str = opt("auto", "auto (CUDA when present), cpu or cuda; data, model and loop all live there")
+    device: str = opt("auto", "auto (CUDA when present), cpu or cuda; data, model and loop all live there",
+                      choices=DEVICES)
     tensorboard: bool = opt(False, "also write TensorBoard event files to <run>/tensorboard/")
-    model_args: dict[str, Any] = field(default_factory=dict, metadata={"help": "extra keyword arguments for the model factory"})
+    model_args: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "extra keyword arguments for the model factory", "cli": False})
     transfer: dict[str, str] = field(default_factory=dict, metadata={
-        "help": "empty, or {mode, recipe} of a run started from another run's weights (mnistlab transfer)"})
+        "help": "empty, or {mode, recipe} of a run started from another run's weights (mnistlab transfer)",
+        "cli": False})
 
     def __post_init__(self) -> None:
         checks = [
@@ -215,8 +227,3 @@ def dataset_defaults(dataset: str) -> dict[str, Any]:
     from mnistlab.data import registry
 
     return dict(registry.DATASETS[dataset].train_defaults) if dataset in registry.DATASETS else {}
-
-
-def field_help() -> dict[str, str]:
-    """Field name → its help text, for ``--help``."""
-    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(TrainConfig)}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mnistlab.commands.output import EXIT_OK, emit_json, print_table
+from mnistlab.commands.output import EXIT_OK, add_output_options, emit_json, print_table
 from mnistlab.training.progress import stderr_log
 
 
@@ -76,7 +76,7 @@ def add_commands(command) -> None:
     p = command("compare", cmd_compare, "compare runs side by side: table (md, csv, json) and plots",
                 data_dir=False)
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    p.add_argument("--out", help="folder for the comparison files (default: <common parent>/comparison)")
+    add_output_options(p, out="folder for the comparison files (default: <common parent>/comparison)", quiet=False)
 
     p = command("report", cmd_report, "write one self-contained HTML report for one or more runs")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+from typing import Any
 
 from mnistlab.commands.output import EXIT_FAILED, EXIT_OK, emit_json, print_table
 
@@ -38,9 +38,23 @@ def cmd_data(args: argparse.Namespace) -> int:
                         [(r["name"], "yes" if r["ok"] else f"NO: {r.get('problem')}", r.get("bytes"),
                           (r.get("sha256") or "")[:16], r.get("path")) for r in result])
         else:
-            print(json.dumps(result, indent=2))
+            print_info(result)
     bad = [r for result in results.values() if args.action == "verify" for r in result if not r["ok"]]
     return EXIT_FAILED if bad else EXIT_OK
+
+
+def print_info(s: dict[str, Any]) -> None:
+    """``data info`` for a person: sizes, pixel statistics, files and the images per class."""
+    print(f"{s['dataset']}: {s['train']['count']:,} training and {s['test']['count']:,} test images, "
+          f"{len(s['class_names'])} classes")
+    print(f"pixel mean / std: {s['mean']:.4f} / {s['std']:.4f} used for normalisation, "
+          f"{s['measured_mean']:.4f} / {s['measured_std']:.4f} measured on the training images")
+    print("files:")
+    for key, path in s["files"].items():
+        print(f"  {key:<13} {path}")
+    print_table(f"{s['dataset']}: images per class", ["class", "name", "train", "test"],
+                [(i, name, f"{train:,}", f"{test:,}") for i, (name, train, test)
+                 in enumerate(zip(s["class_names"], s["train"]["class_counts"], s["test"]["class_counts"]))])
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -64,8 +78,10 @@ def add_commands(command) -> None:
     from mnistlab.data.datasets import list_datasets
 
     p = command("data", cmd_data, "fetch, verify or describe the data sets")
-    p.add_argument("action", choices=["fetch", "verify", "info"])
-    p.add_argument("--dataset", default="mnist", choices=[*list_datasets(), "all"])
+    p.add_argument("action", choices=["fetch", "verify", "info"],
+                   help="fetch: download (or find) and check the files; verify: check sizes and SHA-256 sums; "
+                        "info: sizes, pixel statistics and images per class")
+    p.add_argument("--dataset", default="mnist", choices=[*list_datasets(), "all"], help="default %(default)s")
 
     command("models", cmd_models, "list the registered architectures, their parameters and MACs per image",
             data_dir=False)

@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from mnistlab.commands.output import EXIT_OK, emit_json, print_table
+from mnistlab.commands.output import EXIT_OK, add_output_options, emit_json, print_table
 from mnistlab.commands.train import PER_RUN_OPTIONS, add_train_options, train_config_from_args
 
 
@@ -87,7 +87,6 @@ def _selection_options(p: argparse.ArgumentParser, default: str | None) -> None:
                    help="first fit one temperature per member on validation (softmax(logits / T))")
     p.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS,
                    help=f"caruana: additions after the sorted start (default {DEFAULT_ROUNDS})")
-    p.add_argument("--force", action="store_true", help="overwrite an existing ensemble (ensemble-train: retrain every member)")
 
 
 def add_commands(command) -> None:
@@ -97,14 +96,15 @@ def add_commands(command) -> None:
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="evaluated runs (predictions.npz, val_predictions.npz)")
     _selection_options(p, None)
     p.add_argument("--weighted", action="store_true", help="the same as --selection accuracy (kept for old scripts)")
-    p.add_argument("--out", help="ensemble directory (default runs/ensemble-<time>)")
+    add_output_options(p, out="ensemble directory (default runs/ensemble-<time>)",
+                       force="overwrite an existing ensemble at --out", quiet=False)
 
     p = command("ensemble-train", cmd_ensemble_train, "train members arch × seed (reusing finished ones), "
                 "evaluate them and build their ensemble")
     p.add_argument("--archs", required=True, help="models, e.g. deeper,resnet,keras:simple")
     p.add_argument("--seeds", default="0-4", help="seeds, e.g. 0-4 or 0,1,2 (default 0-4)")
-    p.add_argument("--out", help="folder for the members and <out>/ensemble (default runs/ens-<archs>); "
-                   "run the same command again to continue")
     add_train_options(p, skip=PER_RUN_OPTIONS)  # every member's settings, the same options as `train`
     _selection_options(p, "caruana")
-    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_output_options(p, out="folder for the members and <out>/ensemble (default runs/ens-<archs>); "
+                              "run the same command again to continue",
+                       force="retrain every member and rebuild the ensemble")

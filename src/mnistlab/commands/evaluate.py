@@ -61,7 +61,9 @@ def add_commands(command) -> None:
                         "'auto' uses the set that scores best on validation if it beats no TTA (decided "
                         "before the test split is read); default off")
 
-    p = command("predict", cmd_predict, "classify PNG/JPEG images with a trained run (or ensemble)",
-                data_dir=False)
+    from mnistlab.data.images import ACCEPTED_TEXT
+
+    p = command("predict", cmd_predict, "classify image files with a trained run (or ensemble)", data_dir=False)
     p.add_argument("run_dir")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help=f"image files, each {ACCEPTED_TEXT} of any size, preprocessed as the run's data set was made")

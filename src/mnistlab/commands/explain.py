@@ -50,6 +50,8 @@ def cmd_gradient_flow(args: argparse.Namespace) -> int:
 
 def add_commands(command) -> None:
     """Add this feature's subcommands through ``command(name, func, help, ...)``."""
+    from mnistlab.data.images import ACCEPTED_TEXT
+
     p = command("explain", cmd_explain,
                 "Grad-CAM, saliency, filters and feature maps of a PyTorch or Keras run (plots/interpretability/)")
     p.add_argument("run_dir")
@@ -58,7 +60,7 @@ def add_commands(command) -> None:
                        help="test-set indices to explain (default: correct and misclassified, "
                             "high and low confidence)")
     which.add_argument("--image", nargs="+", metavar="FILE",
-                       help="PNG/JPEG files, preprocessed like 'mnistlab predict'")
+                       help=f"image files ({ACCEPTED_TEXT}), preprocessed like 'mnistlab predict'")
     p.add_argument("--target", metavar="CLASS",
                    help="also show Grad-CAM for this class (default: the true class if mispredicted, "
                         "else the runner-up)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mnistlab.commands.output import EXIT_OK, emit_json, print_table
+from mnistlab.commands.output import EXIT_OK, add_output_options, emit_json, print_table
 
 
 def cmd_frameworks(args: argparse.Namespace) -> int:
@@ -32,13 +32,14 @@ def add_commands(command) -> None:
                 "train (or take) a PyTorch and a Keras run of one architecture and compare them side by side")
     p.add_argument("runs", nargs="*", metavar="RUN_DIR",
                    help="an evaluated PyTorch run and a Keras run to compare instead of training new ones")
-    p.add_argument("--arch", choices=list_models(), default="simple")
+    p.add_argument("--arch", choices=list_models(), default="simple",
+                   help="architecture of both runs (default %(default)s)")
     p.add_argument("--dataset", choices=list_datasets(), default="mnist",
                    help="data set to train both on (given runs keep their own)")
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=3,
+                   help="most epochs of both runs; early stopping may end sooner (default %(default)s)")
     p.add_argument("--train-subset", type=int, help="train on this many images (default: all 55,000)")
     p.add_argument("--threads", type=int, help="threads for both frameworks (default: all cores)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="folder for both runs and the table (default runs/frameworks-<arch>-<time>)")
-    p.add_argument("--force", action="store_true", help="overwrite existing runs at --out")
-    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--seed", type=int, default=0, help="seed of both runs (default %(default)s)")
+    add_output_options(p, out="folder for both runs and the table (default runs/frameworks-<arch>-<time>)",
+                       force="overwrite existing runs at --out")

@@ -1,4 +1,4 @@
-"""What every subcommand shares: exit codes, JSON on stdout, tables on stdout.
+"""What every subcommand shares: exit codes, JSON and tables on stdout, the output options.
 
     >>> from mnistlab.commands.output import EXIT_OK, emit_json
     >>> emit_json({"accuracy": 0.99})
@@ -11,6 +11,7 @@ Results go to stdout (only JSON with ``--json``); progress and logs go to stderr
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from typing import Any, Sequence
@@ -37,3 +38,17 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
         table.add_row(*[str(v) for v in row])
     Console(file=sys.stdout, width=max(100, len(columns) * 14)).print(table)
 
+
+
+def add_output_options(p: argparse.ArgumentParser, *, out: str, force: str | None = None, quiet: bool = True) -> None:
+    """``--out``, ``--force`` and ``--quiet``, the same for every command that writes a run or a results folder.
+
+    ``out`` says where the command writes without ``--out``; ``force`` what overwriting means for
+    it (None: nothing to overwrite, no ``--force``); ``quiet=False``: the command shows no progress.
+    """
+    group = p.add_argument_group("output")
+    group.add_argument("--out", metavar="DIR", help=out)
+    if force is not None:
+        group.add_argument("--force", action="store_true", help=force)
+    if quiet:
+        group.add_argument("--quiet", action="store_true", help="no progress on stderr")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mnistlab.commands.output import EXIT_OK, emit_json, print_table
+from mnistlab.commands.output import EXIT_OK, add_output_options, emit_json, print_table
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
@@ -53,7 +53,8 @@ def add_commands(command) -> None:
     p.add_argument("--dataset", choices=names(), default="mnist", help="data set (default %(default)s)")
     defaults = "; ".join(f"{name}: {','.join(default_models(name))}" for name in names())
     p.add_argument("--models", help=f"comma-separated models, 'keras:' for the Keras twin (default: {defaults})")
-    p.add_argument("--out", help="folder for the runs (default runs/quickstart-<time>)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--force", action="store_true", help="overwrite existing runs at --out")
-    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of every model's initialisation, shuffling, augmentation and dropout; the "
+                        "validation split stays the same (default %(default)s)")
+    add_output_options(p, out="folder for the runs (default runs/quickstart-<time>)",
+                       force="overwrite existing runs at --out")

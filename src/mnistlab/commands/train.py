@@ -4,91 +4,113 @@
     mnistlab train --resume runs/simple
     mnistlab train --arch simple --seeds 0-4 --out runs/simple-seeds
 
-The options are the :class:`~mnistlab.config.TrainConfig` fields (their help is the fields' own);
-choices come from the registries (models, data sets, frameworks, optimisers, schedulers).
+The training options are generated from the :class:`~mnistlab.config.TrainConfig` fields: name,
+type, default and help are written once, in config.py. Choices come from the registries (models,
+data sets, frameworks) and from config's tuples (optimisers, schedulers, monitors, devices).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import typing
 from pathlib import Path
 from typing import Any, Sequence
 
-from mnistlab.commands.output import EXIT_OK, emit_json, print_table
+from mnistlab.commands.output import EXIT_OK, add_output_options, emit_json, print_table
 from mnistlab.errors import UserError
-
-# Options copied onto TrainConfig fields of the same name (when the config has that field).
-TRAIN_FLAGS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "scheduler", "step_size",
-               "gamma", "beta1", "beta2", "label_smoothing", "patience", "monitor", "seed", "augment", "degrees",
-               "val_size", "split_seed", "train_subset", "threads", "dataset", "framework", "amp", "device", "tensorboard",
-               "erasing", "ema_decay", "translate", "scale", "hflip", "cuda_graph", "fused_optimizer")
-DEVICES = ("auto", "cpu", "cuda")
-
 
 # Options that name one run; `ensemble-train` sets them per member (--archs, --seeds, keras: prefix).
 PER_RUN_OPTIONS = ("arch", "seed", "framework", "nproc")
+# `train` needs to know what to train; argparse cannot say "one of these, or a preset that names an
+# arch", so the usage line and the first group of --help say it.
+TRAIN_USAGE = "%(prog)s (--arch NAME | --preset {presets} | --resume RUN_DIR) [options]"
 
 
-def add_train_options(p: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
+def cli_fields() -> list[dataclasses.Field]:
+    """The :class:`~mnistlab.config.TrainConfig` fields that are options of ``train`` and ``ensemble-train``."""
+    from mnistlab.config import TrainConfig
+
+    return [f for f in dataclasses.fields(TrainConfig) if f.metadata.get("cli", True)]
+
+
+def show(value: Any) -> str:
+    """A default as --help shows it: on/off, 0.003, none."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "none" if value is None else str(value)
+
+
+def default_text(f: dataclasses.Field) -> str:
+    """``(default: X; --preset seed: Y; --dataset fashion-mnist: Z)``: the field's default, then
+    every preset and data set that changes it, so --help tells what a run without the flag gets."""
+    from mnistlab.config import PRESETS
+    from mnistlab.data.registry import DATASETS
+
+    def changes(owners: dict[str, dict[str, Any]]) -> str:
+        return ", ".join(f"{owner}: {show(v[f.name])}" for owner, v in owners.items()
+                         if f.name in v and v[f.name] != f.default)
+
+    first = ("required unless --resume" if f.name == "arch"  # the one field the CLI does not default
+             else f"default: {f.metadata.get('shown') or show(f.default)}")
+    by_preset = changes(PRESETS)
+    by_dataset = changes({name: dict(info.train_defaults) for name, info in DATASETS.items()})
+    return "(" + "; ".join([first] + [f"--preset {by_preset}"] * bool(by_preset)
+                           + [f"--dataset {by_dataset}"] * bool(by_dataset)) + ")"
+
+
+def option_keywords(f: dataclasses.Field, kind: type, choices: list[str]) -> dict[str, Any]:
+    """``add_argument``'s keywords for one field: ``--x/--no-x`` for a bool, one of ``choices`` where
+    there are some, else a typed value; always no default, so that only a flag given counts."""
+    kw: dict[str, Any] = {"help": f"{f.metadata['help']} {default_text(f)}".replace("%", "%%")}
+    if kind is bool:
+        return {**kw, "action": argparse.BooleanOptionalAction}
+    if choices:
+        return {**kw, "choices": choices}
+    return {**kw, "type": kind, "metavar": "N" if kind is int else "X"}
+
+
+def add_train_options(p: argparse.ArgumentParser, skip: Sequence[str] = (),
+                      head: argparse._ActionsContainer | None = None) -> None:
     """The training options of every command that trains (``train``, ``ensemble-train``), less ``skip``.
 
-    An option's help is its TrainConfig field's own (:func:`mnistlab.config.field_help`) unless given here.
+    One option per :func:`cli_fields` field (:func:`option_keywords`); ``--arch`` and ``--preset``
+    go into ``head`` (default ``p``), the rest into a group of their own.
     """
-    from mnistlab.config import MONITORS, OPTIMIZERS, PRESETS, SCHEDULERS, TrainConfig, field_help
+    from mnistlab.config import PRESETS, TrainConfig
     from mnistlab.data.datasets import list_datasets
     from mnistlab.frameworks import FRAMEWORKS
     from mnistlab.models import list_models
 
-    h = field_help()
-    default = TrainConfig()
-
-    def add(name: str, **kw: Any) -> None:
-        if name not in skip:
-            kw.setdefault("help", h.get(name))
-            p.add_argument("--" + name.replace("_", "-"), **kw)
-
-    add("arch", choices=list_models())
-    add("preset", choices=list(PRESETS), default="default",
-        help="named recipe; 'seed' is the original project's (StepLR, patience 3); "
-             "'speedrun' reaches 99%% test accuracy fastest on a CPU (docs/speed.md); 'best' the "
-             "highest-accuracy one (deeper, 36 epochs; docs/quickstart.md)")
-    add("dataset", choices=list_datasets())
-    add("epochs", type=int)
-    add("batch_size", type=int, help=f"{h['batch_size']} (default {default.batch_size})")
-    add("lr", type=float)
-    add("optimizer", choices=OPTIMIZERS)
-    add("beta1", type=float)
-    add("beta2", type=float)
-    add("label_smoothing", type=float)
-    add("weight_decay", type=float,
-        help=f"default {default.weight_decay:g} (seed preset: {PRESETS['seed']['weight_decay']:g})")
-    add("scheduler", choices=SCHEDULERS)
-    add("step_size", type=int, help=f"epochs between StepLR decays (default {default.step_size})")
-    add("gamma", type=float, help=f"StepLR factor (default {default.gamma:g})")
-    add("patience", type=int)
-    add("monitor", choices=MONITORS)
-    add("seed", type=int)
-    add("augment", action=argparse.BooleanOptionalAction, help="random affine augmentation (default on)")
-    for name in ("degrees", "translate", "scale", "hflip", "erasing", "ema_decay"):
-        add(name, type=float)
-    for name in ("val_size", "split_seed", "train_subset", "threads"):
-        add(name, type=int)
-    add("amp", action=argparse.BooleanOptionalAction, help=h["amp"] + " (default off)")
-    add("framework", choices=FRAMEWORKS,
-        help=f"{' or '.join(FRAMEWORKS)} (default {default.framework}; keras needs mnistlab[keras])")
-    add("device", choices=DEVICES)
-    add("fused_optimizer", action=argparse.BooleanOptionalAction,
-        help=h["fused_optimizer"] + " (default off; on in the speedrun preset)")
-    add("cuda_graph", action=argparse.BooleanOptionalAction,
-        help=h["cuda_graph"] + " (default off; on in the speedrun preset)")
-    add("tensorboard", action="store_true", default=None)
-    add("nproc", type=int, metavar="N", help="train on N processes on this machine (launches torchrun)")
+    registry_choices = {"arch": list_models(), "dataset": list_datasets(), "framework": list(FRAMEWORKS)}
+    hints = typing.get_type_hints(TrainConfig)
+    head = head or p
+    settings = p.add_argument_group("training settings", "a flag overrides the --preset's value and the data "
+                                    "set's own default; without it, the run gets the value in brackets")
+    for f in cli_fields():
+        if f.name in skip:
+            continue
+        # int | None → int
+        kind = next((t for t in typing.get_args(hints[f.name]) if t is not type(None)), hints[f.name])
+        choices = registry_choices.get(f.name) or list(f.metadata["choices"])
+        (head if f.name == "arch" else settings).add_argument("--" + f.name.replace("_", "-"),
+                                                              **option_keywords(f, kind, choices))
+    head.add_argument("--preset", choices=list(PRESETS), default="default",
+                      help="named recipe; 'seed' is the original project's (StepLR, patience 3); "
+                           "'speedrun' reaches 99%% test accuracy fastest on a CPU (docs/speed.md); 'best' the "
+                           "highest-accuracy one (deeper, 36 epochs; docs/quickstart.md) (default: 'default', "
+                           "the values in brackets)")
+    if "nproc" not in skip:
+        settings.add_argument("--nproc", type=int, metavar="N",
+                              help="train on N processes on this machine (launches torchrun)")
 
 
 def train_config_from_args(args: argparse.Namespace):
     from mnistlab.config import preset
 
-    overrides = {k: getattr(args, k) for k in TRAIN_FLAGS + ("arch",) if getattr(args, k, None) is not None}
+    overrides = {f.name: getattr(args, f.name) for f in cli_fields() if getattr(args, f.name, None) is not None}
     return preset(args.preset, **overrides)
 
 
@@ -157,10 +179,13 @@ def train_several_seeds(args: argparse.Namespace, cfg) -> int:
 
 def add_commands(command) -> None:
     """Add ``train`` through ``command(name, func, help, ...)``."""
+    from mnistlab.config import PRESETS
+
     p = command("train", cmd_train, "train one model into a run directory")
-    add_train_options(p)
-    p.add_argument("--out", help="run directory (default runs/<arch>-<time>)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing run at --out")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run that was stopped")
+    naming = "|".join(name for name, values in PRESETS.items() if "arch" in values)
+    p.usage = TRAIN_USAGE.format(presets=naming)
+    what = p.add_argument_group("what to train (one is required)")
+    add_train_options(p, head=what)
+    what.add_argument("--resume", metavar="RUN_DIR", help="continue a run that was stopped")
     p.add_argument("--seeds", metavar="LIST", help="train one run per seed (e.g. 0,1,2 or 0-4) into --out/seed<k>")
-    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_output_options(p, out="run directory (default runs/<arch>-<time>)", force="overwrite an existing run at --out")

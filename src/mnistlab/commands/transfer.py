@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mnistlab.commands.output import EXIT_OK, emit_json, print_table
+from mnistlab.commands.output import EXIT_OK, add_output_options, emit_json, print_table
 
 BUDGET_HELP = ("default budget (the same for every mode): about 400 optimiser steps, batches of n/16 images "
                "(16..128), 3 to 40 epochs: 100 labels → 40 epochs of 16, 1,000 → 24 of 62, "
@@ -78,9 +78,8 @@ def add_commands(command) -> None:
     p.add_argument("--epochs", type=int, help=BUDGET_HELP)
     p.add_argument("--seed", type=int, default=0, help="seed for the new classifier, shuffling and augmentation")
     p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
-    p.add_argument("--out", help="the new run directory (default runs/<arch>-<target>-<mode>-<time>)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing run at --out")
-    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_output_options(p, out="the new run directory (default runs/<arch>-<target>-<mode>-<time>)",
+                       force="overwrite an existing run at --out")
 
     p = command("transfer-curve", cmd_curve,
                 "test accuracy vs labelled target images for finetune, features and scratch (mean ± std over seeds)")
@@ -95,6 +94,5 @@ def add_commands(command) -> None:
     p.add_argument("--modes", default=",".join(TRANSFER_MODES), help="comma-separated modes")
     p.add_argument("--epochs", type=int, help=BUDGET_HELP)
     p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
-    p.add_argument("--out", help="folder for the runs and the table (default runs/transfer-curve-<target>)")
-    p.add_argument("--force", action="store_true", help="train every point again (default: reuse evaluated runs)")
-    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_output_options(p, out="folder for the runs and the table (default runs/transfer-curve-<target>)",
+                       force="train every point again (default: reuse evaluated runs)")
