@@ -214,7 +214,7 @@ def train_config(arch: str | None = None, *, preset: str = "default", **settings
             hint = f"; did you mean {close[0]!r}?" if close else "; see help(mnistlab.train)"
             raise UserError(f"unknown setting {name!r}{hint}")
     if arch is None and "arch" not in PRESETS.get(preset, {}) and "arch" not in settings:
-        raise UserError("give an architecture (see 'mnistlab models'), or a preset that names one")
+        raise UserError("--arch is required (or --resume RUN_DIR, or a --preset that names one); see 'mnistlab models'")
     return make(preset, **({"arch": arch} if arch else {}), **settings)
 
 
@@ -232,15 +232,22 @@ def train(arch: str | None = None, *, preset: str = "default", out: str | Path |
     """
     from mnistlab import frameworks, runs
 
+    if nproc is not None and seeds is not None:
+        raise UserError("nproc trains one run; it cannot be combined with seeds")
     if resume:
-        if out is None or settings or seeds is not None:
-            raise UserError("resume=True continues the run at out=...; give out and no other settings")
+        if out is None or seeds is not None or arch is not None or settings:
+            raise UserError("resume continues a stopped run with its own settings: give only its folder")
         if nproc is not None:
-            return _torchrun(nproc, ["train", "--resume", str(out)])
+            from mnistlab.training.fit import check_before_launch
+
+            check_before_launch(None, Path(out), resume=True)  # the checks rank 0 would make, once, in one line
+            return _torchrun(nproc, ["train", "--resume", str(out)], data_dir, progress)
         frameworks.get(runs.read_config(out).framework).train(None, out, data_dir=data_dir, resume=True,
                                                                progress=progress)
         return Run(out)
     cfg = train_config(arch, preset=preset, **settings)
+    framework = frameworks.get(cfg.framework)
+    framework.check_settings(cfg)  # before any folder is made
     if seeds is not None:
         from mnistlab.experiments.multiseed import parse_seeds, train_seeds
 
@@ -250,8 +257,12 @@ def train(arch: str | None = None, *, preset: str = "default", out: str | Path |
         return [Run(r["run_dir"]) for r in results]
     out = Path(out) if out else runs.default_run_dir(cfg.arch)
     if nproc is not None:
-        return _torchrun(nproc, ["train", *_flags(cfg), "--out", str(out), *(["--force"] if force else [])])
-    frameworks.get(cfg.framework).train(cfg, out, data_dir=data_dir, force=force, progress=progress)
+        from mnistlab.training.fit import check_before_launch
+
+        framework.require("distributed")
+        check_before_launch(cfg, out, force=force)  # the checks rank 0 would make, once, in one line
+        return _torchrun(nproc, ["train", *_flags(cfg), "--out", str(out)], data_dir, progress)
+    framework.train(cfg, out, data_dir=data_dir, force=force, progress=progress)
     return Run(out)
 
 
@@ -267,11 +278,13 @@ def _flags(cfg) -> list[str]:
     return flags
 
 
-def _torchrun(nproc: int, argv: list[str]) -> Run:
+def _torchrun(nproc: int, argv: list[str], data_dir: str | None, progress: bool) -> Run:
+    """``mnistlab <argv>`` on ``nproc`` processes (torchrun); the run they wrote."""
     from mnistlab.training.distributed import launch_torchrun
     from mnistlab.training.loop import TrainingFailed
 
     out = Path(argv[argv.index("--out") + 1] if "--out" in argv else argv[argv.index("--resume") + 1])
+    argv = [*argv, *(["--data-dir", str(data_dir)] if data_dir else []), *([] if progress else ["--quiet"])]
     if launch_torchrun(nproc, argv) != 0:
         raise TrainingFailed(f"{out}: training on {nproc} processes failed; its messages are above")
     return Run(out)

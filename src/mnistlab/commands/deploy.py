@@ -18,14 +18,11 @@ FORMATS = ("onnx", "int8")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from mnistlab import frameworks, runs
+    from mnistlab.api import export_run
 
-    config = runs.read_config(args.run_dir)
-    framework = frameworks.for_run(config, args.run_dir)
-    framework.require(args.format)  # onnx or int8: says why not, if not
-    export_onnx = framework.export_module().export_onnx
+    r = export_run(args.run_dir, args.format, data_dir=args.data_dir, threads=args.threads,
+                   calibration_size=args.calibration_size, method=args.calibration)
     if args.format == "onnx":
-        r = export_onnx(args.run_dir, data_dir=args.data_dir, threads=args.threads)
         ok = r["passed"]
         lines = [("file", r["file"]), ("size", f"{r['bytes'] / 1024:.0f} KB"), ("opset", r["opset"]),
                  ("onnx checker", r["checker"]),
@@ -33,10 +30,6 @@ def cmd_export(args: argparse.Namespace) -> int:
                  ("test accuracy PyTorch / ONNX Runtime", f"{r['torch_accuracy']:.4f} / {r['onnx_accuracy']:.4f}"),
                  ("checks", "passed" if ok else "FAILED")]
     else:
-        from mnistlab.export.quantize import export_int8
-
-        r = export_int8(args.run_dir, data_dir=args.data_dir, threads=args.threads,
-                        calibration_size=args.calibration_size, method=args.calibration)
         ok = True  # the targets are reported, not enforced: a miss is a finding, not a failure
         lines = [("file", r["file"]), ("calibration", r["calibration"]),
                  ("test accuracy fp32 → int8", (f"{r['fp32_accuracy']:.4f} → {r['int8_accuracy']:.4f} "

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from mnistlab.commands.output import EXIT_OK, add_output_options, emit_json, print_table
-from mnistlab.errors import UserError
 
 # Options that name one run; `ensemble-train` sets them per member (--archs, --seeds, keras: prefix).
 PER_RUN_OPTIONS = ("arch", "seed", "framework", "nproc")
@@ -115,36 +114,21 @@ def train_config_from_args(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from mnistlab import frameworks, runs
-    from mnistlab.config import PRESETS
-    from mnistlab.training.distributed import is_main_process, launch_torchrun
-    from mnistlab.training.fit import check_before_launch
+    """``mnistlab train``: :func:`mnistlab.train` with the options as its arguments."""
+    from mnistlab.api import train
+    from mnistlab.training.distributed import is_main_process
 
-    if args.nproc is not None and args.seeds:
-        raise UserError("--nproc trains one run; it cannot be combined with --seeds")
-    if args.resume:
-        if args.seeds:
-            raise UserError("--seeds trains new runs; it cannot be combined with --resume")
-        out = Path(args.resume)
-        if args.nproc is not None:  # the checks rank 0 would make, once, as one-line errors
-            check_before_launch(None, out, resume=True)
-            return launch_torchrun(args.nproc, args.argv)
-        train = frameworks.get(runs.read_config(out).framework).train
-        summary = train(None, out, data_dir=args.data_dir, resume=True, progress=not args.quiet)  # type: ignore[arg-type]
+    settings = {f.name: getattr(args, f.name) for f in cli_fields()
+                if f.name != "arch" and getattr(args, f.name, None) is not None}
+    result = train(args.arch, preset=args.preset, out=args.resume or args.out, resume=bool(args.resume),
+                   seeds=args.seeds, nproc=args.nproc, data_dir=args.data_dir, force=args.force,
+                   progress=not args.quiet, **settings)
+    if not is_main_process():
+        return EXIT_OK
+    if isinstance(result, list):
+        print_seeds(args, result)
     else:
-        if not args.arch and "arch" not in PRESETS[args.preset]:
-            raise UserError("--arch is required (or --resume RUN_DIR, or a --preset that names one); see 'mnistlab models'")
-        cfg = train_config_from_args(args)
-        if args.seeds:
-            return train_several_seeds(args, cfg)
-        out = Path(args.out) if args.out else runs.default_run_dir(cfg.arch)
-        if args.nproc is not None:  # the checks rank 0 would make, once, as one-line errors
-            check_before_launch(cfg, out, force=args.force)
-            return launch_torchrun(args.nproc, args.argv if args.out else [*args.argv, "--out", str(out)])
-        summary = frameworks.get(cfg.framework).train(cfg, out, data_dir=args.data_dir, force=args.force,
-                                                progress=not args.quiet)
-    if is_main_process():
-        print_summary(args, out, summary)
+        print_summary(args, result.path, result.training)
     return EXIT_OK
 
 
@@ -160,21 +144,16 @@ def print_summary(args: argparse.Namespace, out: Path, summary: dict[str, Any]) 
     print(f"next: mnistlab evaluate {out}")
 
 
-def train_several_seeds(args: argparse.Namespace, cfg) -> int:
-    from mnistlab import runs
-    from mnistlab.experiments.multiseed import parse_seeds, train_seeds
-
-    out = Path(args.out) if args.out else runs.default_run_dir(f"{cfg.arch}-seeds")
-    results = train_seeds(cfg, out, parse_seeds(args.seeds), data_dir=args.data_dir, force=args.force,
-                          progress=not args.quiet)
+def print_seeds(args: argparse.Namespace, results: list) -> None:
+    rows = [{"run_dir": str(r.path), "seed": r.config.seed, **r.training} for r in results]
     if args.json:
-        emit_json(results)
-        return EXIT_OK
-    print_table(f"{cfg.arch}: {len(results)} seeds", ["seed", "best epoch", "val acc", "train s", "path"],
+        emit_json(rows)
+        return
+    out = results[0].path.parent
+    print_table(f"{results[0].config.arch}: {len(rows)} seeds", ["seed", "best epoch", "val acc", "train s", "path"],
                 [(r["seed"], r["best_epoch"], f"{r['best_val_acc']:.4f}", f"{r['train_seconds']:.0f}", r["run_dir"])
-                 for r in results])
+                 for r in rows])
     print(f"next: for r in {out}/seed*; do mnistlab evaluate $r; done; mnistlab compare {out}/seed*")
-    return EXIT_OK
 
 
 def add_commands(command) -> None:
