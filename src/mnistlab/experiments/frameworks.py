@@ -109,13 +109,13 @@ def _pick_runs(run_dirs: Sequence[str | Path]) -> dict[str, Path]:
 
     if len(run_dirs) != 2:
         raise UserError("give exactly two runs (one PyTorch, one Keras) or none to train both")
-    by_fw = {runs.read_config(d).get("framework", "torch"): Path(d) for d in run_dirs}
+    by_fw = {runs.read_config(d).framework: Path(d) for d in run_dirs}
     if set(by_fw) != set(FRAMEWORKS):
         raise UserError("give one PyTorch run and one Keras run (see 'framework' in their config.json)")
-    archs = {runs.read_config(d)["arch"] for d in by_fw.values()}
+    archs = {runs.read_config(d).arch for d in by_fw.values()}
     if len(archs) != 1:
         raise UserError(f"the runs have different architectures ({', '.join(sorted(archs))}); compare twins")
-    datasets = {runs.read_config(d)["dataset"] for d in by_fw.values()}
+    datasets = {runs.read_config(d).dataset for d in by_fw.values()}
     if len(datasets) != 1:
         raise UserError(f"the runs were trained on different data sets ({', '.join(sorted(datasets))}); compare twins")
     for d in by_fw.values():
@@ -143,8 +143,8 @@ def compare_frameworks(run_dirs: Sequence[str | Path] = (), *, arch: str = "simp
     peaks: dict[str, dict[str, Any]] = {fw: {} for fw in FRAMEWORKS}
     if run_dirs:
         by_fw = _pick_runs(run_dirs)
-        arch = runs.read_config(by_fw["torch"])["arch"]
-        dataset = runs.read_config(by_fw["torch"])["dataset"]
+        first = runs.read_config(by_fw[FRAMEWORKS[0]])
+        arch, dataset = first.arch, first.dataset
     out = Path(out) if out else runs.default_run_dir(f"frameworks-{arch}")
     if not run_dirs:
         by_fw = {fw: out / fw for fw in FRAMEWORKS}
@@ -166,12 +166,13 @@ def compare_frameworks(run_dirs: Sequence[str | Path] = (), *, arch: str = "simp
                      "model_kb": model_file.stat().st_size / 1024,
                      "peak_rss_train_mb": peaks[fw].get("peak_rss_train_mb"),
                      "epochs": f"{training['epochs_run']} ({training['best_epoch']})"})
-    env = runs.read_config(by_fw["keras"])["environment"]
-    train = runs.read_config(by_fw["torch"])["train"]
+    reference = runs.read_config(by_fw[FRAMEWORKS[0]])
+    env = {k: v for fw in FRAMEWORKS for k, v in runs.read_config(by_fw[fw]).environment.items()}  # every version
+    train = reference.train
     result = {"out": str(out), "rows": rows, "conditions": {
-        "arch": arch, "dataset": dataset, "epochs": train["epochs"], "train_subset": train["train_subset"], "seed": train["seed"],
-        "batch_size": train["batch_size"], "threads": threads,
-        "train_threads": runs.read_config(by_fw["torch"]).get("threads"), "cpu": env.get("cpu"), "cpu_count": os.cpu_count(),
+        "arch": arch, "dataset": dataset, "epochs": train.epochs, "train_subset": train.train_subset, "seed": train.seed,
+        "batch_size": train.batch_size, "threads": threads,
+        "train_threads": reference.threads, "cpu": env.get("cpu"), "cpu_count": os.cpu_count(),
         "torch": env.get("torch"), "tensorflow": env.get("tensorflow"), "keras": env.get("keras"),
         "load_avg_before": [round(v, 2) for v in load_before], "load_avg_after": [round(v, 2) for v in os.getloadavg()],
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),

@@ -156,9 +156,11 @@ def plan_budget(configs: dict[str, TrainConfig], data: TrainValData, budget_s: f
     t0, costs = time.perf_counter(), []
     n_train, n_val = len(data.train_y), len(data.val_y)
     for name, cfg in configs.items():
-        speed = measure(cfg, data, build=frameworks.get(cfg.framework).build)
+        framework = frameworks.get(cfg.framework)
+        speed = measure(cfg, data, build=framework.build, cpu_only=not framework.can("cuda"))
         # After training: evaluation (validation + test), MC dropout for the report (PyTorch), figures.
-        after = evaluation_images(cfg.dataset, n_val) + (MC_LIMIT * MC_PASSES if cfg.framework == "torch" else 0)
+        mc = MC_LIMIT * MC_PASSES if framework.can("mc_dropout") else 0
+        after = evaluation_images(cfg.dataset, n_val) + mc
         costs.append(ModelCost(name, cfg.epochs, epoch_seconds(n_train, n_val, speed.train_per_s, speed.eval_per_s),
                                fixed_s=speed.startup_s + after / speed.eval_per_s + PLOT_S))
         log(f"measured {name}: {speed.train_per_s:,.0f} training and {speed.eval_per_s:,.0f} evaluation images/s "
@@ -179,9 +181,9 @@ def _check_free(run_dirs: list[Path], force: bool) -> None:
 
 
 def _parse_model(name: str) -> tuple[str, str, str]:
-    """``"keras:simple"`` → (name, "keras", "simple"); a bare name is a PyTorch model."""
+    """``"keras:simple"`` → (name, "keras", "simple"); a bare name is a model of the default framework (PyTorch)."""
     framework, _, arch = name.strip().rpartition(":")
-    framework = framework or "torch"
+    framework = framework or FRAMEWORKS[0]
     if framework not in FRAMEWORKS or arch not in list_models():
         raise UserError(f"unknown quickstart model {name!r}; use names from 'mnistlab models', "
                         "with 'keras:' in front for the Keras twin")

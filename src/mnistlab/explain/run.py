@@ -169,7 +169,7 @@ def gradient_flow_plot(run_dir: str | Path, *, update_index: bool = True) -> dic
     rows = read_grad_norms(run_dir)
     if not rows:
         return None
-    arch = runs.read_config(run_dir).get("arch", "?")
+    arch = runs.read_config(run_dir).arch
     bad = sorted({(r["layer"], r["status"]) for r in rows if r["status"] != "ok"})
     note = "; ".join(f"{layer} {status}" for layer, status in bad) or "all layers healthy"
     out = run_dir / OUT_DIR
