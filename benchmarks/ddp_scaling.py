@@ -29,6 +29,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from mnistlab.runs import read_config
+
 
 def measure(arch: str, procs: int, subset: int, epochs: int, batch: int) -> dict:
     out = Path(tempfile.mkdtemp(prefix="mnistlab-ddp-")) / "run"
@@ -39,8 +41,8 @@ def measure(arch: str, procs: int, subset: int, epochs: int, batch: int) -> dict
         cmd += ["--nproc", str(procs)]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     summary = json.loads((out / "training.json").read_text())
-    config = json.loads((out / "config.json").read_text())
-    return {"processes": procs, "threads_per_process": config["threads"], "samples_per_s": summary["samples_per_s"],
+    config = read_config(out)
+    return {"processes": procs, "threads_per_process": config.threads, "samples_per_s": summary["samples_per_s"],
             "best_val_acc": round(summary["best_val_acc"], 4), "train_seconds": summary["train_seconds"]}
 
 

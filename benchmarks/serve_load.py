@@ -154,7 +154,7 @@ def main() -> None:
     from mnistlab.data.datasets import load_split
     from mnistlab.runs import read_config
 
-    images = load_split(read_config(args.run_dir)["dataset"], "test")[0].numpy()
+    images = load_split(read_config(args.run_dir).dataset, "test")[0].numpy()
     model = Path(args.run_dir).resolve().name
     rows = []
     for backend in args.backends.split(","):
