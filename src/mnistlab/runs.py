@@ -17,7 +17,7 @@ Layout (every later command rebuilds everything from these files alone)::
     metrics.json         test metrics computed from predictions.npz
 
 This module knows files, not frameworks: rebuilding a model and predicting live in
-:mod:`mnistlab.inference` and :mod:`mnistlab.frameworks`.
+:mod:`mnistlab.frameworks.inference` and the framework registry (:mod:`mnistlab.frameworks`).
 """
 
 from __future__ import annotations

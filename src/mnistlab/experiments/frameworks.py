@@ -30,9 +30,9 @@ import numpy as np
 
 from mnistlab.errors import UserError
 from mnistlab.fileio import read_json, write_json, write_text
-from mnistlab.frameworks.extras import FRAMEWORKS, LABELS
+from mnistlab.frameworks import FRAMEWORKS, label
 
-TABLE_COLUMNS = ["", *(LABELS[fw] for fw in FRAMEWORKS)]
+TABLE_COLUMNS = ["", *(label(fw) for fw in FRAMEWORKS)]
 _ROWS = [  # (label, key, format)
     ("test accuracy", "test_accuracy", "{:.4f}"),
     ("train wall time (s)", "train_seconds", "{:.1f}"),
