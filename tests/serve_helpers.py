@@ -29,9 +29,12 @@ def fake_logits(images: np.ndarray) -> np.ndarray:
 
 
 def fake_holder(logits=fake_logits, name="fake"):
+    from mnistlab.runconfig import DataFacts, RunConfig
     from mnistlab.serve.model import ModelHolder
 
-    config = {"framework": "fake", "data": {"class_names": CLASSES}}
+    # An ensemble's config: like the fake model, it offers no Grad-CAM (there is no network to explain).
+    config = RunConfig(kind="ensemble", framework="ensemble", dataset="mnist",
+                       data=DataFacts(class_names=tuple(CLASSES), num_classes=len(CLASSES)))
     info = {"name": name, "arch": "fake", "framework": "fake", "kind": "train", "dataset": "mnist", "params": 0,
             "test_accuracy": None, "trained": None, "class_names": CLASSES}
     return ModelHolder(name, Path("."), config, logits, "torch", info)

@@ -97,6 +97,6 @@ def test_quickstart_on_fashion_uses_the_data_sets_defaults(tmp_path, data_dir):
 
     quickstart(tmp_path / "qs", smoke=True, dataset="fashion-mnist", data_dir=str(data_dir), progress=False,
                models=("simple",))
-    train = read_config(tmp_path / "qs" / "simple")["train"]
-    assert train["augment"] is True and train["hflip"] == 0.5 and (train["degrees"], train["translate"], train["scale"]) == (0, 0, 0)
-    assert train["label_smoothing"] == 0.1 and train["monitor"] == "val_acc" and train["lr"] == 6e-3
+    train = read_config(tmp_path / "qs" / "simple").train
+    assert train.augment is True and train.hflip == 0.5 and (train.degrees, train.translate, train.scale) == (0, 0, 0)
+    assert train.label_smoothing == 0.1 and train.monitor == "val_acc" and train.lr == 6e-3

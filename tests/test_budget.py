@@ -7,14 +7,13 @@ import json
 
 import pytest
 
-from mnistlab import runs
+from mnistlab import frameworks, runs
 from mnistlab.cli import main
 from mnistlab.config import TrainConfig
 from mnistlab.data.datasets import load_train_val
 from mnistlab.errors import UserError
 from mnistlab.experiments import quickstart as qs
 from mnistlab.experiments.budget import RESERVE, ModelCost, check_budget, epoch_seconds, plan_epochs
-from mnistlab.frameworks import build_function
 from mnistlab.training.throughput import Speed, measure
 
 # Seconds per epoch measured on the 2-core Xeon and today's EPYC (deeper ~82-90 s, resnet ~45-50 s).
@@ -70,7 +69,8 @@ def test_an_existing_run_is_refused_before_any_measuring(tmp_path, capsys, data_
 
 def test_measure_times_real_steps_of_each_framework_builder(data_dir):
     data = load_train_val("mnist", val_size=200, train_subset=300)
-    speed = measure(TrainConfig(arch="simple", batch_size=32), data, build=build_function("torch"), steps=3, seconds=60)
+    speed = measure(TrainConfig(arch="simple", batch_size=32), data, build=frameworks.get("torch").build, steps=3,
+                    seconds=60)
     assert speed.steps == 3 and speed.train_per_s > 0 and speed.eval_per_s > 0 and speed.startup_s > 0
 
 
@@ -81,11 +81,11 @@ def test_quickstart_plans_records_and_reports_the_budget(tmp_path, data_dir, mon
                         lambda cfg, data, **_: speeds[cfg.arch])
     trained = []
 
-    def fake_train(cfg, run_dir, **kw):  # record what training was asked for, train nothing
+    def fake_train(framework, cfg, run_dir, **kw):  # record what training was asked for, train nothing
         trained.append((cfg.arch, cfg.epochs, kw["config_extra"]))
         raise SystemExit("stop after planning")
 
-    monkeypatch.setattr(qs, "train_function", lambda framework: fake_train)
+    monkeypatch.setattr(frameworks.Framework, "train", fake_train)
     with pytest.raises(SystemExit):
         qs.quickstart(tmp_path / "q", budget_min=15, models=("simple", "deeper"))
     (arch, epochs, extra), = trained
@@ -105,7 +105,7 @@ def test_the_plan_recorded_in_config_json_is_validated(tmp_path, data_dir):
     cfg = TrainConfig(arch="simple", epochs=1, train_subset=300, val_size=100, batch_size=64)
     budget = {"budget_s": 900.0, "planned_s": 850.0, "epochs": {"simple": 1, "keras:simple": 1}}
     train(cfg, tmp_path / "r", progress=False, config_extra={"budget": budget})
-    assert runs.read_config(tmp_path / "r")["budget"] == budget
+    assert runs.read_config(tmp_path / "r").budget == budget
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     for bad in ({"epochs": {"simple": "8"}}, {"surprise": 1}, {"budget_s": -1}):
         (tmp_path / "r" / "config.json").write_text(json.dumps({**config, "budget": bad}))
@@ -118,6 +118,6 @@ def test_smoke_quickstart_on_fashion_mnist(tmp_path, data_dir):
     result = qs.quickstart(tmp_path / "qs", smoke=True, progress=False, dataset="fashion-mnist", models=("simple",))
     row, = result["models"]
     assert result["dataset"] == "fashion-mnist" and result["budget"] is None
-    assert runs.read_config(row["run_dir"])["dataset"] == "fashion-mnist"
+    assert runs.read_config(row["run_dir"]).dataset == "fashion-mnist"
     # One epoch on 2,000 Fashion-MNIST images: well above chance (0.1) when nothing is broken.
     assert row["test_accuracy"] >= 0.5

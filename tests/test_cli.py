@@ -139,7 +139,7 @@ def test_export_of_a_keras_run_says_why_not_in_one_line(capsys, trained_run, tmp
     fake = tmp_path / "keras-like"
     shutil.copytree(trained_run, fake)
     config = json.loads((fake / "config.json").read_text())
-    (fake / "config.json").write_text(json.dumps({**config, "framework": "keras"}))
+    (fake / "config.json").write_text(json.dumps({**config, "framework": "keras", "model_file": "model.keras"}))
     code, out, err = run(capsys, "export", str(fake))
     assert code == 2 and out == "" and "PyTorch-only" in err and len(err.strip().splitlines()) == 1
 

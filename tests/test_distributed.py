@@ -50,8 +50,8 @@ def test_two_processes_write_one_run_with_the_single_process_accuracy(tmp_path, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["two"]
     run = tmp_path / "two"
     config = runs.read_config(run)
-    assert (config["world_size"], config["backend"], config["device"]) == (2, "gloo", "cpu")
-    assert config["threads"] == max(1, len(os.sched_getaffinity(0)) // 2)
+    assert (config.world_size, config.backend, config.device) == (2, "gloo", "cpu")
+    assert config.threads == max(1, len(os.sched_getaffinity(0)) // 2)
     assert len(runs.read_history(run)) == 1
     with safe_open(str(run / runs.WEIGHTS), "pt") as f:
         assert not [k for k in f.keys() if k.startswith("module.")]
@@ -78,7 +78,7 @@ def test_two_nodes_meet_through_the_c10d_rendezvous(tmp_path, data_dir):
     written = [node for node in nodes if (node / "run").exists()]
     assert len(written) == 1  # LOCAL_RANK is 0 on both nodes; only RANK 0 touched its --out
     config = runs.read_config(written[0] / "run")
-    assert config["world_size"] == 2 and json.loads((written[0] / "run" / runs.TRAINING).read_text())["best_val_acc"] > 0.7
+    assert config.world_size == 2 and json.loads((written[0] / "run" / runs.TRAINING).read_text())["best_val_acc"] > 0.7
 
 
 def _children(pid: int) -> list[int]:

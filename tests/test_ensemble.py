@@ -12,6 +12,7 @@ from mnistlab.ensemble import ensemble_runs
 from mnistlab.errors import UserError
 from mnistlab.maths.combine import average_probabilities, ensemble_logits
 from mnistlab.maths.metrics import softmax
+from mnistlab.runconfig import RunConfig
 
 # Two members on four images (labels 0, 1, 1, 0): A is right on images 0, 1, 2 (accuracy 0.75),
 # B only on 1 and 3 (0.5), but confidently; their average is right on all four.
@@ -34,8 +35,9 @@ def _fake_run(path, logits, labels, val_logits, val_labels, framework="torch"):
     path.mkdir(parents=True)
     data = {"class_names": ["a", "b"], "num_classes": 2, "mean": 0.1307, "std": 0.3081, "image_size": 28,
             "in_channels": 1, "val_size": 2, "split_seed": 0}
-    runs.write_config(path, {"kind": "train", "framework": framework, "dataset": "mnist", "arch": "simple",
-                             "params": 100, "data": data, "train": {}})
+    raw = {"kind": "train", "framework": framework, "dataset": "mnist", "arch": "simple", "params": 100, "data": data,
+           "train": {}}
+    runs.write_config(path, RunConfig.from_dict(raw, path))
     runs.save_predictions(path / runs.PREDICTIONS, logits, labels)
     runs.save_predictions(path / runs.VAL_PREDICTIONS, val_logits, val_labels)
     return path
@@ -54,7 +56,7 @@ def test_ensemble_runs_uniform_and_weighted(tmp_path):
     np.testing.assert_allclose(softmax(saved_logits)[1], [0.275, 0.725], rtol=1e-5)
     np.testing.assert_array_equal(saved_labels, LABELS)
     config = runs.read_config(tmp_path / "ens")
-    assert config["kind"] == "ensemble" and [m["framework"] for m in config["members"]] == ["torch", "keras"]
+    assert config.kind == "ensemble" and [m.framework for m in config.members] == ["torch", "keras"]
     assert json.loads((tmp_path / "ens" / runs.METRICS).read_text())["accuracy"] == pytest.approx(1.0)
 
     weighted = ensemble_runs([a, b], weighted=True, out=tmp_path / "ensw")

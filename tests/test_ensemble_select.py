@@ -13,6 +13,7 @@ from mnistlab.ensemble.select import best_member, caruana, fitted_weights, label
 from mnistlab.errors import UserError
 from mnistlab.maths.combine import member_probabilities
 from mnistlab.maths.metrics import softmax
+from mnistlab.runconfig import RunConfig
 
 N_CLASSES = 10
 
@@ -91,8 +92,9 @@ def _fake_run(path: Path, val_logits, val_labels, test_logits, test_labels) -> P
     path.mkdir(parents=True)
     data = {"class_names": [str(i) for i in range(N_CLASSES)], "num_classes": N_CLASSES, "mean": 0.1307,
             "std": 0.3081, "image_size": 28, "in_channels": 1, "val_size": len(val_labels), "split_seed": 0}
-    runs.write_config(path, {"kind": "train", "framework": "torch", "dataset": "mnist", "arch": "simple",
-                             "params": 100, "data": data, "train": {"seed": 0}})
+    raw = {"kind": "train", "framework": "torch", "dataset": "mnist", "arch": "simple", "params": 100,
+           "data": data, "train": {"seed": 0}}
+    runs.write_config(path, RunConfig.from_dict(raw, path))
     runs.save_predictions(path / runs.VAL_PREDICTIONS, val_logits, val_labels)
     runs.save_predictions(path / runs.PREDICTIONS, test_logits, test_labels)
     return path
@@ -157,7 +159,7 @@ def test_ensemble_run_reports_members_gain_and_the_best_member_by_validation(tmp
     assert result["gain"]["val_accuracy"] > 0 and members[3]["weight"] == 0
     assert result["selection"]["members_used"] == sum(m["weight"] > 0 for m in members)
     config = runs.read_config(tmp_path / "e")  # the new keys pass the config validator
-    assert config["selection"]["method"] == "caruana" and config["weighting"] == "caruana_val_nll"
+    assert config.selection["method"] == "caruana" and config.weighting == "caruana_val_nll"
     saved, _ = runs.load_predictions(tmp_path / "e" / runs.PREDICTIONS)
     np.testing.assert_allclose(softmax(saved), sum(m["weight"] * softmax(z) for m, z in zip(members, test)), atol=1e-5)
 

@@ -12,6 +12,8 @@ from mnistlab import runs
 from mnistlab.config import TrainConfig
 from mnistlab.errors import UserError
 from mnistlab.experiments.ensemble_train import ensemble_train, member_state, parse_members
+from mnistlab.frameworks import Framework
+from mnistlab.runconfig import RunConfig
 from mnistlab.training.checkpoint import save_checkpoint
 
 TINY = dict(epochs=2, train_subset=1000, val_size=500, batch_size=64, patience=0)
@@ -29,8 +31,9 @@ def _config(path, cfg: TrainConfig):
     path.mkdir(parents=True, exist_ok=True)
     data = {"class_names": [str(i) for i in range(10)], "num_classes": 10, "mean": 0.1307, "std": 0.3081,
             "image_size": 28, "in_channels": 1, "val_size": cfg.val_size, "split_seed": 0}
-    runs.write_config(path, {"kind": "train", "framework": "torch", "dataset": "mnist", "arch": cfg.arch,
-                             "params": 93_322, "data": data, "train": cfg.to_dict()})
+    raw = {"kind": "train", "framework": "torch", "dataset": "mnist", "arch": cfg.arch, "params": 93_322,
+           "data": data, "train": cfg.to_dict()}
+    runs.write_config(path, RunConfig.from_dict(raw, path))
     return path
 
 
@@ -103,7 +106,7 @@ def test_cli_training_options_reach_every_member(tmp_path, monkeypatch, capsys):
     assert seen["seeds"] == [0, 1] and "stop here" in capsys.readouterr().err
 
 
-def _fake_train(cfg, run_dir, *, force=False, **_kw):
+def _fake_train(framework, cfg, run_dir, *, force=False, **_kw):
     """What training and evaluating a member leaves, without either; the folder prepared as ``fit`` does."""
     runs.prepare_run_dir(run_dir, force=force)
     _config(run_dir, cfg)
@@ -125,7 +128,7 @@ def fake_members(tmp_path, monkeypatch, caplog):
     from mnistlab.data import datasets
     from mnistlab.experiments import ensemble_train as ensemble_module
 
-    monkeypatch.setattr(ensemble_module, "train_function", lambda framework: _fake_train)
+    monkeypatch.setattr(Framework, "train", _fake_train)
     monkeypatch.setattr(ensemble_module, "evaluate_run", lambda run_dir, **kw: None)
     monkeypatch.setattr(datasets, "load_train_val", lambda *a, **kw: None)
     argv = ["ensemble-train", "--archs", "simple", "--seeds", "0-1", "--out", str(tmp_path / "ens"), "--quiet",
@@ -148,7 +151,7 @@ def test_force_quiet_warns_about_the_members_it_deletes_not_about_the_ensemble(t
     assert fake_members() == []  # members reused, ensemble rebuilt: nothing the user made was deleted
     said = fake_members("--force")
     assert said == [f"--force: removed the previous run {out / m}" for m in ("simple-s0", "simple-s1")]
-    assert runs.read_config(out / "ensemble")["kind"] == "ensemble"
+    assert runs.read_config(out / "ensemble").kind == "ensemble"
 
 
 def test_a_member_killed_before_its_first_epoch_is_replaced_without_a_force_warning(tmp_path, fake_members):
@@ -160,9 +163,8 @@ def test_a_member_killed_before_its_first_epoch_is_replaced_without_a_force_warn
 
 def test_a_bad_rounds_fails_before_any_member_trains(tmp_path, monkeypatch, capsys):
     from mnistlab.cli import main
-    from mnistlab.experiments import ensemble_train as ensemble_module
 
-    monkeypatch.setattr(ensemble_module, "train_function", lambda framework: pytest.fail("trained first"))
+    monkeypatch.setattr(Framework, "train", lambda *a, **k: pytest.fail("trained first"))
     assert main(["ensemble-train", "--archs", "simple", "--seeds", "0-1", "--out", str(tmp_path / "e"),
                  "--rounds", "-1"]) == 2
     assert "--rounds -1" in capsys.readouterr().err and not (tmp_path / "e").exists()
@@ -172,9 +174,8 @@ def test_temperature_without_scipy_fails_before_any_member_trains(tmp_path, monk
     import sys
 
     from mnistlab.cli import main
-    from mnistlab.experiments import ensemble_train as ensemble_module
 
-    monkeypatch.setattr(ensemble_module, "train_function", lambda framework: pytest.fail("trained first"))
+    monkeypatch.setattr(Framework, "train", lambda *a, **k: pytest.fail("trained first"))
     monkeypatch.setitem(sys.modules, "scipy.optimize", None)  # import scipy.optimize now raises ImportError
     assert main(["ensemble-train", "--archs", "simple", "--seeds", "0-1", "--out", str(tmp_path / "e"),
                  "--temperature"]) == 2
@@ -212,4 +213,4 @@ def test_ensemble_train_resumes_reuses_and_builds(tmp_path, data_dir, kill_after
     again = json.loads(capsys.readouterr().out)
     assert rc == 0 and [m["state"] for m in again["members"]] == ["reused", "reused"]
     assert [m["weight"] for m in again["ensemble"]["members"]] == [m["weight"] for m in first["ensemble"]["members"]]
-    assert runs.read_config(out / "ensemble")["kind"] == "ensemble"
+    assert runs.read_config(out / "ensemble").kind == "ensemble"

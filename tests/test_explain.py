@@ -59,7 +59,7 @@ def _logits(model, x):
 
 def test_gradcam_matches_input_size_and_depends_on_class(trained, test_images):
     model, config = trained
-    x = normalize_images(test_images[0][:8], config["data"])
+    x = normalize_images(test_images[0][:8], config.data)
     logits = _logits(model, x)
     top2 = logits.topk(2, dim=1).indices
     layer = gc.last_spatial_layer(model)
@@ -81,7 +81,7 @@ def test_gradcam_mass_sits_on_the_inked_half(trained, test_images, inked):
     canvas = torch.zeros(len(half), 28, 28)
     cols = slice(0, 14) if inked == "left" else slice(14, 28)
     canvas[:, :, cols] = half
-    x = normalize_images(canvas.clamp(0, 255).to(torch.uint8), config["data"])
+    x = normalize_images(canvas.clamp(0, 255).to(torch.uint8), config.data)
     pred = _logits(model, x).argmax(1).tolist()
     cam = gc.gradcam(model, x, pred, gc.last_spatial_layer(model))
     share = cam[:, :, cols].sum((1, 2)) / cam.sum((1, 2)).clamp_min(1e-12)

@@ -11,15 +11,16 @@ import torch
 from mnistlab import cli
 from mnistlab.export import INT8_FILE, INT8_REPORT, ONNX_FILE, ONNX_REPORT, export_path
 from mnistlab.models import create_model, list_models
+from mnistlab.runconfig import DataFacts, RunConfig
 
 pytest.importorskip("onnxruntime")  # the deploy extra
 pytest_plugins = ["deploy_fixtures"]  # session fixtures shared with the other deploy tests
 
 
-def fake_config(arch: str) -> dict:
-    return {"arch": arch, "dataset": "mnist", "model_args": {},
-            "data": {"mean": 0.1307, "std": 0.3081, "class_names": [str(i) for i in range(10)],
-                     "num_classes": 10, "image_size": 28, "in_channels": 1}}
+def fake_config(arch: str) -> RunConfig:
+    data = DataFacts(class_names=tuple(str(i) for i in range(10)), num_classes=10, mean=0.1307, std=0.3081,
+                     image_size=28, in_channels=1)
+    return RunConfig(kind="train", framework="torch", dataset="mnist", arch=arch, data=data)
 
 
 @pytest.mark.parametrize("arch", list_models())

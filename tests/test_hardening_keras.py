@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from mnistlab import frameworks
 from mnistlab.errors import UserError
-from mnistlab.frameworks import keras_available
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,7 +22,7 @@ def test_keras_extra_pins_a_version_without_safe_mode_bypasses():
 
 
 @pytest.mark.keras
-@pytest.mark.skipif(not keras_available(), reason="needs mnistlab[keras]")
+@pytest.mark.skipif(not frameworks.available("keras"), reason="needs mnistlab[keras]")
 def test_lambda_layer_in_model_keras_is_refused(tmp_path):
     from mnistlab.frameworks.keras.runtime import keras, load_keras_model
 

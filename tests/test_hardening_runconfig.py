@@ -11,11 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mnistlab import runs
+from mnistlab import frameworks, runs
 from mnistlab.errors import UserError
 from mnistlab.frameworks.pytorch import load_model
 from mnistlab.models import create_model
-from mnistlab.runconfig import MAX_PARAMS, validate_config
+from mnistlab.runcheck import MAX_PARAMS, validate_config
 
 DATA = {"mean": 0.1307, "std": 0.3081, "class_names": [str(d) for d in range(10)], "num_classes": 10,
         "image_size": 28, "in_channels": 1, "val_size": 5000, "split_seed": 0, "n_train": 55000, "n_val": 5000}
@@ -55,10 +55,12 @@ def write_run(folder: Path, config, weights: Path | None = None) -> Path:
 
 def test_valid_configs_load(tmp_path, weights):
     model, config = load_model(write_run(tmp_path / "t", CONFIG, weights))
-    assert config["arch"] == "simple" and sum(p.numel() for p in model.parameters()) == 93322
-    assert runs.read_config(write_run(tmp_path / "e", ENSEMBLE))["kind"] == "ensemble"
+    assert config.arch == "simple" and sum(p.numel() for p in model.parameters()) == 93322
+    assert runs.read_config(write_run(tmp_path / "e", ENSEMBLE)).kind == "ensemble"
     keras = {**CONFIG, "framework": "keras", "model_file": "model.keras"}
-    assert runs.read_config(write_run(tmp_path / "k", keras))["model_file"] == "model.keras"
+    config = runs.read_config(write_run(tmp_path / "k", keras))
+    assert config.model_file == "model.keras"
+    frameworks.TABLE["keras"].check_run(config, tmp_path / "k")  # the file Keras saves: accepted when used
 
 
 def mutate(config: dict, path: tuple, value) -> dict:
@@ -83,7 +85,6 @@ DELETE = object()
     (("kind",), "evil", "kind 'evil'"),
     (("model_file",), "../../../etc/passwd", "model_file"),
     (("model_file",), "/tmp/x.safetensors", "model_file"),
-    (("model_file",), "model.keras", "model_file"),  # a torch run's weights are model.safetensors
     (("threads",), 10**9, "threads"),
     (("threads",), "2", "threads must be an integer"),
     (("model_args",), {"width": 4000}, "parameters"),
@@ -108,9 +109,31 @@ def test_bad_configs_are_one_line_errors(tmp_path, path, value, message):
     assert "\n" not in str(err.value) and str(run) in str(err.value)
 
 
+KERAS_PRUNE = {**CONFIG, "kind": "prune", "framework": "keras", "pruned_from": "runs/a", "pruning": {"amount": 0.5}}
+
+
+# Which frameworks exist and which file each saves is the framework registry's to say: such a
+# config reads, and is refused, in one line, as soon as a command uses the run.
+@pytest.mark.parametrize("config, message", [
+    (mutate(CONFIG, ("model_file",), "model.keras"), "model_file 'model.keras' is not 'model.safetensors'"),
+    (mutate(CONFIG, ("framework",), "evil"), "framework 'evil' is not one of torch, keras"),
+    ({**CONFIG, "framework": "keras", "model_file": "model.safetensors"}, "is not 'model.keras'"),
+    (KERAS_PRUNE, "a prune run of framework 'keras', which does not prune"),
+])
+def test_configs_a_framework_cannot_use_are_one_line_errors_when_used(tmp_path, weights, config, message):
+    run = write_run(tmp_path / "run", config, weights)
+    loaded = runs.read_config(run)
+    for use in (lambda: frameworks.for_run(loaded, run), lambda: load_model(run)):
+        with pytest.raises(UserError) as err:
+            use()
+        assert "\n" not in str(err.value) and str(run) in str(err.value)
+    with pytest.raises(UserError, match=message):
+        frameworks.for_run(loaded, run)
+
+
 def test_threads_are_capped_at_this_machines_cores(tmp_path):
     config = runs.read_config(write_run(tmp_path / "run", {**CONFIG, "threads": 4000}))
-    assert config["threads"] == os.cpu_count()
+    assert config.threads == os.cpu_count()
 
 
 def test_parameter_cap_is_counted_without_allocating():
@@ -168,7 +191,8 @@ def test_fuzzed_config_loads_or_says_why_in_one_line(tmp_path_factory, weights, 
     run = write_run(tmp_path_factory.mktemp("fuzz"), config, weights)
     try:
         loaded = runs.read_config(run)
-        if loaded["kind"] != "ensemble":
+        if not loaded.is_ensemble:
+            frameworks.for_run(loaded, run)
             load_model(run)
     except UserError as exc:
         assert "\n" not in str(exc)

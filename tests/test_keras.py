@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from mnistlab.frameworks import keras_available
+from mnistlab import frameworks
 from mnistlab.models import list_models
 
 # `pytest -m "not keras"` leaves these out; without TensorFlow they skip themselves.
-_skip = pytest.mark.skipif(not keras_available(), reason="needs mnistlab[keras] (keras + tensorflow-cpu)")
+_skip = pytest.mark.skipif(not frameworks.available("keras"), reason="needs mnistlab[keras] (keras + tensorflow-cpu)")
 
 
 def needs_keras(test):
@@ -112,7 +112,7 @@ def test_short_keras_run_writes_the_run_layout_and_learns(keras_run):
     from mnistlab import runs
 
     config = runs.read_config(keras_run)
-    assert config["framework"] == "keras" and config["params"] == 93_322
+    assert config.framework == "keras" and config.params == 93_322
     assert (keras_run / "model.keras").is_file()
     history = runs.read_history(keras_run)
     assert list(history[0]) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds",
@@ -134,7 +134,7 @@ def test_keras_file_loads_in_plain_keras_with_the_same_logits(keras_run, data_di
     from mnistlab.data.datasets import load_test_split
 
     x = load_test_split("mnist", str(data_dir), purpose="compare saved test logits with plain Keras")[0][:200].numpy()
-    np.save(tmp_path / "x.npy", ((x / 255.0 - config["data"]["mean"]) / config["data"]["std"])[..., None].astype(np.float32))
+    np.save(tmp_path / "x.npy", ((x / 255.0 - config.data.mean) / config.data.std)[..., None].astype(np.float32))
     script = ("import os, sys, numpy as np; os.environ['KERAS_BACKEND'] = 'tensorflow'; import keras; "
               "m = keras.saving.load_model(sys.argv[1]); "
               "np.save(sys.argv[3], m.predict(np.load(sys.argv[2]), verbose=0)); "
@@ -160,7 +160,7 @@ def test_cli_trains_keras_and_load_model_refuses_it(keras_run, data_dir, tmp_pat
                "--val-size", "100", "--out", str(out), "--quiet", "--json", "--data-dir", str(data_dir)])
     assert rc == 0
     assert json.loads(capsys.readouterr().out)["run_dir"] == str(out)
-    assert runs.read_config(out)["framework"] == "keras"
+    assert runs.read_config(out).framework == "keras"
     assert main(["train", "--resume", str(out), "--quiet"]) == 2
 
 
@@ -168,11 +168,10 @@ def test_cli_trains_keras_and_load_model_refuses_it(keras_run, data_dir, tmp_pat
 def test_missing_keras_is_a_one_line_user_error(monkeypatch):
     import mnistlab.frameworks as fw
     from mnistlab.errors import UserError
-    from mnistlab.frameworks import extras
 
-    monkeypatch.setattr(extras, "available", lambda framework: framework != "keras")
+    monkeypatch.setattr(fw.Framework, "available", lambda self: self.name != "keras")
     with pytest.raises(UserError, match=r"pip install 'mnistlab\[keras\]'"):
-        fw.train_function("keras")
+        fw.get("keras")
 
 
 @needs_keras
@@ -223,9 +222,10 @@ def test_keras_gradcam_and_saliency_match_captum_on_the_same_weights(data_dir):
     from mnistlab.data.datasets import get_dataset_info, load_train_val
     from mnistlab.explain.torch_backend import TorchExplainer
     from mnistlab.frameworks.keras.explain import KerasExplainer
+    from mnistlab.runconfig import DataFacts
 
     info = get_dataset_info("mnist")
-    data = {"mean": info.mean, "std": info.std}
+    data = DataFacts(class_names=info.class_names, num_classes=info.num_classes, mean=info.mean, std=info.std)
     tmodel, kmodel = _twin_simple_with_torch_weights()
     t_ex, k_ex = TorchExplainer(tmodel, data), KerasExplainer(kmodel, data)
     assert k_ex.default_layer() == "features_7_relu"
@@ -259,10 +259,11 @@ def test_keras_explainer_works_for_every_twin(arch):
     from mnistlab.frameworks.keras.explain import KerasExplainer
     from mnistlab.frameworks.keras.models import NO_TWIN, create_keras_model
     from mnistlab.models import create_model
+    from mnistlab.runconfig import DataFacts
 
     if arch in NO_TWIN:
         pytest.skip(NO_TWIN[arch])
-    explainer = KerasExplainer(create_keras_model(arch), {"mean": 0.1307, "std": 0.3081})
+    explainer = KerasExplainer(create_keras_model(arch), DataFacts(tuple("0123456789"), 10, mean=0.1307, std=0.3081))
     image = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
     cam = explainer.gradcam(image, 3, explainer.default_layer())
     assert cam.shape == (28, 28) and np.isfinite(cam).all() and (cam >= 0).all()

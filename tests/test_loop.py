@@ -55,7 +55,7 @@ def test_cuda_without_a_gpu_is_one_line_and_touches_nothing(tmp_path, monkeypatc
 def test_cpu_device_is_recorded(tmp_path, data_dir):
     train(TrainConfig(**SMALL, device="cpu"), tmp_path / "cpu", progress=False)
     config = runs.read_config(tmp_path / "cpu")
-    assert config["device"] == "cpu" and config["train"]["device"] == "cpu"
+    assert config.device == "cpu" and config.train.device == "cpu"
 
 
 def test_nproc_is_removed_from_the_relaunched_command():

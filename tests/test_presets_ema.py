@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from mnistlab import runs
+from mnistlab import frameworks, runs
 from mnistlab.cli import build_parser
 from mnistlab.commands.train import train_config_from_args
 from mnistlab.config import PRESETS, TrainConfig, preset
@@ -48,11 +48,17 @@ def test_cli_best_preset_needs_no_arch_and_flags_override_it():
     assert (cfg.arch, cfg.epochs, cfg.ema_decay, cfg.erasing, cfg.degrees) == ("resnet", 3, 0.999, 0.5, 15.0)
 
 
-@pytest.mark.parametrize("bad", [dict(erasing=1.5), dict(erasing=-0.1), dict(ema_decay=1.0), dict(ema_decay=-0.5),
-                                 dict(ema_decay=0.99, framework="keras")])
+@pytest.mark.parametrize("bad", [dict(erasing=1.5), dict(erasing=-0.1), dict(ema_decay=1.0), dict(ema_decay=-0.5)])
 def test_bad_ema_or_erasing_settings_are_user_errors(bad):
     with pytest.raises(UserError):
         TrainConfig(**bad)
+
+
+def test_ema_on_keras_is_refused_before_training(tmp_path):
+    cfg = TrainConfig(ema_decay=0.99, framework="keras")  # a framework's settings are its registry entry's to check
+    with pytest.raises(UserError, match="--ema-decay is PyTorch-only"):
+        frameworks.check_name("keras").train(cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("decay, used", [(0.05, 0.05), (0.999, 0.1)])  # 0.1: the warm-up's (1 + 0) / (10 + 0)
@@ -96,7 +102,7 @@ def test_resume_with_ema_matches_an_uninterrupted_run(tmp_path, data_dir, kill_a
     resumed = train(None, tmp_path / "killed", resume=True, progress=False)
     assert resumed["best_val_loss"] == pytest.approx(full["best_val_loss"], abs=1e-6)
     model, config = load_model(tmp_path / "killed")
-    assert config["train"]["ema_decay"] == 0.9 and config["train"]["erasing"] == 0.5
+    assert config.train.ema_decay == 0.9 and config.train.erasing == 0.5
     # A short run still learns with both on (chance is 0.1).
     assert full["best_val_acc"] > 0.5
 

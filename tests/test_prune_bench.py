@@ -29,7 +29,7 @@ def test_prune_reaches_requested_sparsity_and_makes_runs(deploy_run, tmp_path, d
         assert row["val_acc"] >= row["val_acc_pruned"]  # fine-tuning keeps the best validation epoch
         model, config = load_model(run / row["run_dir"])  # a run directory every command accepts
         assert sparsity(model)[0] == pytest.approx(row["sparsity_target"], abs=1e-3)
-        assert config["pruning"]["sparsity_target"] == row["sparsity_target"]
+        assert config.pruning["sparsity_target"] == row["sparsity_target"]
     assert rows[1]["test_acc"] > 0.9  # half the weights of the fixture model cost little
     assert rows[2]["weights_bytes_zlib"] < rows[0]["weights_bytes_zlib"] / 2
     assert (run / "prune" / "prune.csv").read_text().count("\n") == 4  # header + 3 rows

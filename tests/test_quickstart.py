@@ -4,16 +4,16 @@ import json
 
 import pytest
 
+from mnistlab import frameworks
 from mnistlab.cli import main
 from mnistlab.experiments.quickstart import quickstart
-from mnistlab.frameworks import keras_available
 
 SMOKE_FLOOR = 0.5
 
 
 @pytest.mark.slow  # trains two models and writes the report
 def test_smoke_quickstart_trains_evaluates_and_reports(tmp_path, data_dir):
-    models = ("simple", "keras:simple") if keras_available() else ("simple",)
+    models = ("simple", "keras:simple") if frameworks.available("keras") else ("simple",)
     result = quickstart(tmp_path / "qs", smoke=True, progress=False, models=models)
     rows = result["models"]
     assert [r["framework"] for r in rows[: len(models)]] == [m.rpartition(":")[0] or "torch" for m in models]
@@ -24,7 +24,7 @@ def test_smoke_quickstart_trains_evaluates_and_reports(tmp_path, data_dir):
         assert (tmp_path / "qs").joinpath(row["run_dir"].rsplit("/", 1)[-1], "metrics.json").is_file()
     html = (tmp_path / "qs" / "report.html").read_text()
     assert "simple" in html and "<img" in html
-    if keras_available():  # the seed's cross-framework ensemble is the last row
+    if frameworks.available("keras"):  # the seed's cross-framework ensemble is the last row
         assert rows[-1]["framework"] == "torch+keras"
 
 

@@ -7,12 +7,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnistlab import runs
+from mnistlab import frameworks, runs
 from mnistlab.cli import build_parser
 from mnistlab.commands.train import train_config_from_args
 from mnistlab.config import PRESETS, TrainConfig, preset
 from mnistlab.errors import UserError
-from mnistlab.frameworks import keras_available
 from mnistlab.frameworks.pytorch import load_model
 from mnistlab.models import count_parameters, create_model
 from mnistlab.models.complexity import count_macs
@@ -115,13 +114,13 @@ def test_speedrun_preset_on_a_subset_reaches_a_floor(tmp_path, data_dir):
     # 10,000 images, one epoch (39 steps), about a second: 0.945–0.953 on seeds 0–2; broken settings give far less
     assert summary["best_val_acc"] >= 0.92
     config = runs.read_config(out)
-    assert config["arch"] == "speedrun" and config["train"]["beta1"] == 0.7
+    assert config.arch == "speedrun" and config.train.beta1 == 0.7
     model, _ = load_model(out)  # a registered model: rebuilt from the directory alone, like any other
     assert isinstance(model, nn.Module) and json.loads((out / runs.TRAINING).read_text())["epochs_run"] == 1
 
 
 @pytest.mark.keras
-@pytest.mark.skipif(not keras_available(), reason="needs mnistlab[keras] (keras + tensorflow-cpu)")
+@pytest.mark.skipif(not frameworks.available("keras"), reason="needs mnistlab[keras] (keras + tensorflow-cpu)")
 def test_keras_schedule_keeps_a_fixed_beta1_too():
     from mnistlab.frameworks.keras.train import learning_rate
 

@@ -23,9 +23,9 @@ def test_short_run_reaches_accuracy_floor(trained_run):
 def test_run_directory_explains_itself(trained_run):
     config = runs.read_config(trained_run)
     for key in ("schema_version", "framework", "dataset", "kind", "arch", "params", "threads", "environment"):
-        assert key in config
-    assert config["data"]["mean"] == pytest.approx(0.1307) and config["data"]["std"] == pytest.approx(0.3081)
-    assert config["data"]["class_names"] == [str(i) for i in range(10)]
+        assert key in config.to_dict()
+    assert config.data.mean == pytest.approx(0.1307) and config.data.std == pytest.approx(0.3081)
+    assert config.data.class_names == tuple(str(i) for i in range(10))
     history = runs.read_history(trained_run)
     assert len(history) == 1 and {"train_loss", "val_loss", "val_acc", "lr", "seconds"} <= set(history[0])
     model, _ = load_model(trained_run)  # rebuilt from the directory alone
@@ -163,5 +163,5 @@ def test_amp_trains_under_bf16_autocast_on_cpu(tmp_path, data_dir, monkeypatch):
     assert seen and set(seen) == {("cpu", torch.bfloat16, True)}
     assert summary["best_val_acc"] > 0.3  # it learns; bf16 did not break training
     config = runs.read_config(tmp_path / "amp")
-    assert config["train"]["amp"] is True and config["device"] == "cpu"
-    assert (config["world_size"], config["backend"]) == (1, None)
+    assert config.train.amp is True and config.device == "cpu"
+    assert (config.world_size, config.backend) == (1, None)

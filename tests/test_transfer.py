@@ -16,6 +16,7 @@ from mnistlab import runs
 from mnistlab.cli import main
 from mnistlab.errors import UserError
 from mnistlab.models.heads import classifier_name
+from mnistlab.runconfig import RunConfig
 from mnistlab.frameworks.pytorch import load_model
 from mnistlab.transfer.run import default_budget, transfer_run
 from mnistlab.transfer.source import open_source
@@ -41,9 +42,10 @@ def test_keras_and_ensemble_sources_are_refused(trained_run, tmp_path):
         open_source(keras, "fashion-mnist")
     ensemble = tmp_path / "ensemble"
     ensemble.mkdir()
-    runs.write_config(ensemble, {"kind": "ensemble", "framework": "ensemble", "dataset": "mnist",
-                                 "data": {"class_names": [str(d) for d in range(10)], "num_classes": 10},
-                                 "members": [{"run": "a"}, {"run": "b"}]})
+    raw = {"kind": "ensemble", "framework": "ensemble", "dataset": "mnist",
+           "data": {"class_names": [str(d) for d in range(10)], "num_classes": 10},
+           "members": [{"run_dir": "a"}, {"run_dir": "b"}]}
+    runs.write_config(ensemble, RunConfig.from_dict(raw, ensemble))
     with pytest.raises(UserError, match="ensemble has no single body"):
         open_source(ensemble, "fashion-mnist")
 
@@ -69,10 +71,10 @@ def test_features_keeps_the_source_body_and_records_where_it_came_from(trained_r
                            data_dir=str(data_dir), progress=False)
     config = runs.read_config(out)
     source_bytes = (trained_run / runs.WEIGHTS).read_bytes()
-    assert config["transfer_from"] == {"run": str(trained_run), "sha256": hashlib.sha256(source_bytes).hexdigest(),
-                                       "dataset": "mnist", "arch": "simple", "initialised": "body"}
-    assert config["train"]["transfer"] == {"mode": "features", "recipe": "frozen"}
-    assert config["dataset"] == "fashion-mnist" and config["data"]["n_train"] == 300
+    assert config.transfer_from.to_dict() == {"run": str(trained_run), "sha256": hashlib.sha256(source_bytes).hexdigest(),
+                                              "dataset": "mnist", "arch": "simple", "initialised": "body"}
+    assert config.train.transfer == {"mode": "features", "recipe": "frozen"}
+    assert config.dataset == "fashion-mnist" and config.data.n_train == 300
     source, new = load_file(str(trained_run / runs.WEIGHTS)), load_file(str(out / runs.WEIGHTS))
     head = classifier_name(load_model(out)[0]) + "."
     for key in source:
@@ -86,11 +88,11 @@ def test_finetune_chooses_its_recipe_on_validation_and_scratch_starts_afresh(tra
     out = tmp_path / "finetune"
     summary = transfer_run(trained_run, "fashion-mnist", "finetune", train_subset=300, epochs=2, out=out,
                            data_dir=str(data_dir), progress=False)
-    trials = runs.read_config(out)["transfer_from"]["recipe_trials"]
-    assert [t["recipe"] for t in trials] == ["all", "lower-body", "head-first"]
-    best = max(trials, key=lambda t: (t["best_val_acc"], -t["best_val_loss"]))
-    assert summary["recipe"] == best["recipe"] == runs.read_config(out)["train"]["transfer"]["recipe"]
-    assert (out / runs.WEIGHTS).read_bytes() == (out / "trials" / best["recipe"] / runs.WEIGHTS).read_bytes()
+    trials = runs.read_config(out).transfer_from.recipe_trials
+    assert [t.recipe for t in trials] == ["all", "lower-body", "head-first"]
+    best = max(trials, key=lambda t: (t.best_val_acc, -t.best_val_loss))
+    assert summary["recipe"] == best.recipe == runs.read_config(out).train.transfer["recipe"]
+    assert (out / runs.WEIGHTS).read_bytes() == (out / "trials" / best.recipe / runs.WEIGHTS).read_bytes()
     source = load_file(str(trained_run / runs.WEIGHTS))
     tuned = load_file(str(out / runs.WEIGHTS))
     assert not torch.equal(source["features.0.weight"], tuned["features.0.weight"])  # the body trained
@@ -99,7 +101,7 @@ def test_finetune_chooses_its_recipe_on_validation_and_scratch_starts_afresh(tra
     # seed 1: the source (seed 0) started from seed 0's initialisation, which scratch with seed 0 would share
     transfer_run(trained_run, "fashion-mnist", "scratch", train_subset=300, epochs=1, seed=1, out=scratch,
                  data_dir=str(data_dir), progress=False)
-    assert runs.read_config(scratch)["transfer_from"]["initialised"] == "random"
+    assert runs.read_config(scratch).transfer_from.initialised == "random"
     from_scratch = load_file(str(scratch / runs.WEIGHTS))
     # independent initialisations differ by ~0.15 on average; a copied body trained one epoch by ~0.01
     assert (from_scratch["features.0.weight"] - source["features.0.weight"]).abs().mean() > 0.05
@@ -153,7 +155,7 @@ def _transfer_config() -> dict:
     ("exec", "rm -rf", "unknown key"),
 ])
 def test_a_tampered_transfer_record_is_refused(where, value, message):
-    from mnistlab.runconfig import validate_config
+    from mnistlab.runcheck import validate_config
 
     config = _transfer_config()
     validate_config(copy.deepcopy(config), "runs/x")  # the untouched record loads

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mnistlab import frameworks
 from mnistlab.config import TRANSFER_MODES, TrainConfig
 from mnistlab.errors import UserError
 from mnistlab.models import create_model, list_models
@@ -118,6 +119,8 @@ def test_a_bad_transfer_setting_is_one_line(transfer, message):
         TrainConfig(transfer=transfer)
 
 
-def test_transfer_runs_are_pytorch_runs():
-    with pytest.raises(UserError, match="PyTorch"):
-        TrainConfig(framework="keras", transfer={"mode": "finetune", "recipe": "all"})
+def test_transfer_runs_are_pytorch_runs(tmp_path):
+    cfg = TrainConfig(framework="keras", transfer={"mode": "finetune", "recipe": "all"})
+    with pytest.raises(UserError, match="transfer runs are PyTorch runs"):
+        frameworks.check_name("keras").train(cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
