@@ -28,7 +28,8 @@ def test_smoke_quickstart_trains_evaluates_and_reports(tmp_path, data_dir):
     html = (tmp_path / "qs" / "report.html").read_text(encoding="utf-8")
     trained = rows[: len(models)]
     comparison = _section(html, "comparison")
-    table = [cells for r in re.findall(r"<tr>(.*?)</tr>", comparison, re.S) if (cells := re.findall(r"<td>(.*?)</td>", r))]
+    table = [cells for tr in re.findall(r"<tr>(.*?)</tr>", comparison, re.S)
+             if (cells := re.findall(r"<td>(.*?)</td>", tr))]  # the header row has <th> cells only
     assert len(table) == len(trained)  # one comparison row per trained model, in order
     for row, cells in zip(trained, table):
         run_dir = Path(row["run_dir"])

@@ -13,7 +13,7 @@ from torch import nn
 from mnistlab import runs
 from mnistlab.cli import build_parser
 from mnistlab.commands.train import train_config_from_args
-from mnistlab.config import PRESETS, TrainConfig, preset
+from mnistlab.config import TrainConfig, preset
 from mnistlab.errors import UserError
 from mnistlab.frameworks import keras_available
 from mnistlab.frameworks.pytorch import load_model
@@ -115,7 +115,7 @@ class _Mallinfo2(ctypes.Structure):
                                                      "fsmblks", "uordblks", "fordblks", "keepcost")]
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="keep_freed_memory tunes glibc's malloc; a no-op elsewhere")
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="keep_freed_memory tunes glibc's malloc only")
 def test_keep_freed_memory_keeps_a_freed_buffer_for_reuse():
     """glibc by default mmaps a 64 MiB buffer and unmaps it on free (above its 32 MiB automatic threshold):
     after keep_freed_memory() the heap serves it, keeps it when freed, and reusing it costs no page faults."""
