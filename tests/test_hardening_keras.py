@@ -45,7 +45,34 @@ def test_a_model_file_naming_the_safe_mode_switch_is_refused(tmp_path):
     with this file: keras 3.10.0 resolves and calls it (the load ends in a NotImplementedError from
     Lambda.call, not a refusal); keras 3.15.1 refuses the name, and load_keras_model says so in one line.
     """
-    from mnistlab.frameworks.keras.runtime import keras, load_keras_model
+    from mnistlab.frameworks.keras.runtime import load_keras_model
+
+    run = _crafted_lambda(tmp_path, {"module": "keras.config", "class_name": "function",
+                                     "config": "enable_unsafe_deserialization", "registered_name": "function"})
+    with pytest.raises(UserError, match="model.keras: refused .*enable_unsafe_deserialization") as err:
+        load_keras_model(run)
+    assert "\n" not in str(err.value)
+    _lambda_model(tmp_path / "next")  # safe mode is still on for the next file
+    with pytest.raises(UserError, match="model.keras: refused"):
+        load_keras_model(tmp_path / "next")
+
+
+@pytest.mark.keras
+@needs_keras
+def test_a_model_file_naming_a_function_outside_keras_is_refused_in_one_line(tmp_path):
+    """Keras refuses ``os.system`` as a layer's function with a TypeError; that too is one line, nothing runs."""
+    from mnistlab.frameworks.keras.runtime import load_keras_model
+
+    run = _crafted_lambda(tmp_path, {"module": "os", "class_name": "function", "config": "system",
+                                     "registered_name": "function"})
+    with pytest.raises(UserError, match="model.keras: refused") as err:
+        load_keras_model(run)
+    assert "\n" not in str(err.value)
+
+
+def _crafted_lambda(tmp_path: Path, function: dict) -> Path:
+    """``tmp_path/run/model.keras``: a saved Lambda model whose config names ``function`` instead."""
+    from mnistlab.frameworks.keras.runtime import keras
 
     inputs = keras.Input((2,))
     keras.Model(inputs, keras.layers.Lambda(keras.ops.abs)(inputs)).save(tmp_path / "plain.keras")
@@ -57,13 +84,7 @@ def test_a_model_file_naming_the_safe_mode_switch_is_refused(tmp_path):
             if item.filename == "config.json":
                 config = json.loads(data)
                 layer = next(x for x in config["config"]["layers"] if x["class_name"] == "Lambda")
-                layer["config"]["function"] = {"module": "keras.config", "class_name": "function",
-                                               "config": "enable_unsafe_deserialization", "registered_name": "function"}
+                layer["config"]["function"] = function
                 data = json.dumps(config).encode()
             crafted.writestr(item, data)
-    with pytest.raises(UserError, match="model.keras: refused .*enable_unsafe_deserialization") as err:
-        load_keras_model(run)
-    assert "\n" not in str(err.value)
-    _lambda_model(tmp_path / "next")  # safe mode is still on for the next file
-    with pytest.raises(UserError, match="model.keras: refused"):
-        load_keras_model(tmp_path / "next")
+    return run

@@ -73,7 +73,7 @@ def load_keras_model(run_dir: str | Path) -> "keras.Model":
         raise UserError(f"{run_dir}: no {MODEL_FILE}; the run did not finish an epoch, train it again")
     try:  # safe_mode: a file from someone else may hold a Lambda layer (Python code); refuse it
         return keras.saving.load_model(path, compile=False, safe_mode=True)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:  # Keras refuses a function outside Keras with a TypeError
         raise UserError(f"{path}: refused ({str(exc).splitlines()[0][:120]}); train the run again") from None
 
 
