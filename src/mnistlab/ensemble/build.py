@@ -1,9 +1,11 @@
 """An ensemble of run directories, saved as a run directory: members and weights chosen on validation.
 
-    >>> from mnistlab.ensemble import ensemble_runs                                   # doctest: +SKIP
-    >>> result = ensemble_runs(["runs/deeper-s0", "runs/resnet-s0", "runs/simple-s0"],
-    ...                        selection="caruana", out="runs/ens")                  # doctest: +SKIP
-    >>> result["accuracy"], result["gain"]["test_accuracy"]                           # doctest: +SKIP
+    >>> from mnistlab.ensemble import ensemble_runs
+    >>> result = ensemble_runs(["runs/simple", "runs/simple-s1"], selection="caruana", out="runs/ens")
+    >>> result["weighting"], [m["run_dir"] for m in result["members"]]
+    ('caruana_val_nll', ['runs/simple', 'runs/simple-s1'])
+    >>> sorted(result["gain"])      # over the member best on validation
+    ['test_accuracy', 'val_accuracy']
 
 Works from the members' saved logits (``val_predictions.npz`` for every choice, ``predictions.npz``
 for the test report), so any framework mixes with any other. The order is the guarantee: the

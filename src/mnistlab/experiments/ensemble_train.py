@@ -5,10 +5,14 @@
     [('torch', 'deeper'), ('keras', 'simple')]
     >>> member_name("keras", "simple", 3)
     'keras-simple-s3'
-    >>> from mnistlab.config import TrainConfig
-    >>> from mnistlab.experiments.ensemble_train import ensemble_train               # doctest: +SKIP
-    >>> ensemble_train(parse_members("deeper,resnet"), [0, 1, 2, 3, 4],
-    ...                TrainConfig(epochs=12, patience=0), "runs/ens")               # doctest: +SKIP
+
+Training ten members for 12 epochs each takes a while::
+
+    from mnistlab.config import TrainConfig
+    from mnistlab.experiments.ensemble_train import ensemble_train
+
+    ensemble_train(parse_members("deeper,resnet"), [0, 1, 2, 3, 4],
+                   TrainConfig(epochs=12, patience=0), "runs/ens")
 
 Each member trains through the framework's normal ``train`` into ``<out>/<arch>-s<seed>`` (Keras
 members into ``<out>/keras-<arch>-s<seed>``), with every member sharing one validation split. The

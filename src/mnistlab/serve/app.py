@@ -1,9 +1,14 @@
 """The application factory: one loaded model, the routes, the guard and the error handlers.
 
-    >>> from fastapi.testclient import TestClient                                     # doctest: +SKIP
-    >>> app = create_app(ServeSettings("runs/simple-20261125-101500"))                 # doctest: +SKIP
-    >>> TestClient(app).get("/healthz").json()                                         # doctest: +SKIP
-    {'status': 'ok', 'model': 'simple-20261125-101500'}
+    >>> from fastapi.testclient import TestClient
+    >>> from mnistlab.serve.app import create_app
+    >>> from mnistlab.serve.settings import ServeSettings
+    >>> client = TestClient(create_app(ServeSettings("runs/simple")))
+    >>> client.get("/healthz").json()
+    {'status': 'ok', 'model': 'simple'}
+    >>> answer = client.post("/v1/predict", json={"pixels": [0] * 10})
+    >>> answer.status_code, answer.json()
+    (422, {'error': 'pixels: shape [10] is not one image (784 or 28×28) or a batch of them'})
 
 Every client mistake answers ``{"error": "<field>: <what is wrong>"}``: 4xx on ``/v1`` (422 for a
 bad value, 413 for too much, 415 for a refused type) and 400 on ``/v2``, as the Open Inference

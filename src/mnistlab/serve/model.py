@@ -1,7 +1,9 @@
 """The model a service answers with: loaded once per worker, then shared read-only by every request.
 
-    >>> holder = ModelHolder.load("runs/simple-20261125-101500", backend="onnx")   # doctest: +SKIP
-    >>> holder.probabilities(np.zeros((2, 28, 28), np.uint8)).shape                # doctest: +SKIP
+    >>> import numpy as np
+    >>> from mnistlab.serve.model import ModelHolder
+    >>> holder = ModelHolder.load("runs/simple", backend="torch")     # or "onnx" (below)
+    >>> holder.probabilities(np.zeros((2, 28, 28), np.uint8)).shape
     (2, 10)
 
 ``torch``: the run's own predictor (any framework the library can load: PyTorch, Keras,

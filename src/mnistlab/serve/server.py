@@ -1,7 +1,15 @@
 """Start the service on uvicorn: check the bind address first, then load the model, then listen.
 
-    >>> from mnistlab.serve.server import serve                                       # doctest: +SKIP
-    >>> serve(ServeSettings("runs/simple-20261125-101500", port=8000))                 # doctest: +SKIP
+    >>> from mnistlab.serve.server import serve
+    >>> from mnistlab.serve.settings import ServeSettings
+    >>> serve(ServeSettings("runs/none-here"))          # a mistake stops it before it listens
+    Traceback (most recent call last):
+    ...
+    mnistlab.errors.UserError: runs/none-here: no such run directory; train one with 'mnistlab train'
+
+With a trained run it listens until interrupted (Ctrl-C), as ``mnistlab serve runs/simple`` does::
+
+    serve(ServeSettings("runs/simple", port=8000))
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Keras 3 on TensorFlow, set up once: loading a run's model and predicting with it.
 
-    >>> from mnistlab.frameworks.keras.runtime import keras                  # doctest: +SKIP
-    >>> from mnistlab.frameworks.keras.models import create_keras_model      # doctest: +SKIP
+    >>> from mnistlab.frameworks.keras.runtime import keras     # Keras 3, configured for mnistlab
+    >>> keras.backend.backend()
+    'tensorflow'
 
 Importing this module imports TensorFlow (seconds), so nothing in mnistlab imports it until a
 Keras run is trained or read: the Keras registry entry (:mod:`mnistlab.frameworks.keras`) loads
