@@ -227,7 +227,7 @@ def train_config(arch: str | None = None, *, preset: str = "default", **settings
 
 def train(arch: str | None = None, *, preset: str = "default", out: str | Path | None = None, force: bool = False,
           resume: bool = False, seeds: Sequence[int] | str | None = None, nproc: int | None = None,
-          data_dir: str | None = None, progress: bool = True, **settings: Any) -> "Run | list[Run]":
+          data_dir: str | None = None, progress: bool = True, **settings: Any) -> "Run | list[Run] | None":
     """Train a model into a run directory and return the :class:`Run`; ``mnistlab train`` by the same names.
 
     ``settings`` are the training settings, by the names of :class:`mnistlab.config.TrainConfig`
@@ -236,41 +236,63 @@ def train(arch: str | None = None, *, preset: str = "default", out: str | Path |
     ``out`` defaults to ``runs/<arch>-<time>``; an existing run is replaced only with ``force``;
     ``resume=True`` continues the stopped run at ``out``. ``seeds`` trains one run per seed
     under ``out/seed<k>`` and returns them all; ``nproc`` trains on that many processes (torchrun).
+    In a script that torchrun itself started, the processes other than rank 0 get None.
     """
     from mnistlab import frameworks, runs
+    from mnistlab.training.distributed import is_main_process
 
-    if nproc is not None and seeds is not None:
-        raise UserError("nproc trains one run; it cannot be combined with seeds")
+    if nproc is not None:
+        out, argv = prepare_torchrun(arch, preset=preset, out=out, force=force, resume=resume, seeds=seeds,
+                                     **settings)
+        return _torchrun(nproc, argv, out, data_dir, progress)
     if resume:
-        if out is None or seeds is not None or arch is not None or settings:
-            raise UserError("resume continues a stopped run with its own settings: give only its folder")
-        if nproc is not None:
-            from mnistlab.training.fit import check_before_launch
-
-            check_before_launch(None, Path(out), resume=True)  # the checks rank 0 would make, once, in one line
-            return _torchrun(nproc, ["train", "--resume", str(out)], data_dir, progress)
+        _check_resume(arch, out, seeds, settings)
         frameworks.get(runs.read_config(out).framework).train(None, out, data_dir=data_dir, resume=True,
                                                                progress=progress)
-        return Run(out)
+    else:
+        cfg = train_config(arch, preset=preset, **settings)
+        framework = frameworks.get(cfg.framework)
+        framework.check_settings(cfg)  # before any folder is made
+        if seeds is not None:
+            from mnistlab.experiments.multiseed import parse_seeds, train_seeds
+
+            seed_list = parse_seeds(seeds) if isinstance(seeds, str) else [int(s) for s in seeds]
+            out = Path(out) if out else runs.default_run_dir(f"{cfg.arch}-seeds")
+            results = train_seeds(cfg, out, seed_list, data_dir=data_dir, force=force, progress=progress)
+            return [Run(r["run_dir"]) for r in results]
+        out = Path(out) if out else runs.default_run_dir(cfg.arch)
+        framework.train(cfg, out, data_dir=data_dir, force=force, progress=progress)
+    # Inside torchrun (a script run with `torchrun`), only rank 0 wrote the run: the others get None.
+    return Run(out) if is_main_process() else None
+
+
+def _check_resume(arch: str | None, out: Any, seeds: Any, settings: dict[str, Any]) -> None:
+    if out is None or seeds is not None or arch is not None or settings:
+        raise UserError("resume continues a stopped run with its own settings: give only its folder")
+
+
+def prepare_torchrun(arch: str | None = None, *, preset: str = "default", out: str | Path | None = None,
+                     force: bool = False, resume: bool = False, seeds: Any = None,
+                     **settings: Any) -> tuple[Path, list[str]]:
+    """The checks rank 0 would make before N processes train one run, made once here (a mistake is one
+    line, not one per process): (the run folder, the ``mnistlab train`` arguments each process runs)."""
+    from mnistlab import frameworks, runs
+    from mnistlab.training.fit import check_before_launch
+
+    if seeds is not None:
+        raise UserError("--nproc trains one run; it cannot be combined with --seeds")
+    if resume:
+        _check_resume(arch, out, seeds, settings)
+        cfg = check_before_launch(None, Path(out), resume=True)
+        frameworks.get(cfg.framework).require("distributed")
+        return Path(out), ["train", "--resume", str(out)]
     cfg = train_config(arch, preset=preset, **settings)
     framework = frameworks.get(cfg.framework)
-    framework.check_settings(cfg)  # before any folder is made
-    if seeds is not None:
-        from mnistlab.experiments.multiseed import parse_seeds, train_seeds
-
-        seed_list = parse_seeds(seeds) if isinstance(seeds, str) else [int(s) for s in seeds]
-        out = Path(out) if out else runs.default_run_dir(f"{cfg.arch}-seeds")
-        results = train_seeds(cfg, out, seed_list, data_dir=data_dir, force=force, progress=progress)
-        return [Run(r["run_dir"]) for r in results]
+    framework.check_settings(cfg)
+    framework.require("distributed")
     out = Path(out) if out else runs.default_run_dir(cfg.arch)
-    if nproc is not None:
-        from mnistlab.training.fit import check_before_launch
-
-        framework.require("distributed")
-        check_before_launch(cfg, out, force=force)  # the checks rank 0 would make, once, in one line
-        return _torchrun(nproc, ["train", *_flags(cfg), "--out", str(out)], data_dir, progress)
-    framework.train(cfg, out, data_dir=data_dir, force=force, progress=progress)
-    return Run(out)
+    check_before_launch(cfg, out, force=force)
+    return out, ["train", *_flags(cfg), "--out", str(out)]
 
 
 def _flags(cfg) -> list[str]:
@@ -285,12 +307,11 @@ def _flags(cfg) -> list[str]:
     return flags
 
 
-def _torchrun(nproc: int, argv: list[str], data_dir: str | None, progress: bool) -> Run:
+def _torchrun(nproc: int, argv: list[str], out: Path, data_dir: str | None, progress: bool) -> Run:
     """``mnistlab <argv>`` on ``nproc`` processes (torchrun); the run they wrote."""
     from mnistlab.training.distributed import launch_torchrun
     from mnistlab.training.loop import TrainingFailed
 
-    out = Path(argv[argv.index("--out") + 1] if "--out" in argv else argv[argv.index("--resume") + 1])
     argv = [*argv, *(["--data-dir", str(data_dir)] if data_dir else []), *([] if progress else ["--quiet"])]
     if launch_torchrun(nproc, argv) != 0:
         raise TrainingFailed(f"{out}: training on {nproc} processes failed; its messages are above")
