@@ -192,7 +192,7 @@ def test_explain_needs_predictions_and_a_model(trained_run, tmp_path, capsys):
     (run / runs.PREDICTIONS).unlink()
     assert main(["explain", str(run)]) == 2
     assert f"run 'mnistlab evaluate {run}' first" in capsys.readouterr().err
-    from mnistlab.ensemble import ensemble_runs
+    from mnistlab.ensembles import ensemble_runs
 
     ensemble = tmp_path / "ensemble"
     ensemble_runs([trained_run, trained_run], out=ensemble)

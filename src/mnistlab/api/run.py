@@ -170,7 +170,9 @@ class Run:
         return rows
 
     def __repr__(self) -> str:
-        return f"Run({str(self.path)!r}: {self.config.kind} {self.config.framework} {self.config.arch} on {self.config.dataset})"
+        c = self.config
+        what = f"ensemble of {len(c.members)} runs" if c.is_ensemble else f"{c.kind} {c.framework} {c.arch}"
+        return f"Run({str(self.path)!r}: {what} on {c.dataset})"
 
     def _repr_html_(self) -> str:
         return html_table(self._rows(), caption=f"mnistlab run {self.path.name}")
@@ -326,8 +328,8 @@ def load(path: str | Path) -> Run:
 def ensemble(runs: Sequence[Any], *, selection: str = "caruana", temperature: bool = False,
              rounds: int | None = None, out: str | Path | None = None, force: bool = False) -> Run:
     """Combine evaluated runs into an ensemble run (members and weights chosen on validation only)."""
-    from mnistlab.ensemble.build import ensemble_runs
-    from mnistlab.ensemble.select import DEFAULT_ROUNDS
+    from mnistlab.ensembles.build import ensemble_runs
+    from mnistlab.ensembles.select import DEFAULT_ROUNDS
 
     result = ensemble_runs([_path(r) for r in runs], selection=selection, temperature=temperature,
                            rounds=rounds or DEFAULT_ROUNDS, out=out, force=force)

@@ -27,7 +27,7 @@ from mnistlab.analysis.uncertainty import MC_PASSES
 from mnistlab.config import TrainConfig, preset
 from mnistlab.data import registry, store
 from mnistlab.data.datasets import TrainValData, load_train_val
-from mnistlab.ensemble import ensemble_runs
+from mnistlab.ensembles import ensemble_runs
 from mnistlab.errors import UserError
 from mnistlab.evaluation.evaluate import evaluate_run
 from mnistlab.evaluation.tta import VIEW_SETS

@@ -8,7 +8,7 @@
 
 The framework comes from the run's ``config.json`` and its predictor from the framework table
 (:mod:`mnistlab.frameworks`). An ensemble directory (``kind: ensemble``, written by
-:mod:`mnistlab.ensemble`) predicts with its members and returns the log of their averaged
+:mod:`mnistlab.ensembles`) predicts with its members and returns the log of their averaged
 probabilities, weighted (and each member at its temperature) as the ensemble was, so evaluation
 and the HTTP service treat it like any run; members of weight 0 are not loaded.
 """
