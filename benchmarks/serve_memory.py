@@ -1,6 +1,6 @@
 """Peak memory of `mnistlab serve` under concurrent worst-case pictures: the server's VmHWM.
 
-    python benchmarks/serve_memory.py [RUN_DIR] [--clients 16] [--modes L,RGBA] [--json]
+    python benchmarks/serve_memory.py [RUN_DIR] [--clients 16] [--modes L,RGBA] [--serve-args "..."] [--json]
 
 Method. For each picture mode a fresh ``mnistlab serve RUN_DIR`` (one worker, 127.0.0.1, the
 defaults of the command but a long ``--timeout``) is started, so each peak is its own. Once ``/healthz`` answers, its
@@ -9,7 +9,8 @@ send one worst-case picture at the same moment (``POST /v1/predict``, ``Content-
 each on its own connection) and wait for the answer; once the server has used no CPU for a second,
 its peak resident memory since it started (VmHWM) is read. The worst case is a 4096 × 4096 PNG (the largest the service
 accepts) whose every pixel is ink: a black square on white paper, 22 KB in mode L; RGBA adds an
-alpha channel (the largest decoded form). Without RUN_DIR a `simple` model is trained for one
+alpha channel (the largest decoded form). ``--serve-args`` adds options to ``mnistlab serve``
+(``--decode-wait 60``: no picture is turned away). Without RUN_DIR a `simple` model is trained for one
 epoch on 1,000 images into a temporary folder (the model does not matter here: a picture is
 preprocessed before the model sees it). Linux only (``/proc``). State the CPU with the figures.
 """
@@ -21,6 +22,7 @@ import io
 import json
 import os
 import platform
+import shlex
 import socket
 import subprocess
 import sys
@@ -79,11 +81,12 @@ def wait_idle(pid: int, quiet_s: float = 1.0, limit_s: float = 120.0) -> None:
             last, since = now, time.monotonic()
 
 
-def start_server(run_dir: str) -> tuple[subprocess.Popen, str]:
+def start_server(run_dir: str, extra: list[str]) -> tuple[subprocess.Popen, str]:
     port = free_port()
     # A long --timeout: every picture is preprocessed to the end (a 504 would answer while its
     # thread still runs), so the peak covers all the work.
-    proc = subprocess.Popen([sys.executable, "-m", "mnistlab", "serve", run_dir, "--port", str(port), "--timeout", "300"],
+    proc = subprocess.Popen([sys.executable, "-m", "mnistlab", "serve", run_dir, "--port", str(port), "--timeout", "300",
+                             *extra],
                             stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -109,9 +112,9 @@ def send(url: str, body: bytes, start: threading.Barrier, statuses: list[int]) -
         statuses.append(exc.code)
 
 
-def measure(run_dir: str, mode: str, clients: int) -> dict:
+def measure(run_dir: str, mode: str, clients: int, extra: list[str]) -> dict:
     body = worst_case_png(mode)
-    proc, url = start_server(run_dir)
+    proc, url = start_server(run_dir, extra)
     try:
         baseline = memory_mb(proc.pid, "VmRSS")
         statuses: list[int] = []
@@ -129,7 +132,7 @@ def measure(run_dir: str, mode: str, clients: int) -> dict:
         proc.terminate()
         proc.wait(timeout=30)
     return {"mode": mode, "png_bytes": len(body), "clients": clients, "baseline_rss_mb": round(baseline, 1),
-            "peak_rss_mb": round(peak, 1), "per_request_mb": round((peak - baseline) / clients, 1),
+            "peak_rss_mb": round(peak, 1), "rise_mb": round(peak - baseline, 1),
             "statuses": {str(s): statuses.count(s) for s in sorted(set(statuses))}, "seconds": round(seconds, 2)}
 
 
@@ -145,21 +148,22 @@ def main() -> None:
     parser.add_argument("run_dir", nargs="?", help="the run to serve (default: a tiny one trained first)")
     parser.add_argument("--clients", type=int, default=16, help="pictures sent at once (default %(default)s)")
     parser.add_argument("--modes", default="L,RGBA", help="PIL modes of the picture, one server each (default %(default)s)")
+    parser.add_argument("--serve-args", default="", help="more options for mnistlab serve, e.g. '--decode-wait 60'")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = args.run_dir or tiny_run(tmp)
-        rows = [measure(run_dir, mode, args.clients) for mode in args.modes.split(",")]
+        rows = [measure(run_dir, mode, args.clients, shlex.split(args.serve_args)) for mode in args.modes.split(",")]
     conditions = {"cpu": cpu_name(), "cores": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M"),
-                  "command": " ".join(["python", *sys.argv])}
+                  "command": shlex.join(["python", *sys.argv])}
     if args.json:
         print(json.dumps({"conditions": conditions, "rows": rows}, indent=2))
         return
     print(f"serve memory: {conditions}")
-    print(f"{'mode':<5} {'PNG bytes':>9} {'clients':>7} {'baseline MB':>11} {'peak MB':>8} {'per request MB':>14} {'seconds':>7}  statuses")
+    print(f"{'mode':<5} {'PNG bytes':>9} {'clients':>7} {'baseline MB':>11} {'peak MB':>8} {'rise MB':>8} {'seconds':>7}  statuses")
     for r in rows:
         print(f"{r['mode']:<5} {r['png_bytes']:>9,} {r['clients']:>7} {r['baseline_rss_mb']:>11.0f} {r['peak_rss_mb']:>8.0f} "
-              f"{r['per_request_mb']:>14.0f} {r['seconds']:>7.1f}  {r['statuses']}")
+              f"{r['rise_mb']:>8.0f} {r['seconds']:>7.1f}  {r['statuses']}")
 
 
 if __name__ == "__main__":
