@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from mnistlab.data.images import ImageRejected
+from mnistlab.data.images import ImageRejected, reduction
 
 # Ink fainter than this (out of 255) above the background is noise (JPEG ringing, paper grain),
 # not an object: stretching it to full white would invent one. Fashion-MNIST trimmed edges
@@ -43,11 +43,6 @@ def _wide_to_gray(x: np.ndarray, mode: str) -> np.ndarray:
     if lo >= 0 and hi <= 65535:
         return (x / 257.0).astype(np.float32)
     return ((x - lo) * (255.0 / (hi - lo))).astype(np.float32) if hi > lo else np.zeros_like(x, np.float32)
-
-
-def reduction(size: tuple[int, int], max_side: int | None) -> int:
-    """The smallest whole factor that brings the longer side of ``size`` to ``max_side`` or less (1 for None)."""
-    return -(-max(size) // max_side) if max_side else 1
 
 
 def to_gray(img: Image.Image, max_side: int | None = None) -> np.ndarray:

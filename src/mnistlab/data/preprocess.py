@@ -26,9 +26,10 @@ background is light (both data sets show a light object on black); background le
 treated the same everywhere.
 
 A picture larger than ``WORK_SIDE`` is reduced first, by a whole factor, before any array is made
-(a JPEG is even decoded at 1/2, 1/4 or 1/8 of its size): a 4096 × 4096 picture whose every pixel
-is ink then takes about 15 MB of arrays rather than 350 MB, and a picture of up to ``WORK_SIDE``
-pixels a side, which covers drawings and scans of a digit, gives exactly what it gave before.
+(a JPEG reduced by 2 or 4 is decoded at that scale already): a 4096 × 4096 picture whose every
+pixel is ink then takes about 14 MB of arrays rather than 350 MB, and a picture of up to
+``WORK_SIDE`` pixels a side, which covers drawings and scans of a digit, gives exactly what it
+gave before; a larger one gives what its copy at the reduced size gives.
 """
 
 from __future__ import annotations
