@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mnistlab.version import __version__
 from mnistlab.serve import v1, v2
-from mnistlab.serve.compute import MicroBatcher
+from mnistlab.serve.compute import DecodeGate, MicroBatcher
 from mnistlab.serve.guard import BodyTooLarge, Guard
 from mnistlab.serve.metrics import Metrics
 from mnistlab.serve.model import ModelHolder
@@ -33,10 +33,10 @@ from mnistlab.serve.settings import ServeSettings
 STATIC = Path(__file__).parent / "static"
 
 
-def _error(request: Request, status: int, message: str) -> JSONResponse:
+def _error(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     if request.url.path.startswith("/v2/") and 400 <= status < 500 and status not in (401, 404, 405, 413):
         status = 400  # the protocol's one error status
-    return JSONResponse({"error": message}, status_code=status)
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 def body_limit(settings: ServeSettings):
@@ -55,6 +55,7 @@ def create_app(settings: ServeSettings, holder: ModelHolder | None = None) -> Fa
                               f"{holder.name!r} ({holder.backend} backend).")
     app.state.holder, app.state.settings, app.state.metrics = holder, settings, Metrics()
     app.state.batcher = MicroBatcher(holder.probabilities)
+    app.state.decodes = DecodeGate(settings.max_decodes, settings.decode_wait_s)
     app.include_router(v2.router)  # matched in order: the Open Inference Protocol's infer route first
     app.include_router(v1.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -65,7 +66,7 @@ def create_app(settings: ServeSettings, holder: ModelHolder | None = None) -> Fa
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError):
-        return _error(request, exc.status, exc.message)
+        return _error(request, exc.status, exc.message, exc.headers)
 
     @app.exception_handler(BodyTooLarge)
     async def too_large(request: Request, exc: BodyTooLarge):

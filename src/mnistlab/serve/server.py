@@ -1,4 +1,4 @@
-"""Start the service on uvicorn: check the bind address first, then load the model, then listen.
+"""Start the service on uvicorn: check the bind address and the port first, then load the model, then listen.
 
     >>> from mnistlab.serve.server import serve                                       # doctest: +SKIP
     >>> serve(ServeSettings("runs/simple-20261125-101500", port=8000))                 # doctest: +SKIP
@@ -10,7 +10,7 @@ import os
 import sys
 
 from mnistlab.errors import UserError
-from mnistlab.serve.settings import SETTINGS_ENV, ServeSettings, check_bind
+from mnistlab.serve.settings import SETTINGS_ENV, ServeSettings, check_bind, check_port
 
 
 def require_serve_extra() -> None:
@@ -26,6 +26,7 @@ def serve(settings: ServeSettings) -> None:
     """Run until interrupted. One worker loads the model here (errors before listening); several
     workers each load it in their own process (uvicorn's ``--workers``)."""
     check_bind(settings)  # before anything slow: a refused address must not wait for a model
+    check_port(settings)
     require_serve_extra()
     import uvicorn
 
