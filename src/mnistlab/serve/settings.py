@@ -26,6 +26,14 @@ BACKENDS = ("torch", "onnx")
 DEFAULT_MAX_BODY = 1024 * 1024  # 1 MiB: a 256-image batch of compact JSON uint8 pixels fits
 DEFAULT_MAX_INFER_BODY = 16 * 1024 * 1024  # /v2 infer: 256 FP32 images as JSON text are ~5 MB
 DEFAULT_MAX_BATCH = 256
+# Connection time limits (seconds; serve/connections.py). A request's headers are a few hundred
+# bytes: 10 s is generous on any link. The body, up to 16 MiB on /v2 infer, must arrive whole within
+# 60 s (about 270 KiB/s for the largest). 30 s of silence closes a connection, new or kept alive.
+# On SIGTERM, requests already received get 10 s to be answered.
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+DEFAULT_BODY_TIMEOUT_S = 60.0
+DEFAULT_IDLE_TIMEOUT_S = 30.0
+DEFAULT_SHUTDOWN_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -45,6 +53,10 @@ class ServeSettings:
     threads: int | None = None  # intra-op threads per worker (torch, ONNX Runtime); None: the library default
     timeout_s: float = 10.0  # a batch computing longer than this answers 504
     cors_origins: list[str] = field(default_factory=list)  # empty: CORS off
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S  # request line and headers, from their first byte
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S  # the whole body, from the end of the headers
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S  # a connection that sends nothing (new or kept alive)
+    shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S  # SIGTERM: in-flight requests, then exit
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
@@ -54,8 +66,9 @@ class ServeSettings:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1")
         if self.threads is not None and self.threads < 1:
             raise UserError("--threads must be at least 1")
-        if self.timeout_s <= 0:
-            raise UserError("--timeout must be positive")
+        for name in ("timeout_s", "header_timeout_s", "body_timeout_s", "idle_timeout_s", "shutdown_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise UserError(f"--{name.removesuffix('_s').replace('_', '-')} must be positive")
 
     def to_env(self) -> str:
         return json.dumps(dataclasses.asdict(self))
