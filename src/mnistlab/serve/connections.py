@@ -69,7 +69,7 @@ class TimedH11Protocol(H11Protocol):
 
     def shutdown(self) -> None:
         if self.arriving == "body" and self.cycle is not None and not self.cycle.response_started:
-            self._refuse(503, "the server is shutting down; send the request again", [("retry-after", "1")])
+            self._refuse(503, "the server is shutting down; send the request again", (("retry-after", "1"),))
             return
         super().shutdown()
 
@@ -102,7 +102,7 @@ class TimedH11Protocol(H11Protocol):
             return
         self._refuse(408, f"request {part} not received within {limit:g} s")
 
-    def _refuse(self, status: int, message: str, headers: list[tuple[str, str]] = ()) -> None:
+    def _refuse(self, status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
         """Answer ``status`` in place of the app (whose request, if any, then hears that its client left) and close."""
         if self.cycle is not None and not self.cycle.response_complete:
             self.cycle.disconnected = True  # the app's own answer is dropped; its receive() says http.disconnect
