@@ -31,9 +31,11 @@ def serve(settings: ServeSettings) -> None:
     import uvicorn
 
     from mnistlab.serve.app import create_app
+    from mnistlab.serve.connections import timed_protocol
 
     common = dict(host=settings.host, port=settings.port, log_level="warning", access_log=False,
-                  server_header=False, timeout_keep_alive=30)
+                  server_header=False, ws="none", http=timed_protocol(settings.header_timeout_s, settings.body_timeout_s),
+                  timeout_keep_alive=settings.idle_timeout_s, timeout_graceful_shutdown=settings.shutdown_timeout_s)
     where = f"http://{'[' + settings.host + ']' if ':' in settings.host else settings.host}:{settings.port}/"
     if settings.workers == 1:
         app = create_app(settings)

@@ -32,6 +32,14 @@ DEFAULT_MAX_BATCH = 256
 # (RGBA, in PIL), and more decodes than cores are not faster. Others wait, then get a 503.
 DEFAULT_MAX_DECODES = 4
 DEFAULT_DECODE_WAIT_S = 2.0
+# Connection time limits (seconds; serve/connections.py). A request's headers are a few hundred
+# bytes: 10 s is generous on any link. The body, up to 16 MiB on /v2 infer, must arrive whole within
+# 60 s (about 270 KiB/s for the largest). 30 s of silence closes a connection, new or kept alive.
+# On SIGTERM, requests already received get 10 s to be answered.
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+DEFAULT_BODY_TIMEOUT_S = 60.0
+DEFAULT_IDLE_TIMEOUT_S = 30.0
+DEFAULT_SHUTDOWN_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -53,6 +61,10 @@ class ServeSettings:
     max_decodes: int = DEFAULT_MAX_DECODES
     decode_wait_s: float = DEFAULT_DECODE_WAIT_S  # a picture waiting longer for a decode turn answers 503
     cors_origins: list[str] = field(default_factory=list)  # empty: CORS off
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S  # request line and headers, from their first byte
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S  # the whole body, from the end of the headers
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S  # a connection that sends nothing (new or kept alive)
+    shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S  # SIGTERM: in-flight requests, then exit
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
@@ -62,10 +74,10 @@ class ServeSettings:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1")
         if self.threads is not None and self.threads < 1:
             raise UserError("--threads must be at least 1")
-        if self.timeout_s <= 0:
-            raise UserError("--timeout must be positive")
-        if self.decode_wait_s <= 0:
-            raise UserError("--decode-wait must be positive")
+        for name in ("timeout_s", "decode_wait_s", "header_timeout_s", "body_timeout_s", "idle_timeout_s",
+                     "shutdown_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise UserError(f"--{name.removesuffix('_s').replace('_', '-')} must be positive")
 
     def to_env(self) -> str:
         return json.dumps(dataclasses.asdict(self))
