@@ -84,8 +84,8 @@ def unit_images(images: np.ndarray | torch.Tensor) -> np.ndarray:
     return x[:, None] if x.ndim == 3 else x
 
 
-def session(path: str | Path, threads: int | None = None):
-    """An ONNX Runtime CPU session with ``threads`` intra-op threads (default: all cores)."""
+def session(path: str | Path | bytes, threads: int | None = None):
+    """An ONNX Runtime CPU session of a file (or of its bytes) with ``threads`` intra-op threads (default: all cores)."""
     require_deploy_extra()
     import onnxruntime as ort
 
@@ -94,7 +94,8 @@ def session(path: str | Path, threads: int | None = None):
     opts.inter_op_num_threads = 1  # the graphs are a single chain: nothing runs side by side
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    model = path if isinstance(path, bytes) else str(path)
+    return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
 def ort_logits(sess, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:

@@ -12,5 +12,6 @@ Inference Protocol (KServe v2 REST), on FastAPI and uvicorn.
 One module per job: ``settings`` (options, the bind-address rule), ``model`` (the run loaded once,
 shared read-only), ``parsing`` (request bodies → uint8 images, each mistake a 4xx naming the
 field), ``v1`` and ``v2`` (routes), ``guard`` (token, body limit, metrics: one ASGI layer),
-``metrics`` (Prometheus text), ``app`` (the factory), ``server`` (uvicorn). See docs/serve.md.
+``metrics`` (Prometheus text), ``readiness`` (a worker without its model, a run changing on disk),
+``app`` (the factory), ``connections`` (time limits on each connection), ``server`` (uvicorn). See docs/serve.md.
 """
