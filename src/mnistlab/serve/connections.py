@@ -14,11 +14,11 @@ adds the missing limits:
   (503); the requests already received are answered within uvicorn's ``timeout_graceful_shutdown``.
 
 A request past its limit is answered ``408 {"error": "..."}`` and its connection closed; when the app
-was already reading that body it hears that the client went away.
+was already reading that body it hears that the client went away. How
+:mod:`mnistlab.serve.server` runs it::
 
-    >>> import uvicorn                                                                     # doctest: +SKIP
-    >>> uvicorn.run(app, http=timed_protocol(header_s=10, body_s=60), ws="none", timeout_keep_alive=30,
-    ...             timeout_graceful_shutdown=10)                                          # doctest: +SKIP
+    uvicorn.run(app, http=timed_protocol(header_s=10, body_s=60), ws="none", timeout_keep_alive=30,
+                timeout_graceful_shutdown=10)
 """
 
 from __future__ import annotations

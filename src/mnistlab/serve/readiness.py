@@ -10,8 +10,10 @@
   does not change its answers; each worker looks at the files it loaded every ``WATCH_EVERY_S``
   seconds and logs one line when they change (a restart serves the new files).
 
-    >>> app.add_middleware(NotReady, state=app.state)                                   # doctest: +SKIP
-    >>> FastAPI(lifespan=keeper(settings, install))                                     # doctest: +SKIP
+How :mod:`mnistlab.serve.app` wires it (``install`` puts a loaded model in place)::
+
+    app = FastAPI(lifespan=keeper(settings, install))
+    app.add_middleware(NotReady, state=app.state)
 """
 
 from __future__ import annotations
