@@ -108,7 +108,7 @@ def test_explain_draws_a_map_per_image_that_depends_on_the_image(trained_run, te
     (lambda: mnistlab.train("nope"), "unknown model 'nope'"),
     (lambda: mnistlab.train(), "--arch is required"),
     (lambda: mnistlab.train("simple", framework="jax"), "unknown framework 'jax'"),
-    (lambda: mnistlab.train("simple", seeds=[0, 1], nproc=2), "cannot be combined with seeds"),
+    (lambda: mnistlab.train("simple", seeds=[0, 1], nproc=2), "cannot be combined with --seeds"),
     (lambda: mnistlab.load("no/such/run"), "no such run directory"),
 ])
 def test_mistakes_raise_user_error_never_system_exit(call, message):

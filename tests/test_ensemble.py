@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mnistlab import runs
-from mnistlab.ensemble import ensemble_runs
+from mnistlab.ensembles import ensemble_runs
 from mnistlab.errors import UserError
 from mnistlab.maths.combine import average_probabilities, ensemble_logits
 from mnistlab.maths.metrics import softmax

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from mnistlab import runs
-from mnistlab.ensemble import METHODS, ensemble_runs, select_weights
-from mnistlab.ensemble.select import best_member, caruana, fitted_weights, label_probabilities, mixture_nll
+from mnistlab.ensembles import METHODS, ensemble_runs, select_weights
+from mnistlab.ensembles.select import best_member, caruana, fitted_weights, label_probabilities, mixture_nll
 from mnistlab.errors import UserError
 from mnistlab.maths.combine import member_probabilities
 from mnistlab.maths.metrics import softmax
@@ -124,7 +124,7 @@ def test_weights_and_temperatures_do_not_depend_on_the_test_split(tmp_path, meth
 
 
 def test_no_test_file_is_opened_before_the_weights_are_fixed(tmp_path, monkeypatch):
-    import mnistlab.ensemble.build as build
+    import mnistlab.ensembles.build as build
 
     fixed: list[str] = []
     real_select, real_load = build.select_weights, runs.load_predictions

@@ -73,19 +73,28 @@ def test_gradcam_matches_input_size_and_depends_on_class(trained, test_images):
     assert sal.shape == (8, 28, 28) and float(sal.std()) > 0
 
 
-@pytest.mark.parametrize("inked", ["left", "right"])
-def test_gradcam_mass_sits_on_the_inked_half(trained, test_images, inked):
+def test_gradcam_mass_moves_with_the_digit(trained, test_images):
+    """The same 40 digits moved 4 pixels left, then 4 right: the Grad-CAM mass goes with the ink.
+
+    Measured on the shared run (seed 0): the model still reads 0.93 / 0.95 of them; the left half
+    holds 0.64 of the mass when the digit sits left and 0.37 when it sits right (the inked side 0.64
+    and 0.63), a mean move of 0.28, in the ink's direction for 39 of 40 digits. A map that ignores
+    the input (uniform, random, fixed) moves by 0 and a mirrored one moves the wrong way.
+    """
     model, config = trained
-    # Squeeze each digit into one half of the canvas; the other half stays blank.
-    half = F.interpolate(test_images[0].float()[:, None], size=(28, 14), mode="bilinear", antialias=True)[:, 0]
-    canvas = torch.zeros(len(half), 28, 28)
-    cols = slice(0, 14) if inked == "left" else slice(14, 28)
-    canvas[:, :, cols] = half
-    x = normalize_images(canvas.clamp(0, 255).to(torch.uint8), config.data)
-    pred = _logits(model, x).argmax(1).tolist()
-    cam = gc.gradcam(model, x, pred, gc.last_spatial_layer(model))
-    share = cam[:, :, cols].sum((1, 2)) / cam.sum((1, 2)).clamp_min(1e-12)
-    assert float(share.mean()) > 0.5, f"only {float(share.mean()):.2f} of the Grad-CAM mass is on the ink"
+    images, labels = test_images
+    moved = {"left": F.pad(images, (0, 4))[..., 4:], "right": F.pad(images, (4, 0))[..., :28]}
+    left_share = {}
+    for side, shifted in moved.items():
+        x = normalize_images(shifted, config.data)
+        pred = _logits(model, x).argmax(1)
+        assert float((pred == labels).float().mean()) >= 0.8, "the model no longer reads the shifted digits"
+        cam = gc.gradcam(model, x, pred.tolist(), gc.last_spatial_layer(model))
+        left_share[side] = cam[:, :, :14].sum((1, 2)) / cam.sum((1, 2)).clamp_min(1e-12)
+    inked = {"left": float(left_share["left"].mean()), "right": float(1 - left_share["right"].mean())}
+    assert min(inked.values()) > 0.55, f"share of the Grad-CAM mass on the inked side: {inked}"
+    move = left_share["left"] - left_share["right"]
+    assert float(move.mean()) > 0.15 and float((move > 0).float().mean()) >= 0.8, move
 
 
 @pytest.mark.parametrize("arch", list_models())
@@ -183,7 +192,7 @@ def test_explain_needs_predictions_and_a_model(trained_run, tmp_path, capsys):
     (run / runs.PREDICTIONS).unlink()
     assert main(["explain", str(run)]) == 2
     assert f"run 'mnistlab evaluate {run}' first" in capsys.readouterr().err
-    from mnistlab.ensemble import ensemble_runs
+    from mnistlab.ensembles import ensemble_runs
 
     ensemble = tmp_path / "ensemble"
     ensemble_runs([trained_run, trained_run], out=ensemble)

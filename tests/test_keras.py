@@ -330,9 +330,10 @@ def test_keras_amp_trains_in_bfloat16_and_saves_float32(tmp_path, data_dir):
     from mnistlab.frameworks.keras.runtime import keras, load_keras_model
     from mnistlab.frameworks.keras.train import train
 
-    summary = train(TrainConfig(**{**KERAS_TINY, "epochs": 1, "train_subset": 1000}, amp=True, tensorboard=True),
-                    tmp_path / "amp", progress=False)
-    assert summary["best_val_acc"] > 0.3  # it learns under bf16
+    summary = train(TrainConfig(**{**KERAS_TINY, "epochs": 1, "train_subset": 2000, "batch_size": 32, "lr": 3e-3},
+                                amp=True, tensorboard=True), tmp_path / "amp", progress=False)
+    # it learns under bf16: 63 steps reached 0.85 at seed 2 (0.845 at seeds 0 and 1); chance 0.10
+    assert summary["best_val_acc"] >= 0.75
     assert keras.mixed_precision.dtype_policy().name == "float32"  # the global policy is left as found
     model = load_keras_model(tmp_path / "amp")
     assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}

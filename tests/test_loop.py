@@ -7,15 +7,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnistlab import cli, runs
+from mnistlab import cli, frameworks, runs
 from mnistlab.config import TrainConfig
 from mnistlab.errors import UserError
+from mnistlab.frameworks import FRAMEWORKS, available
+from mnistlab.training import loop
 from mnistlab.training.distributed import DistContext, strip_nproc
 from mnistlab.training.loop import global_batches, steps_per_epoch
 from mnistlab.training.trainer import train
 
 SMALL = dict(arch="simple", epochs=1, train_subset=500, val_size=200, batch_size=64, seed=1)
-SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 @pytest.mark.parametrize("n,batch,world", [(10, 4, 2), (1000, 128, 2), (1001, 64, 3), (7, 7, 1)])
@@ -32,10 +33,29 @@ def test_ranks_share_each_global_batch_of_one_permutation(n, batch, world):
         assert min(len(p) for p in parts) >= 1
 
 
-def test_one_epoch_loop_in_the_source():
-    """Every trainer plugs into training/loop.py: `for epoch in` stands in one file."""
-    hits = [p.name for p in (SRC / "mnistlab").rglob("*.py") if "for epoch in" in p.read_text(encoding="utf-8")]
-    assert hits == ["loop.py"]
+def _framework(name: str):
+    """A test parameter per registered framework: skipped without its extra; slow beyond PyTorch, whose
+    trainers import a second library first (TensorFlow: seconds)."""
+    marks = [pytest.mark.skipif(not available(name), reason=f"needs mnistlab[{name}]")]
+    if name != "torch":
+        marks += [pytest.mark.slow, getattr(pytest.mark, name)]
+    return pytest.param(name, marks=marks)
+
+
+@pytest.mark.parametrize("framework", [_framework(f) for f in FRAMEWORKS])
+def test_every_framework_trains_its_epochs_in_the_one_loop(framework, tmp_path, data_dir, monkeypatch):
+    """Each framework's trainer, spied on: every epoch in history.csv was trained by training/loop.py."""
+    real, trained = loop._train_epoch, []
+
+    def spy(step, cfg, data, tensors, epoch, opts, bar):
+        trained.append(epoch)
+        return real(step, cfg, data, tensors, epoch, opts, bar)
+
+    monkeypatch.setattr(loop, "_train_epoch", spy)
+    summary = frameworks.get(framework).train(TrainConfig(**{**SMALL, "epochs": 2}, framework=framework),
+                                              tmp_path / "run", progress=False)
+    assert trained == [1, 2] and summary["epochs_run"] == 2
+    assert [int(r["epoch"]) for r in runs.read_history(tmp_path / "run")] == trained
 
 
 def test_unknown_device_is_a_user_error():

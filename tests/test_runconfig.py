@@ -66,6 +66,8 @@ def test_a_run_config_cannot_be_changed_in_place():
         config.arch = "resnet"
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.data.mean = 0.5
+    with pytest.raises(dataclasses.FrozenInstanceError):  # the training settings too
+        config.train.lr = 1.0
     with pytest.raises(TypeError):  # mappings are read-only views
         config.pruning["sparsity_target"] = 0.9
     with pytest.raises(TypeError):

@@ -167,7 +167,7 @@ def test_onnx_backend_exports_when_missing_and_agrees_with_torch(trained_run, re
 
 
 def test_an_ensemble_run_is_served(trained_run, test_digits, tmp_path):
-    from mnistlab.ensemble import ensemble_runs
+    from mnistlab.ensembles import ensemble_runs
     from mnistlab.serve.model import ModelHolder
 
     out = tmp_path / "ens"

@@ -147,7 +147,8 @@ def test_amp_trains_under_bf16_autocast_on_cpu(tmp_path, data_dir, monkeypatch):
     from mnistlab.commands.train import train_config_from_args
 
     args = cli.build_parser().parse_args(["train", "--arch", "simple", "--amp", "--epochs", "1", "--device", "cpu",
-                                          "--train-subset", "800", "--val-size", "200", "--batch-size", "64"])
+                                          "--train-subset", "2000", "--val-size", "200", "--batch-size", "64",
+                                          "--lr", "3e-3"])
     cfg = train_config_from_args(args)
     assert cfg.amp is True and cfg.device == "cpu"
     seen = []
@@ -160,7 +161,8 @@ def test_amp_trains_under_bf16_autocast_on_cpu(tmp_path, data_dir, monkeypatch):
     monkeypatch.setattr(torch, "autocast", spy)
     summary = train(cfg, tmp_path / "amp", data_dir=str(data_dir), progress=False)
     assert seen and set(seen) == {("cpu", torch.bfloat16, True)}
-    assert summary["best_val_acc"] > 0.3  # it learns; bf16 did not break training
+    # it learns; bf16 did not break training: 32 steps reached 0.755 at seed 0 (0.75-0.77 over seeds 0-2); chance 0.10
+    assert summary["best_val_acc"] >= 0.65
     config = runs.read_config(tmp_path / "amp")
     assert config.train.amp is True and config.device == "cpu"
     assert (config.world_size, config.backend) == (1, None)

@@ -67,7 +67,8 @@ def test_default_budget_is_a_few_hundred_steps():
 @pytest.mark.slow
 def test_features_keeps_the_source_body_and_records_where_it_came_from(trained_run, tmp_path, data_dir):
     out = tmp_path / "features"
-    summary = transfer_run(trained_run, "fashion-mnist", "features", train_subset=300, epochs=3, out=out,
+    # lr 3e-2: a linear probe alone trains, so it takes a larger step than a whole network's default
+    summary = transfer_run(trained_run, "fashion-mnist", "features", train_subset=300, epochs=3, lr=3e-2, out=out,
                            data_dir=str(data_dir), progress=False)
     config = runs.read_config(out)
     source_bytes = (trained_run / runs.WEIGHTS).read_bytes()
@@ -79,7 +80,8 @@ def test_features_keeps_the_source_body_and_records_where_it_came_from(trained_r
     head = classifier_name(load_model(out)[0]) + "."
     for key in source:
         assert torch.equal(source[key], new[key]) != key.startswith(head), key
-    assert summary["best_val_acc"] > 0.2  # 51 steps of a linear probe, 300 labels: 0.30 measured, chance 0.10
+    # 51 steps of a linear probe on 300 labels, 5,000 validation images: 0.54 at seed 0 (0.59 at seed 1); chance 0.10
+    assert summary["best_val_acc"] >= 0.45
     assert main(["evaluate", str(out), "--json"]) == 0  # an ordinary run directory
 
 

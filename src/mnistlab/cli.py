@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None and len(sys.argv) == 1:  # a process torchrun started for `--nproc` gets its line this way
+        from mnistlab.training.distributed import torchrun_argv
+
+        argv = torchrun_argv()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # for commands that relaunch themselves (train --nproc)

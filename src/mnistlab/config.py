@@ -71,7 +71,7 @@ def opt(default: Any, help: str, *, choices: tuple[str, ...] = (), shown: str = 
     return field(default=default, metadata={"help": help, "choices": choices, "shown": shown})
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides what a training run does.
 

@@ -1,8 +1,12 @@
 """Classify image files with a trained run (``mnistlab predict``).
 
-    >>> from mnistlab.predict import predict_files                      # doctest: +SKIP
-    >>> predict_files("runs/simple-20261125-101500", ["seven.png"])     # doctest: +SKIP
-    [{'file': 'seven.png', 'digit': 7, 'label': '7', 'probability': 0.998, 'probabilities': [...]}]
+    >>> from PIL import Image, ImageDraw
+    >>> seven = Image.new("L", (56, 56), 255)        # a photo-like picture: black ink on white
+    >>> ImageDraw.Draw(seven).line([(14, 12), (42, 12), (24, 46)], fill=0, width=5)
+    >>> seven.save("seven.png")
+    >>> from mnistlab.predict import predict_files
+    >>> predict_files("runs/simple", ["seven.png"])      # doctest: +ELLIPSIS
+    [{'file': 'seven.png', 'digit': ..., 'label': ..., 'probability': ..., 'probabilities': [...]}]
 
 Each picture goes through the preprocessing of the data set the run was trained on (its
 ``config.json`` ``dataset``; :mod:`mnistlab.data.preprocess`): the digit pipeline for MNIST, the

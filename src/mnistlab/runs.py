@@ -1,8 +1,11 @@
 """A run directory: the config, weights, history and results of one training run.
 
-    >>> from mnistlab.runs import read_config, read_history       # doctest: +SKIP
-    >>> read_config("runs/simple-20261125-101500").arch           # doctest: +SKIP
-    'simple'
+    >>> from mnistlab.runs import read_config, read_history
+    >>> config = read_config("runs/simple")       # typed and validated: a RunConfig
+    >>> config.kind, config.framework, config.arch, config.dataset
+    ('train', 'torch', 'simple', 'mnist')
+    >>> [row["epoch"] for row in read_history("runs/simple")]
+    [1.0]
 
 Layout (every later command rebuilds everything from these files alone)::
 

@@ -1,9 +1,12 @@
 """All analyses of one run, from its saved files: plots under ``plots/`` and ``analysis.json``.
 
-    >>> from mnistlab.analysis.analyze import analyze_run              # doctest: +SKIP
-    >>> summary = analyze_run("runs/deeper-20261125-101500")           # doctest: +SKIP
-    >>> summary["calibration"]["ece_before"], summary["calibration"]["ece_after"]   # doctest: +SKIP
-    (0.0061, 0.0029)
+For an evaluated run (nine figures, so a few seconds; ``mnistlab plots`` calls it)::
+
+    from mnistlab.analysis.analyze import analyze_run
+
+    summary = analyze_run("runs/simple")
+    summary["calibration"]["ece_before"], summary["calibration"]["ece_after"]   # (0.0061, 0.0029)
+    summary["notes"]      # ['MC dropout skipped: the simple model has no dropout layers']
 
 Reads ``predictions.npz`` (test logits), ``val_predictions.npz`` (for the temperature),
 ``history.csv`` and ``training.json``; nothing is retrained and saved predictions are never

@@ -1,8 +1,11 @@
 """Compare evaluated runs side by side: one row per run, one per model with mean ± std over seeds.
 
-    >>> from mnistlab.analysis.compare import compare_runs, write_comparison   # doctest: +SKIP
-    >>> result = compare_runs(["runs/simple-s0", "runs/simple-s1", "runs/resnet-s0"])   # doctest: +SKIP
-    >>> write_comparison(result, "runs/comparison")   # doctest: +SKIP
+    >>> from mnistlab.analysis.compare import compare_runs, write_comparison
+    >>> result = compare_runs(["runs/simple", "runs/simple-s1"])     # one model, two seeds
+    >>> [(g["model"], g["runs"], g["seeds"]) for g in result["groups"]]
+    [('simple', 2, [0, 1])]
+    >>> sorted(write_comparison(result, "comparison"))      # the tables and figures it wrote
+    ['accuracy_vs_params', 'accuracy_vs_train_time', 'csv', 'json', 'markdown', 'per_class_accuracy']
 
 Reads each run's ``metrics.json`` (test metrics) and ``val_predictions.npz`` (for the temperature
 behind the calibrated ECE). Runs of the same architecture, framework and data set form a group;

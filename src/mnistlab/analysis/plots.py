@@ -1,7 +1,10 @@
 """Figures of one run's training and test results: curves, confusion matrices, per-class scores.
 
-    >>> from mnistlab.analysis.plots import plot_training_curves   # doctest: +SKIP
-    >>> plot_training_curves(history, best_epoch=3, path="plots/training_curves/curves.png")  # doctest: +SKIP
+    >>> from mnistlab.analysis.plots import plot_training_curves
+    >>> history = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e, "train_acc": 1 - 0.1 / e,
+    ...             "val_acc": 1 - 0.12 / e, "lr": 1e-3} for e in (1, 2, 3)]    # history.csv's rows
+    >>> plot_training_curves(history, best_epoch=3, path="plots/curves.png")
+    {'overfitting': False, 'overfitting_epochs': [], 'best_epoch': 3}
 
 Every function takes plain data (history rows, a confusion matrix, per-class dicts), writes one
 PNG of the size in :data:`SIZES` and returns what it found, so plots never recompute predictions.

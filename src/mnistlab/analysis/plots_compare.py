@@ -1,7 +1,10 @@
 """Comparison figures: accuracy against size and training time, per-class accuracy by model.
 
-    >>> from mnistlab.analysis.plots_compare import plot_comparisons   # doctest: +SKIP
-    >>> plot_comparisons(compare_runs(run_dirs), "runs/comparison/plots/model_comparisons")   # doctest: +SKIP
+    >>> from mnistlab.analysis.compare import compare_runs
+    >>> from mnistlab.analysis.plots_compare import plot_comparisons
+    >>> paths = plot_comparisons(compare_runs(["runs/simple", "runs/simple-s1"]), "comparison")
+    >>> sorted(p.name for p in paths.values())
+    ['accuracy_vs_params.png', 'accuracy_vs_train_time.png', 'per_class_accuracy.png']
 
 Each model group is one point with an error bar of ±1 sample std when it has several seeds;
 every single run is drawn faintly behind it so the spread stays visible.

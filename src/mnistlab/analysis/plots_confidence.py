@@ -1,7 +1,12 @@
 """Figures of confidence and uncertainty: histograms, reliability diagrams, error-detection ROC.
 
-    >>> from mnistlab.analysis.plots_confidence import plot_reliability   # doctest: +SKIP
-    >>> plot_reliability(val, test, temperature=1.4, path="plots/calibration/reliability.png")  # doctest: +SKIP
+    >>> from mnistlab.analysis.plots_confidence import plot_reliability
+    >>> from mnistlab.maths.calibration import fit_temperature
+    >>> from mnistlab.runs import load_predictions
+    >>> temperature = fit_temperature(*load_predictions("runs/simple/val_predictions.npz"))
+    >>> logits, labels = load_predictions("runs/simple/predictions.npz")     # the test split
+    >>> sorted(plot_reliability(logits, labels, temperature, "reliability.png"))
+    ['ece_after', 'ece_before']
 """
 
 from __future__ import annotations

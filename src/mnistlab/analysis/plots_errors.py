@@ -1,7 +1,15 @@
 """Figures of examples: the most confident mistakes, the most confused pairs, sample images.
 
-    >>> from mnistlab.analysis.plots_errors import plot_misclassified   # doctest: +SKIP
-    >>> plot_misclassified(images, labels, probs, class_names, "plots/misclassified_examples/grid.png")  # doctest: +SKIP
+    >>> from mnistlab.analysis.plots_errors import plot_misclassified
+    >>> from mnistlab.data.datasets import load_test_split
+    >>> from mnistlab.maths.metrics import softmax
+    >>> from mnistlab.runs import load_predictions, read_config
+    >>> images, _ = load_test_split("mnist", purpose="pictures of a run's mistakes")
+    >>> logits, labels = load_predictions("runs/simple/predictions.npz")
+    >>> errors = plot_misclassified(images.numpy(), labels, softmax(logits),
+    ...                             read_config("runs/simple").data.class_names, "errors.png", n=8)
+    >>> sorted(errors[0])      # the most confident mistake first
+    ['confidence', 'index', 'predicted', 'true']
 
 Images are the uint8 test images; the probabilities come from the saved logits.
 """

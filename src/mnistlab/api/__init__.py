@@ -10,7 +10,7 @@ mnistlab`` stays cheap). :mod:`mnistlab.api.run` holds :class:`Run` and the func
 """
 
 from mnistlab.api.results import Comparison, Explanation, Metrics, Prediction
-from mnistlab.api.run import Run, compare, ensemble, export_run, load, train, train_config
+from mnistlab.api.run import Run, compare, ensemble, export_run, load, prepare_torchrun, train, train_config
 
 __all__ = ["Comparison", "Explanation", "Metrics", "Prediction", "Run", "compare", "ensemble", "export_run",
-           "load", "train", "train_config"]
+           "load", "prepare_torchrun", "train", "train_config"]

@@ -177,6 +177,12 @@ class Explanation:
     method: str
     layer: str | None = None
 
+    def __repr__(self) -> str:
+        where = f" at {self.layer}" if self.layer else ""
+        shown = ", ".join(f"{self.class_names[k]} (p={p[k]:.3f})" for k, p in zip(self.targets[:5], self.probabilities))
+        more = f", … {len(self.targets) - 5} more" if len(self.targets) > 5 else ""
+        return f"Explanation({self.method}{where} of {len(self.images)} images for {shown}{more})"
+
     @property
     def figure(self) -> Any:
         """Each image, and its map over it, side by side: a matplotlib figure that displays inline."""

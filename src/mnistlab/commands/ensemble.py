@@ -5,7 +5,7 @@
 
 Both choose members and weights on the validation split only (``--selection``, default Caruana's
 greedy selection on validation NLL) and print each member, the ensemble and its gain over the
-best member on validation. The logic lives in :mod:`mnistlab.ensemble`.
+best member on validation. The logic lives in :mod:`mnistlab.ensembles`.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def print_ensemble(result: dict[str, Any]) -> None:
 
 
 def cmd_ensemble(args: argparse.Namespace) -> int:
-    from mnistlab.ensemble import ensemble_runs
+    from mnistlab.ensembles import ensemble_runs
 
     selection = args.selection or (None if args.weighted else "caruana")
     result = ensemble_runs(args.run_dirs, weighted=args.weighted, selection=selection, temperature=args.temperature, rounds=args.rounds,
@@ -84,7 +84,7 @@ def cmd_ensemble_train(args: argparse.Namespace) -> int:
 
 
 def _selection_options(p: argparse.ArgumentParser, default: str | None) -> None:
-    from mnistlab.ensemble.select import DEFAULT_ROUNDS, METHODS
+    from mnistlab.ensembles.select import DEFAULT_ROUNDS, METHODS
 
     p.add_argument("--selection", choices=METHODS, default=default,
                    help="how members and weights are chosen on validation: caruana (greedy forward selection "

@@ -115,14 +115,20 @@ def train_config_from_args(args: argparse.Namespace):
 
 def cmd_train(args: argparse.Namespace) -> int:
     """``mnistlab train``: :func:`mnistlab.train` with the options as its arguments."""
-    from mnistlab.api import train
-    from mnistlab.training.distributed import is_main_process
+    from mnistlab.api import prepare_torchrun, train
+    from mnistlab.training.distributed import is_main_process, launch_torchrun
 
     settings = {f.name: getattr(args, f.name) for f in cli_fields()
                 if f.name != "arch" and getattr(args, f.name, None) is not None}
+    if args.nproc is not None:
+        # The checks rank 0 would make, once, in one line; then this very command line on N processes,
+        # whose rank 0 prints the summary (--json too).
+        out, _ = prepare_torchrun(args.arch, preset=args.preset, out=args.resume or args.out,
+                                  resume=bool(args.resume), seeds=args.seeds, force=args.force, **settings)
+        argv = args.argv if args.out or args.resume else [*args.argv, "--out", str(out)]
+        return launch_torchrun(args.nproc, argv)
     result = train(args.arch, preset=args.preset, out=args.resume or args.out, resume=bool(args.resume),
-                   seeds=args.seeds, nproc=args.nproc, data_dir=args.data_dir, force=args.force,
-                   progress=not args.quiet, **settings)
+                   seeds=args.seeds, data_dir=args.data_dir, force=args.force, progress=not args.quiet, **settings)
     if not is_main_process():
         return EXIT_OK
     if isinstance(result, list):

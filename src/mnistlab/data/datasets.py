@@ -5,8 +5,10 @@
     ['fashion-mnist', 'mnist']
     >>> get_dataset_info("fashion-mnist").class_names[0]
     'T-shirt/top'
-    >>> data = load_train_val("mnist", val_size=5000, seed=0)     # doctest: +SKIP
-    >>> normalize(data.val_x, data.info.mean, data.info.std).shape                     # doctest: +SKIP
+    >>> data = load_train_val("mnist", val_size=5000, seed=0)    # from MNISTLAB_DATA_DIR or the cache
+    >>> data.train_x.shape, data.train_x.dtype
+    (torch.Size([55000, 28, 28]), torch.uint8)
+    >>> normalize(data.val_x, data.info.mean, data.info.std).shape     # float, with a channel axis
     torch.Size([5000, 1, 28, 28])
 
 The whole data set lives in memory as uint8 tensors (55 MB for MNIST); normalisation happens
@@ -189,7 +191,9 @@ def load_test_split(dataset: str, data_dir: str | Path | None = None, *,
     examples) name their reason. Nothing that chooses (a checkpoint, a temperature, weights,
     hyper-parameters) may call it.
 
-    >>> x, y = load_test_split("mnist", purpose="final evaluation of a finished run")  # doctest: +SKIP
+    >>> x, y = load_test_split("mnist", purpose="final evaluation of a finished run")
+    >>> x.shape, y.shape
+    (torch.Size([10000, 28, 28]), torch.Size([10000]))
     """
     if not purpose.strip():
         raise ValueError("load_test_split needs a purpose: say why the test split is read")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from mnistlab.data.images import ImageRejected
+from mnistlab.data.images import ImageRejected, reduction
 
 # Ink fainter than this (out of 255) above the background is noise (JPEG ringing, paper grain),
 # not an object: stretching it to full white would invent one. Fashion-MNIST trimmed edges
@@ -30,13 +30,13 @@ MIN_CONTRAST = 16
 _WIDE_MODES = ("I", "F", "I;16", "I;16B", "I;16L", "I;16N")
 
 
-def _wide_to_gray(img: Image.Image) -> np.ndarray:
-    """16-bit, 32-bit and float pictures → [0, 255] by their range (not clipped to white)."""
-    x = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+def _wide_to_gray(x: np.ndarray, mode: str) -> np.ndarray:
+    """The values ``x`` of a 16-bit, 32-bit or float picture of ``mode`` → [0, 255] by their range (not clipped to white)."""
+    x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
     lo, hi = float(x.min()), float(x.max())
-    if img.mode.startswith("I;16"):
+    if mode.startswith("I;16"):
         return (x / 257.0).astype(np.float32)
-    if img.mode == "F" and lo >= 0 and hi <= 1:
+    if mode == "F" and lo >= 0 and hi <= 1:
         return (x * 255.0).astype(np.float32)
     if lo >= 0 and hi <= 255:
         return x.astype(np.float32)
@@ -45,15 +45,29 @@ def _wide_to_gray(img: Image.Image) -> np.ndarray:
     return ((x - lo) * (255.0 / (hi - lo))).astype(np.float32) if hi > lo else np.zeros_like(x, np.float32)
 
 
-def to_gray(img: Image.Image) -> np.ndarray:
-    """Grayscale float array in [0, 255]; transparent pixels count as background (white)."""
+def to_gray(img: Image.Image, max_side: int | None = None) -> np.ndarray:
+    """Grayscale float array in [0, 255]; transparent pixels count as background (white).
+
+    With ``max_side``, a picture with a longer side is first reduced by a whole factor (each pixel
+    the mean of a factor × factor box) to at most ``max_side`` a side, in PIL, before any array is
+    made: the arrays then take memory by ``max_side``, not by the picture. A smaller picture is
+    untouched.
+    """
+    factor = reduction(img.size, max_side)
     if img.mode in _WIDE_MODES:
-        return _wide_to_gray(img)
+        mode = img.mode
+        if factor > 1:  # PIL reduces no 16-bit mode; as float every value is kept
+            img = img.convert("F").reduce(factor)
+        return _wide_to_gray(np.asarray(img, dtype=np.float64), mode)
     try:
         if img.getbands()[-1] in ("A", "a") or "transparency" in img.info:
-            rgba = img.convert("RGBA")
+            if factor > 1:  # PIL averages LA and RGBA premultiplied: a transparent pixel's colour weighs nothing
+                img = (img if img.mode in ("LA", "RGBA") else img.convert("RGBA")).reduce(factor)
+            rgba = img if img.mode == "RGBA" else img.convert("RGBA")
             background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
             img = Image.alpha_composite(background, rgba)
+        elif factor > 1:
+            img = img.convert("L").reduce(factor)
         return np.asarray(img.convert("L"), dtype=np.float32)
     except (ValueError, OSError) as exc:  # a mode PIL cannot turn into gray (LAB, HSV...)
         raise ImageRejected(f"image mode {img.mode} cannot be converted to gray ({exc}); "
@@ -70,10 +84,12 @@ def on_black(gray: np.ndarray) -> np.ndarray:
 
 def bounding_box(gray: np.ndarray, threshold: float) -> tuple[slice, slice] | None:
     """Rows and columns holding a pixel above ``threshold``; None when there is none."""
-    ys, xs = np.nonzero(gray > threshold)
-    if len(ys) == 0:
+    ink = gray > threshold
+    # Rows and columns with any ink, not np.nonzero: that would hold two 8-byte indices per ink pixel.
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    if len(rows) == 0:
         return None
-    return slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1)
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
 def resize_longer_side(crop: np.ndarray, side: int) -> np.ndarray:

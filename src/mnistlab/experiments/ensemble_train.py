@@ -5,17 +5,21 @@
     [('torch', 'deeper'), ('keras', 'simple')]
     >>> member_name("keras", "simple", 3)
     'keras-simple-s3'
-    >>> from mnistlab.config import TrainConfig
-    >>> from mnistlab.experiments.ensemble_train import ensemble_train               # doctest: +SKIP
-    >>> ensemble_train(parse_members("deeper,resnet"), [0, 1, 2, 3, 4],
-    ...                TrainConfig(epochs=12, patience=0), "runs/ens")               # doctest: +SKIP
+
+Training ten members for 12 epochs each takes a while::
+
+    from mnistlab.config import TrainConfig
+    from mnistlab.experiments.ensemble_train import ensemble_train
+
+    ensemble_train(parse_members("deeper,resnet"), [0, 1, 2, 3, 4],
+                   TrainConfig(epochs=12, patience=0), "runs/ens")
 
 Each member trains through the framework's normal ``train`` into ``<out>/<arch>-s<seed>`` (Keras
 members into ``<out>/keras-<arch>-s<seed>``), with every member sharing one validation split. The
 call can be repeated: a finished member is reused (evaluated if it was not yet), an interrupted one
 resumes from its checkpoint, one killed before its first epoch ended starts again; a member trained
 with other settings is an error unless ``force`` retrains everything. The ensemble is rebuilt into
-``<out>/ensemble`` each time, from validation predictions only (:mod:`mnistlab.ensemble.build`).
+``<out>/ensemble`` each time, from validation predictions only (:mod:`mnistlab.ensembles.build`).
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ from typing import Any, Callable, Sequence
 
 from mnistlab import frameworks, runs
 from mnistlab.config import TrainConfig
-from mnistlab.ensemble.build import ensemble_runs, require_temperature_fit, selection_method
-from mnistlab.ensemble.select import DEFAULT_ROUNDS
+from mnistlab.ensembles.build import ensemble_runs, require_temperature_fit, selection_method
+from mnistlab.ensembles.select import DEFAULT_ROUNDS
 from mnistlab.errors import UserError
 from mnistlab.evaluation.evaluate import evaluate_run
 from mnistlab.fileio import read_json

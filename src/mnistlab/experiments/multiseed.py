@@ -4,7 +4,10 @@
     >>> from mnistlab.experiments.multiseed import parse_seeds, train_seeds
     >>> parse_seeds("0,1,2")
     [0, 1, 2]
-    >>> train_seeds(TrainConfig(arch="simple", epochs=1), "runs/simple-seeds", [0, 1, 2])   # doctest: +SKIP
+
+Then three trainings, one per seed (each a full epoch of ``simple`` on MNIST)::
+
+    train_seeds(TrainConfig(arch="simple", epochs=1), "runs/simple-seeds", [0, 1, 2])
 
 Each seed trains into ``<out>/seed<k>``. The validation split depends on ``split_seed`` only, so
 all seeds share one split and the data is loaded once.

@@ -1,8 +1,11 @@
 """The main job: verify the data, train the three architectures (and the Keras twin of `simple`),
 evaluate, compare, report, all within a wall-time budget.
 
-    >>> from mnistlab.experiments.quickstart import quickstart   # doctest: +SKIP
-    >>> rows = quickstart("runs/quickstart-demo", smoke=True)   # doctest: +SKIP
+A smoke run (a few tiny trainings, as ``mnistlab quickstart --smoke``; the real one takes ``budget_min``)::
+
+    from mnistlab.experiments.quickstart import quickstart
+
+    result = quickstart("runs/quickstart-demo", smoke=True)
 
 The budget (``budget_min``, 15 minutes by default) is wall time, not epochs: after loading the
 data, each model is timed on a few steps (:mod:`mnistlab.training.throughput`) and
@@ -24,7 +27,7 @@ from mnistlab.analysis.uncertainty import MC_PASSES
 from mnistlab.config import TrainConfig, preset
 from mnistlab.data import registry, store
 from mnistlab.data.datasets import TrainValData, load_train_val
-from mnistlab.ensemble import ensemble_runs
+from mnistlab.ensembles import ensemble_runs
 from mnistlab.errors import UserError
 from mnistlab.evaluation.evaluate import evaluate_run
 from mnistlab.evaluation.tta import VIEW_SETS

@@ -3,8 +3,10 @@
     >>> from mnistlab.experiments.transfer_curve import parse_subsets
     >>> parse_subsets("100,1000,all")
     [100, 1000, None]
-    >>> rows = transfer_curve("runs/simple-mnist", "fashion-mnist", [100, 1000], [0, 1],
-    ...                       out="runs/curve")                                   # doctest: +SKIP
+
+The curve itself trains one run per size, seed and mode (here 2 × 2 × 3), from an MNIST run::
+
+    result = transfer_curve("runs/simple-mnist", "fashion-mnist", [100, 1000], [0, 1], out="runs/curve")
 
 For each labelled-subset size, seed and mode, one transfer run (:func:`~mnistlab.transfer.run.transfer_run`)
 into ``<out>/runs/<mode>/n<size>/seed<k>``, evaluated once on the test split (the final

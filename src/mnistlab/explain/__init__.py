@@ -1,7 +1,11 @@
 """Interpretability: Grad-CAM, saliency, filters, feature maps and gradient-flow monitoring.
 
-    >>> from mnistlab.explain import explain_run, gradient_flow_plot   # doctest: +SKIP
-    >>> index = explain_run("runs/simple-20261125-101500")             # doctest: +SKIP
+    >>> from mnistlab.explain import explain_run, gradient_flow_plot
+    >>> flow = gradient_flow_plot("runs/simple")      # the gradient norms training logged, drawn
+    >>> flow["file"], flow["warnings"]
+    ('gradient_flow.png', [])
+
+``explain_run("runs/simple")`` draws every figure for four chosen test images (see :mod:`.run`).
 
 Modules: ``gradcam`` (attributions, captum), ``visualize`` (figures, matplotlib), ``run``
 (writes a run's figures). The gradient-norm monitor the trainer uses lives in

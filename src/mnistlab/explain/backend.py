@@ -1,8 +1,13 @@
 """What a framework must answer so that ``mnistlab explain`` can draw its figures.
 
-    >>> from mnistlab import frameworks                                                    # doctest: +SKIP
-    >>> ex = frameworks.get("torch").explainer_for("runs/simple-20261125-101500", config)  # doctest: +SKIP
-    >>> ex.gradcam(image_uint8, target=7, layer=ex.default_layer()).shape       # doctest: +SKIP
+    >>> import numpy as np
+    >>> from mnistlab import frameworks
+    >>> from mnistlab.runs import read_config
+    >>> config = read_config("runs/simple")
+    >>> ex = frameworks.get(config.framework).explainer_for("runs/simple", config)
+    >>> image = np.zeros((28, 28), np.uint8)
+    >>> image[6:22, 12:16] = 255                        # a white stroke on black, as in MNIST
+    >>> ex.gradcam(image, target=1, layer=ex.default_layer()).shape
     (28, 28)
 
 Each framework's entry in :mod:`mnistlab.frameworks` names a module with

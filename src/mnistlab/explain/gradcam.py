@@ -19,6 +19,7 @@ table of layer names: the default layer is the last module whose output is still
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Sequence
 
 import torch
@@ -29,7 +30,10 @@ from mnistlab.errors import UserError
 
 def _captum():
     try:
-        from captum import attr
+        with warnings.catch_warnings():
+            # captum imports tqdm.auto, which warns in a notebook without ipywidgets; we draw no bar
+            warnings.filterwarnings("ignore", message="IProgress not found")
+            from captum import attr
     except ImportError:
         raise UserError("explain needs captum; install it with: pip install 'mnistlab[explain]'") from None
     return attr

@@ -1,9 +1,13 @@
 """Explain a run of any framework: write Grad-CAM, saliency, filter, feature-map and gradient-flow figures.
 
-    >>> from mnistlab.explain import explain_run                    # doctest: +SKIP
-    >>> index = explain_run("runs/simple-20261125-101500")          # four chosen test examples
-    >>> [f["file"] for f in index["files"]][:2]                     # doctest: +SKIP
-    ['gradcam_idx4176.png', 'gradcam_idx9015.png']
+Four chosen test images by default, or the ones named (``mnistlab explain``); the figures take
+a few seconds::
+
+    from mnistlab.explain import explain_run
+
+    index = explain_run("runs/simple", indices=[0])        # test image 0
+    [f["file"] for f in index["files"]]
+    # ['gradcam_idx0.png', 'filters.png', 'feature_maps_idx0.png', 'gradient_flow.png']
 
 Everything goes to ``RUN_DIR/plots/interpretability/`` with an ``index.json`` that lists each
 figure with a caption (the HTML report reads it). The default examples are chosen from the saved

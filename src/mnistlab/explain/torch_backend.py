@@ -1,9 +1,13 @@
 """The PyTorch explainer (captum): the framework table's ``explainer`` for ``torch`` runs.
 
-    >>> from mnistlab.explain.torch_backend import explainer          # doctest: +SKIP
-    >>> ex = explainer("runs/simple-20261125-101500", config)         # doctest: +SKIP
-    >>> ex.default_layer()                                            # doctest: +SKIP
+    >>> import numpy as np
+    >>> from mnistlab.explain.torch_backend import explainer
+    >>> from mnistlab.runs import read_config
+    >>> ex = explainer("runs/simple", read_config("runs/simple"))
+    >>> ex.default_layer()
     'features'
+    >>> ex.saliency(np.zeros((28, 28), np.uint8), target=7).shape
+    (28, 28)
 
 A thin adapter from :mod:`mnistlab.explain.gradcam` (tensors, batches) to the
 :class:`~mnistlab.explain.backend.Explainer` methods (one uint8 image in, NumPy out).

@@ -1,9 +1,18 @@
 """Deployment: ONNX export, INT8 quantization, magnitude pruning and inference benchmarks.
 
-    >>> from mnistlab.export.onnx_export import export_onnx     # doctest: +SKIP
-    >>> report = export_onnx("runs/simple-20261125-101500")    # doctest: +SKIP
-    >>> report["max_abs_diff"] <= 1e-4                          # doctest: +SKIP
-    True
+Each step starts from a trained PyTorch run and measures what it made, so each takes from seconds
+(export) to minutes (pruning fine-tunes); ``mnistlab export [--format int8]``, ``mnistlab prune``
+and ``mnistlab bench`` call them::
+
+    from mnistlab.export.bench import bench_run
+    from mnistlab.export.onnx_export import export_onnx
+    from mnistlab.export.prune import prune_run
+    from mnistlab.export.quantize import export_int8
+
+    export_onnx("runs/simple")["passed"]                    # True: export/model.onnx
+    export_int8("runs/simple")["accuracy_delta_points"]     # -0.01: export/model.int8.onnx
+    prune_run("runs/simple", [0.5, 0.9])                    # prune/sparsity-0.5/, prune/sparsity-0.9/
+    bench_run("runs/simple", quick=True)["paths"]           # latency and throughput of each path
 
 Everything here writes under the run directory: ``export/`` (``model.onnx``,
 ``model.int8.onnx``, ``onnx.json``, ``int8.json``), ``bench.json`` and ``prune/``.

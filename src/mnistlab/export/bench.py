@@ -1,9 +1,11 @@
 """Inference benchmark: latency at batch 1 and throughput at batch 256 and 1024, per path.
 
-    >>> from mnistlab.export.bench import bench_run             # doctest: +SKIP
-    >>> result = bench_run("runs/simple-20261125-101500", quick=True)  # doctest: +SKIP
-    >>> sorted(result["paths"])                                  # doctest: +SKIP
-    ['int8', 'onnxruntime', 'torch_channels_last', 'torch_eager']
+Every measurement is a time box, so even ``quick`` takes several seconds per path::
+
+    from mnistlab.export.bench import bench_run
+
+    result = bench_run("runs/simple", quick=True)    # exports ONNX and INT8 first when missing
+    sorted(result["paths"])       # ['int8', 'onnxruntime', 'torch_channels_last', 'torch_eager']
 
 Paths: PyTorch eager (NCHW), PyTorch channels-last (NHWC), ONNX Runtime fp32 and ONNX Runtime
 INT8. Every path gets pixels in [0, 1] and includes the normalisation, as a client would.

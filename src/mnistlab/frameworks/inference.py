@@ -1,13 +1,14 @@
 """Inference for any run directory: uint8 images in, logits out, whatever trained the run.
 
-    >>> from mnistlab.frameworks.inference import predictor        # doctest: +SKIP
-    >>> predict = predictor("runs/simple-20261125-101500")         # doctest: +SKIP
-    >>> predict(images_uint8).shape                                # [N, 28, 28] → [N, 10]  # doctest: +SKIP
-    (N, 10)
+    >>> import numpy as np
+    >>> from mnistlab.frameworks.inference import predictor
+    >>> predict = predictor("runs/simple")          # a PyTorch, Keras or ensemble run
+    >>> predict(np.zeros((3, 28, 28), np.uint8)).shape       # uint8 [N, 28, 28] → logits [N, 10]
+    (3, 10)
 
 The framework comes from the run's ``config.json`` and its predictor from the framework table
 (:mod:`mnistlab.frameworks`). An ensemble directory (``kind: ensemble``, written by
-:mod:`mnistlab.ensemble`) predicts with its members and returns the log of their averaged
+:mod:`mnistlab.ensembles`) predicts with its members and returns the log of their averaged
 probabilities, weighted (and each member at its temperature) as the ensemble was, so evaluation
 and the HTTP service treat it like any run; members of weight 0 are not loaded.
 """

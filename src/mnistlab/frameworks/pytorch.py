@@ -1,9 +1,11 @@
 """PyTorch runs: rebuild the model from a run directory, normalise images, compute logits.
 
-    >>> from mnistlab.frameworks.pytorch import load_model, normalize_images, torch_logits  # doctest: +SKIP
-    >>> model, config = load_model("runs/simple-20261125-101500")                          # doctest: +SKIP
-    >>> torch_logits(model, normalize_images(images_uint8, config.data)).shape           # doctest: +SKIP
-    torch.Size([N, 10])
+    >>> import numpy as np
+    >>> from mnistlab.frameworks.pytorch import load_model, normalize_images, torch_logits
+    >>> model, config = load_model("runs/simple")        # the nn.Module and its RunConfig
+    >>> images = np.zeros((3, 28, 28), np.uint8)         # uint8, as the data set stores them
+    >>> torch_logits(model, normalize_images(images, config.data)).shape
+    torch.Size([3, 10])
 
 ``predictor(run_dir, config)`` is what PyTorch's registry entry (:mod:`mnistlab.frameworks.torch_entry`)
 predicts with; everything else here is shared by training, export and explain.

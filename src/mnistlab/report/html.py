@@ -1,8 +1,10 @@
 """One self-contained HTML page for one or more runs: images embedded, nothing fetched.
 
-    >>> from mnistlab.report.html import build_report                          # doctest: +SKIP
-    >>> build_report(["runs/qs/simple", "runs/qs/resnet"], "runs/qs/report.html")   # doctest: +SKIP
-    PosixPath('runs/qs/report.html')
+Runs not analysed yet are analysed first (a few seconds each; ``mnistlab report``)::
+
+    from mnistlab.report.html import build_report
+
+    build_report(["runs/qs/simple", "runs/qs/resnet"], "runs/qs/report.html")   # PosixPath('runs/qs/report.html')
 
 Sections: data, one per model (config, curves, confusion, errors, calibration, uncertainty, and
 interpretability / deployment when those files exist), the comparison, and the environment.

@@ -7,7 +7,8 @@
 
 Hand-written (a few lines) rather than a dependency: the exposition format is plain text
 (https://prometheus.io/docs/instrumenting/exposition_formats/). Labels use the route's template
-(``/v2/models/{name}/infer``), never the raw path, so a scanner cannot grow the series without
+(``/v2/models/{name}/infer``, ``unmatched`` for any path no route has), never the raw path, and a
+method outside ``METHODS`` is counted as ``other``: a scanner cannot grow the series without
 bound. Each uvicorn worker counts its own requests.
 """
 
@@ -18,6 +19,8 @@ import threading
 from collections import defaultdict
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+# HTTP's own methods (RFC 9110) and PATCH; any other token a client sends is labelled "other".
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 
 
 class Metrics:
@@ -29,6 +32,7 @@ class Metrics:
         self.images = 0
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        method = method if method in METHODS else "other"
         with self._lock:
             self.requests[(method, route, status)] += 1
             self.buckets[route][bisect.bisect_left(BUCKETS, seconds)] += 1

@@ -1,14 +1,21 @@
 """The model a service answers with: loaded once per worker, then shared read-only by every request.
 
-    >>> holder = ModelHolder.load("runs/simple-20261125-101500", backend="onnx")   # doctest: +SKIP
-    >>> holder.probabilities(np.zeros((2, 28, 28), np.uint8)).shape                # doctest: +SKIP
+    >>> import numpy as np
+    >>> from mnistlab.serve.model import ModelHolder
+    >>> holder = ModelHolder.load("runs/simple", backend="torch")     # or "onnx" (below)
+    >>> holder.probabilities(np.zeros((2, 28, 28), np.uint8)).shape
     (2, 10)
 
 ``torch``: the run's own predictor (any framework the library can load: PyTorch, Keras,
-ensembles where supported). ``onnx``: ``export/model.onnx`` through ONNX Runtime, exported first
-when missing. Both take uint8 ``[N, 28, 28]`` images in the data set's form (light on black). Concurrent calls are safe:
-inference only reads the weights (PyTorch in eval mode under ``no_grad``; an ONNX Runtime session
-is thread-safe); Grad-CAM, which hooks modules, runs under a lock.
+ensembles where supported). ``onnx``: ``export/model.onnx`` through ONNX Runtime, exported again
+first when it is missing or is not the export of the run's current weights (the SHA-256 check of
+``bench`` and the INT8 export). Both take uint8 ``[N, 28, 28]`` images in the data set's form
+(light on black). Concurrent calls are safe: inference only reads the weights (PyTorch in eval mode
+under ``no_grad``; an ONNX Runtime session is thread-safe); Grad-CAM, which hooks modules, runs under a lock.
+
+The model is read once, into memory (PyTorch copies the weights into its parameters; ONNX Runtime
+gets the file's bytes): a run retrained, resumed or deleted under a service does not change what
+it answers. :meth:`ModelHolder.changed_sources` tells which of the files it came from changed since.
 """
 
 from __future__ import annotations
@@ -28,21 +35,45 @@ from mnistlab.data.preprocess import pipeline_name
 from mnistlab.errors import UserError
 from mnistlab.fileio import read_json
 # THE one place the service asks the library for "uint8 images → logits" of a run.
-from mnistlab.frameworks.inference import predictor as run_predictor
+from mnistlab.frameworks.inference import member_dir, predictor as run_predictor
 from mnistlab.maths.metrics import softmax
 from mnistlab.runconfig import RunConfig
 
 
-def _onnx_predictor(run_dir: Path, threads: int | None) -> Callable[[np.ndarray], np.ndarray]:
-    from mnistlab.export import ONNX_FILE, export_path
-    from mnistlab.export.onnx_export import export_onnx, session
+Stamp = tuple[int, int, int] | None  # a file's (inode, size, mtime in ns); None: no such file
 
+
+def _stamp(path: Path) -> Stamp:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _sources(run_dir: Path, config: RunConfig) -> list[Path]:
+    """The files a run's model is built from: its config and weights, each used member's for an ensemble."""
+    if not config.is_ensemble:
+        return [run_dir / runs.CONFIG, runs.weights_path(run_dir, config)]
+    members = [member_dir(run_dir, m.run_dir) for m in config.members if m.used]
+    return [run_dir / runs.CONFIG, *(f for d in members for f in _sources(d, runs.read_config(d)))]
+
+
+def _onnx_predictor(run_dir: Path, threads: int | None) -> tuple[Callable[[np.ndarray], np.ndarray], dict[Path, Stamp]]:
+    """The logits of ``export/model.onnx`` (exported again unless it is the export of the current weights), and its stamp."""
+    from mnistlab.export import ONNX_FILE, ONNX_REPORT, export_path, require_deploy_extra
+    from mnistlab.export.onnx_export import export_onnx, reusable_export, session
+
+    require_deploy_extra()  # before the check below, which needs onnx to read the file
     path = export_path(run_dir, ONNX_FILE)
-    if not path.is_file():
+    # A model.onnx of earlier weights (exported before a resume) or with no record (an export killed
+    # before writing it) would answer for another model: only the recorded export of these weights is served.
+    if not reusable_export(run_dir, ONNX_FILE, ONNX_REPORT):
         report = export_onnx(run_dir)
         if not report["passed"]:
             raise UserError(f"{run_dir}: the ONNX export failed its checks; use --backend torch")
-    sess = session(path, threads)
+    stamp = _stamp(path)
+    sess = session(path.read_bytes(), threads)
     feed, fetch = sess.get_inputs()[0].name, [sess.get_outputs()[0].name]
 
     def logits(images: np.ndarray) -> np.ndarray:
@@ -51,7 +82,7 @@ def _onnx_predictor(run_dir: Path, threads: int | None) -> Callable[[np.ndarray]
         x = np.asarray(images, dtype=np.float32).reshape(len(images), 1, 28, 28) * np.float32(1 / 255)
         return sess.run(fetch, {feed: x})[0]
 
-    return logits
+    return logits, {path: stamp}
 
 
 @dataclass
@@ -65,6 +96,7 @@ class ModelHolder:
     backend: str
     info: dict[str, Any]
     explainer: Any = None  # (the framework's explainer, its Grad-CAM layer), built on first use
+    sources: dict[Path, Stamp] = field(default_factory=dict)  # the files read, as they were before reading
     _explain_lock: threading.Lock = field(default_factory=threading.Lock)  # captum hooks modules: one at a time
     _prepare_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -77,8 +109,13 @@ class ModelHolder:
             import torch
 
             torch.set_num_threads(threads)
-        logits = _onnx_predictor(run_dir, threads) if backend == "onnx" else run_predictor(run_dir)
-        holder = cls(run_dir.resolve().name, run_dir, config, logits, backend, describe(run_dir, config))
+        sources = {path: _stamp(path) for path in _sources(run_dir, config)}
+        if backend == "onnx":
+            logits, exported = _onnx_predictor(run_dir, threads)
+            sources |= exported
+        else:
+            logits = run_predictor(run_dir)
+        holder = cls(run_dir.resolve().name, run_dir, config, logits, backend, describe(run_dir, config), sources=sources)
         holder.logits(np.zeros((1, 28, 28), np.uint8))  # warm up: the first request is not the slow one
         # Importing captum takes a second or two: at start, not in the first request. Not in a
         # background thread either: it reads the memory-mapped weights file, and a file replaced
@@ -86,6 +123,15 @@ class ModelHolder:
         if holder.explainable:
             holder._warm_explainer()
         return holder
+
+    def changed_sources(self) -> list[str]:
+        """The files the model came from that changed or went away since it was loaded ("PATH (deleted)")."""
+        changed = []
+        for path, stamp in self.sources.items():
+            now = _stamp(path)
+            if now != stamp:
+                changed.append(f"{path} ({'deleted' if now is None else 'changed'})")
+        return changed
 
     @property
     def class_names(self) -> list[str]:

@@ -33,11 +33,28 @@ IMAGE_STATUS = {"type": 415, "size": 413, "decode": 422, "blank": 422}
 
 
 class ApiError(Exception):
-    """A client mistake: HTTP ``status`` and a one-line ``message`` (``{"error": message}``)."""
+    """A client mistake: HTTP ``status`` and a one-line ``message`` (``{"error": message}``), and
+    ``headers`` for the answer (``Retry-After`` of a 503)."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.headers = status, message, headers
+
+
+def header_int(value: str | bytes | None) -> int | None:
+    """A header's value as a whole number of 1 to 18 ASCII digits; None when it is anything else.
+
+        >>> header_int("123"), header_int(b"7"), header_int("\u00b2"), header_int("9" * 5000)
+        (123, 7, None, None)
+
+    ``str.isdigit()`` says yes to "²" and "٣", which ``int()`` then refuses, and ``int()`` refuses
+    more than 4,300 digits: each was a 500. No length or count here needs 19 digits.
+    """
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")  # as the HTTP servers pass header values on
+    if value is None or not 0 < len(value) <= 18 or not (value.isascii() and value.isdigit()):
+        return None
+    return int(value)
 
 
 def parse_json(body: bytes) -> Any:

@@ -13,9 +13,11 @@ Settings travel to uvicorn's worker processes as JSON in an environment variable
 from __future__ import annotations
 
 import dataclasses
+import errno
 import ipaddress
 import json
 import os
+import socket
 from dataclasses import dataclass, field
 
 from mnistlab.errors import UserError
@@ -26,6 +28,18 @@ BACKENDS = ("torch", "onnx")
 DEFAULT_MAX_BODY = 1024 * 1024  # 1 MiB: a 256-image batch of compact JSON uint8 pixels fits
 DEFAULT_MAX_INFER_BODY = 16 * 1024 * 1024  # /v2 infer: 256 FP32 images as JSON text are ~5 MB
 DEFAULT_MAX_BATCH = 256
+# Pictures decoded at once per worker: a 4096 × 4096 one holds up to ~130 MB while it is decoded
+# (RGBA, in PIL), and more decodes than cores are not faster. Others wait, then get a 503.
+DEFAULT_MAX_DECODES = 4
+DEFAULT_DECODE_WAIT_S = 2.0
+# Connection time limits (seconds; serve/connections.py). A request's headers are a few hundred
+# bytes: 10 s is generous on any link. The body, up to 16 MiB on /v2 infer, must arrive whole within
+# 60 s (about 270 KiB/s for the largest). 30 s of silence closes a connection, new or kept alive.
+# On SIGTERM, requests already received get 10 s to be answered.
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+DEFAULT_BODY_TIMEOUT_S = 60.0
+DEFAULT_IDLE_TIMEOUT_S = 30.0
+DEFAULT_SHUTDOWN_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -44,18 +58,26 @@ class ServeSettings:
     max_batch: int = DEFAULT_MAX_BATCH
     threads: int | None = None  # intra-op threads per worker (torch, ONNX Runtime); None: the library default
     timeout_s: float = 10.0  # a batch computing longer than this answers 504
+    max_decodes: int = DEFAULT_MAX_DECODES
+    decode_wait_s: float = DEFAULT_DECODE_WAIT_S  # a picture waiting longer for a decode turn answers 503
     cors_origins: list[str] = field(default_factory=list)  # empty: CORS off
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S  # request line and headers, from their first byte
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S  # the whole body, from the end of the headers
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S  # a connection that sends nothing (new or kept alive)
+    shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S  # SIGTERM: in-flight requests, then exit
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
             raise UserError(f"unknown backend {self.backend!r}; choose one of: {', '.join(BACKENDS)}")
-        for name in ("port", "workers", "max_body", "max_infer_body", "max_batch"):
+        for name in ("port", "workers", "max_body", "max_infer_body", "max_batch", "max_decodes"):
             if getattr(self, name) < (0 if name == "port" else 1):
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1")
         if self.threads is not None and self.threads < 1:
             raise UserError("--threads must be at least 1")
-        if self.timeout_s <= 0:
-            raise UserError("--timeout must be positive")
+        for name in ("timeout_s", "decode_wait_s", "header_timeout_s", "body_timeout_s", "idle_timeout_s",
+                     "shutdown_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise UserError(f"--{name.removesuffix('_s').replace('_', '-')} must be positive")
 
     def to_env(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -79,3 +101,25 @@ def check_bind(settings: ServeSettings) -> None:
     if not is_loopback(settings.host) and not settings.token and not settings.insecure:
         raise UserError(f"refusing to listen on {settings.host} without a token: set {TOKEN_ENV} "
                         "(or pass --insecure to allow anyone on the network)")
+
+
+def check_port(settings: ServeSettings) -> None:
+    """Refuse an address and port that cannot be listened on (in use, not allowed), before the
+    model loads and the banner is printed.
+
+    Binds a socket as uvicorn will (IPv6 for an address with a colon, ``SO_REUSEADDR``, so a
+    port left in TIME_WAIT is free) and closes it: a port taken in the moment between is still
+    reported by uvicorn itself.
+    """
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((settings.host, settings.port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UserError(f"port {settings.port} on {settings.host} is in use (another server?); "
+                                "stop that one or choose another port with --port") from None
+            reason = exc.strerror or str(exc)
+            raise UserError(f"cannot listen on {settings.host} port {settings.port} ({reason}); "
+                            "choose another --host or --port") from None

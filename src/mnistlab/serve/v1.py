@@ -71,15 +71,15 @@ async def _images(request: Request, settings) -> tuple[np.ndarray, bool, list[st
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "multipart/form-data":
         data, name = await _read_upload(request)
-        images, notes = await compute.in_thread(image_bytes_to_images, data, name, dataset,
-                                                timeout_s=settings.timeout_s)
+        images, notes = await request.app.state.decodes.run(image_bytes_to_images, data, name, dataset,
+                                                            timeout_s=settings.timeout_s)
         return images, True, notes
     if ctype in REFUSED_TYPES:
         raise ApiError(415, f"content-type: {ctype} is not accepted; send a PNG, JPEG, WebP, BMP or GIF")
     if ctype.startswith("image/"):
         data = await request.body()
-        images, notes = await compute.in_thread(image_bytes_to_images, data, "body", dataset,
-                                                timeout_s=settings.timeout_s)
+        images, notes = await request.app.state.decodes.run(image_bytes_to_images, data, "body", dataset,
+                                                            timeout_s=settings.timeout_s)
         return images, True, notes
     if ctype in ("", "application/json") or ctype.endswith("+json"):
         body = await request.body()

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from mnistlab.version import __version__
 from mnistlab.serve import compute
-from mnistlab.serve.parsing import PIXELS, SIDE, ApiError, check_batch, has_bool_token, numbers, parse_json
+from mnistlab.serve.parsing import PIXELS, SIDE, ApiError, check_batch, has_bool_token, header_int, numbers, parse_json
 
 INPUT = "images"
 OUTPUTS = {"probabilities": "FP32", "digit": "INT64", "label": "BYTES"}
@@ -90,9 +90,10 @@ def _parse(body: bytes, header_length: str | None) -> tuple[InferRequest, bytes,
     """(the request, the binary part, whether its JSON may hold booleans)."""
     binary = b""
     if header_length is not None:
-        if not header_length.isdigit() or int(header_length) > len(body):
-            raise ApiError(400, f"{HEADER_LENGTH}: {header_length!r} is not a length within the body")
-        body, binary = body[:int(header_length)], body[int(header_length):]
+        length = header_int(header_length)
+        if length is None or length > len(body):
+            raise ApiError(400, f"{HEADER_LENGTH}: {header_length[:40]!r} is not a length within the body")
+        body, binary = body[:length], body[length:]
     obj = parse_json(body)
     # The tensors' data skip pydantic (a copy of every element); _images checks them.
     data = [inp.pop("data", None) if isinstance(inp, dict) else None

@@ -21,6 +21,7 @@ for another that took a different branch; a user error found on rank 0 is raised
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -148,6 +149,15 @@ def strip_nproc(argv: Sequence[str]) -> list[str]:
 
 
 CLI_PACKAGE = "mnistlab"  # what each process runs with `python -m` (mnistlab/__main__.py)
+# The command line each process runs, as JSON: torchrun's own parser reads every argument after the
+# script too, and takes ours for abbreviations of its options ("--monitor" for --monitor-interval).
+ARGV_ENV = "MNISTLAB_TORCHRUN_ARGV"
+
+
+def torchrun_argv() -> list[str] | None:
+    """The command line :func:`launch_torchrun` handed this process, or None outside it."""
+    text = os.environ.get(ARGV_ENV)
+    return None if text is None else [str(a) for a in json.loads(text)]
 
 
 def launch_torchrun(nproc: int, argv: list[str]) -> int:
@@ -161,5 +171,6 @@ def launch_torchrun(nproc: int, argv: list[str]) -> int:
     if _env_int("WORLD_SIZE", 1) > 1:
         raise UserError("--nproc inside torchrun: drop --nproc, torchrun already started the processes")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", CLI_PACKAGE, *strip_nproc(argv)]
-    return subprocess.run(cmd, check=False).returncode
+           "-m", CLI_PACKAGE]
+    env = {**os.environ, ARGV_ENV: json.dumps(strip_nproc(argv))}
+    return subprocess.run(cmd, check=False, env=env).returncode

@@ -1,7 +1,10 @@
 """Opening a run for the epoch loop: new or resumed, one process or many; shared by every framework.
 
-    >>> from mnistlab.training.fit import fit                                   # doctest: +SKIP
-    >>> fit(cfg, "runs/x", build=my_build, framework="torch")                  # doctest: +SKIP
+A framework's trainer is one call (PyTorch's, in :mod:`mnistlab.training.trainer`)::
+
+    from mnistlab.training.fit import fit
+
+    fit(cfg, out, build=build_torch, framework="torch", data_dir=data_dir, resume=resume, force=force)
 
 :func:`fit` reads (on resume) or creates (new run) the run directory on rank 0 only, holding its
 lock, picks the device and this process's threads, loads the data, asks the framework's ``build``

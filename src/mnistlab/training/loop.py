@@ -1,7 +1,10 @@
 """The one epoch loop: every trainer (PyTorch, Keras, pruning's fine-tune) runs its epochs here.
 
-    >>> from mnistlab.training.loop import LoopOptions, run_epochs          # doctest: +SKIP
-    >>> summary = run_epochs(step, cfg, data, LoopOptions(run_dir=out))      # doctest: +SKIP
+:func:`~mnistlab.training.fit.fit` calls it with the step its framework built::
+
+    from mnistlab.training.loop import LoopOptions, run_epochs
+
+    summary = run_epochs(step, cfg, data, LoopOptions(run_dir=out))
 
 A framework hands in a *step* (see :class:`Step`): train one batch, give logits, report the
 epoch's gradient norms, save and load its state. The loop owns the rest, the same for all:

@@ -1,8 +1,15 @@
 """How fast a model trains and evaluates here: a few timed steps, as the budget planner needs them.
 
-    >>> from mnistlab.training.throughput import measure        # doctest: +SKIP
-    >>> measure(TrainConfig(arch="simple"), data, build=build)  # doctest: +SKIP
-    Speed(train_per_s=3512.0, eval_per_s=11800.0, startup_s=0.9, steps=100)
+Up to ``MEASURE_SECONDS`` per model, on the training data the job loaded::
+
+    from mnistlab.config import TrainConfig
+    from mnistlab.data.datasets import load_train_val
+    from mnistlab.training.throughput import measure
+    from mnistlab.training.trainer import build_torch
+
+    data = load_train_val("mnist")
+    measure(TrainConfig(arch="simple"), data, build=build_torch)
+    # Speed(train_per_s=3512.0, eval_per_s=11800.0, startup_s=0.9, steps=100)
 
 The model is built by its framework's own ``build`` (the one training uses), fed the loop's own
 batches (normalised, augmented as configured) and thrown away; nothing is written. The first

@@ -1,10 +1,12 @@
 """Train a PyTorch model into a run directory: the PyTorch step on the shared epoch loop.
 
-    >>> from mnistlab.config import TrainConfig
-    >>> from mnistlab.training.trainer import train          # doctest: +SKIP
-    >>> result = train(TrainConfig(arch="simple", epochs=1), "runs/demo")  # doctest: +SKIP
-    >>> result["best_val_acc"]                                # doctest: +SKIP
-    0.98...
+One epoch on all of MNIST (what ``mnistlab.train("simple", epochs=1)`` and ``mnistlab train`` call)::
+
+    from mnistlab.config import TrainConfig
+    from mnistlab.training.trainer import train
+
+    result = train(TrainConfig(arch="simple", epochs=1), "runs/demo")
+    result["best_val_acc"]       # 0.98...
 
 The loop itself (data on the device, per-(seed, epoch) shuffles, selection, checkpoints, resume,
 TensorBoard, several processes) lives in :mod:`mnistlab.training.loop`; this module only builds

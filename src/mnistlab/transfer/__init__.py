@@ -1,7 +1,11 @@
 """Transfer learning between the data sets: start a run from another run's weights.
 
-    >>> from mnistlab.transfer import transfer_run                          # doctest: +SKIP
-    >>> transfer_run("runs/simple-mnist", "fashion-mnist", "finetune", train_subset=1000)  # doctest: +SKIP
+From an MNIST run to Fashion-MNIST with 1,000 labelled images (``mnistlab transfer``); ``finetune``
+tries three recipes, each with the full training budget, so this takes a while::
+
+    from mnistlab.transfer import transfer_run
+
+    transfer_run("runs/simple-mnist", "fashion-mnist", "finetune", train_subset=1000)
 
 :mod:`~mnistlab.transfer.source` opens the source run safely, :mod:`~mnistlab.transfer.run`
 trains one transfer run through the shared epoch loop (recipes chosen on validation). The

@@ -1,10 +1,13 @@
 """One transfer run: a source run's body, a new classifier, trained on another data set.
 
     >>> from mnistlab.transfer.run import transfer_run, default_budget
-    >>> default_budget(1000)
+    >>> default_budget(1000)        # (epochs, batch size) for 1,000 labelled images
     (24, 62)
-    >>> summary = transfer_run("runs/simple-mnist", "fashion-mnist", "finetune", train_subset=1000,
-    ...                        out="runs/fashion-finetune")          # doctest: +SKIP
+
+A transfer run trains (here 24 epochs at batch size 62, for each recipe tried), so it takes a while::
+
+    summary = transfer_run("runs/simple-mnist", "fashion-mnist", "finetune", train_subset=1000,
+                           out="runs/fashion-finetune")
 
 Modes (:data:`mnistlab.config.TRANSFER_MODES`): ``finetune`` starts every layer from the source
 and trains them all with a fresh classifier; ``features`` freezes the body and trains the

@@ -1,9 +1,14 @@
 """The source of a transfer run: a finished PyTorch run on another data set, read safely.
 
-    >>> from mnistlab.transfer.source import open_source        # doctest: +SKIP
-    >>> source = open_source("runs/simple-mnist", to="fashion-mnist")  # doctest: +SKIP
-    >>> source.record()["sha256"][:8]                           # doctest: +SKIP
-    '3f2a9c1e'
+    >>> from mnistlab.transfer.source import open_source
+    >>> source = open_source("runs/simple", to="fashion-mnist")     # an MNIST run
+    >>> record = source.record()        # what the new run's config keeps of its source
+    >>> record.run, record.dataset, record.arch, len(record.sha256)
+    ('runs/simple', 'mnist', 'simple', 64)
+    >>> open_source("runs/simple", to="mnist")     # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    mnistlab.errors.UserError: runs/simple: trained on mnist already; transfer goes to another data set ...
 
 The weights are read with safetensors (tensors only, never code, whoever wrote the folder); the
 config goes through :func:`mnistlab.runs.read_config`'s validation first. Refused, each in one

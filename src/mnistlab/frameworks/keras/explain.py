@@ -1,9 +1,15 @@
 """The Keras explainer (``tf.GradientTape``): the framework table's ``explainer`` for ``keras`` runs.
 
-    >>> from mnistlab.frameworks.keras.explain import explainer       # doctest: +SKIP
-    >>> ex = explainer("runs/keras-simple", config)                   # doctest: +SKIP
-    >>> ex.default_layer(), ex.gradcam(image_uint8, 7, "features_7_relu").shape   # doctest: +SKIP
+    >>> import numpy as np
+    >>> from mnistlab.frameworks.keras.explain import KerasExplainer
+    >>> from mnistlab.frameworks.keras.models import create_keras_model
+    >>> from mnistlab.runconfig import DataFacts
+    >>> mnist = DataFacts(class_names=tuple("0123456789"), num_classes=10, mean=0.1307, std=0.3081)
+    >>> ex = KerasExplainer(create_keras_model("simple"), mnist)    # any Keras twin, trained or not
+    >>> ex.default_layer(), ex.gradcam(np.zeros((28, 28), np.uint8), 7, "features_7_relu").shape
     ('features_7_relu', (28, 28))
+
+For a Keras run, ``explainer(run_dir, config)`` wraps its saved ``model.keras`` in the same way.
 
 The same maths as captum's ``LayerGradCam`` and ``Saliency`` on the PyTorch side: Grad-CAM is
 the ReLU of the channel sum of activations weighted by their spatially averaged gradients,

@@ -1,7 +1,8 @@
 """Keras 3 on TensorFlow, set up once: loading a run's model and predicting with it.
 
-    >>> from mnistlab.frameworks.keras.runtime import keras                  # doctest: +SKIP
-    >>> from mnistlab.frameworks.keras.models import create_keras_model      # doctest: +SKIP
+    >>> from mnistlab.frameworks.keras.runtime import keras     # Keras 3, configured for mnistlab
+    >>> keras.backend.backend()
+    'tensorflow'
 
 Importing this module imports TensorFlow (seconds), so nothing in mnistlab imports it until a
 Keras run is trained or read: the Keras registry entry (:mod:`mnistlab.frameworks.keras`) loads
@@ -73,7 +74,7 @@ def load_keras_model(run_dir: str | Path) -> "keras.Model":
         raise UserError(f"{run_dir}: no {MODEL_FILE}; the run did not finish an epoch, train it again")
     try:  # safe_mode: a file from someone else may hold a Lambda layer (Python code); refuse it
         return keras.saving.load_model(path, compile=False, safe_mode=True)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:  # Keras refuses a function outside Keras with a TypeError
         raise UserError(f"{path}: refused ({str(exc).splitlines()[0][:120]}); train the run again") from None
 
 

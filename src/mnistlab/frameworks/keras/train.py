@@ -1,9 +1,11 @@
 """The Keras trainer: the Keras step on the shared epoch loop, with PyTorch's batches and schedules.
 
-    >>> from mnistlab.config import TrainConfig
-    >>> from mnistlab.frameworks.keras.train import train                 # doctest: +SKIP
-    >>> train(TrainConfig(arch="simple", framework="keras", epochs=1), "runs/k")  # doctest: +SKIP
-    {'best_epoch': 1, ...}
+One epoch on all of MNIST (``mnistlab train --framework keras``; ``mnistlab.train`` does the same)::
+
+    from mnistlab.config import TrainConfig
+    from mnistlab.frameworks.keras.train import train
+
+    train(TrainConfig(arch="simple", framework="keras", epochs=1), "runs/k")   # {'best_epoch': 1, ...}
 
 Fairness by construction: the loop (:mod:`mnistlab.training.loop`) hands this step the very
 batches PyTorch gets (same shuffle, same ``RandomAffine`` draws), converted to NHWC per batch;

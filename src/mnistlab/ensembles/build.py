@@ -1,9 +1,11 @@
 """An ensemble of run directories, saved as a run directory: members and weights chosen on validation.
 
-    >>> from mnistlab.ensemble import ensemble_runs                                   # doctest: +SKIP
-    >>> result = ensemble_runs(["runs/deeper-s0", "runs/resnet-s0", "runs/simple-s0"],
-    ...                        selection="caruana", out="runs/ens")                  # doctest: +SKIP
-    >>> result["accuracy"], result["gain"]["test_accuracy"]                           # doctest: +SKIP
+    >>> from mnistlab.ensembles import ensemble_runs
+    >>> result = ensemble_runs(["runs/simple", "runs/simple-s1"], selection="caruana", out="runs/ens")
+    >>> result["weighting"], [m["run_dir"] for m in result["members"]]
+    ('caruana_val_nll', ['runs/simple', 'runs/simple-s1'])
+    >>> sorted(result["gain"])      # over the member best on validation
+    ['test_accuracy', 'val_accuracy']
 
 Works from the members' saved logits (``val_predictions.npz`` for every choice, ``predictions.npz``
 for the test report), so any framework mixes with any other. The order is the guarantee: the
@@ -23,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from mnistlab import runs
-from mnistlab.ensemble.select import DEFAULT_ROUNDS, MAX_ROUNDS, METHODS, Selection, best_member, select_weights
+from mnistlab.ensembles.select import DEFAULT_ROUNDS, MAX_ROUNDS, METHODS, Selection, best_member, select_weights
 from mnistlab.errors import UserError
 from mnistlab.fileio import read_json, write_json
 from mnistlab.maths.combine import ensemble_logits, member_probabilities
@@ -96,7 +98,7 @@ def ensemble_runs(run_dirs: Sequence[str | Path], *, weighted: bool = False, sel
                   force: bool = False, rebuild: bool = False) -> dict[str, Any]:
     """Combine the runs' probabilities, save the ensemble as a run directory, return its summary.
 
-    ``selection`` is one of :data:`~mnistlab.ensemble.select.METHODS` (default ``all``, the plain
+    ``selection`` is one of :data:`~mnistlab.ensembles.select.METHODS` (default ``all``, the plain
     average; ``weighted=True`` is ``accuracy``, kept for older callers). ``temperature`` first fits
     one temperature per member on validation. The summary holds each member (weight, validation and
     test accuracy), the ensemble's accuracies, the best member on validation and the gain over it.

@@ -1,7 +1,9 @@
 """Ensembles of any runs — seeds, architectures, frameworks — with members and weights chosen on validation.
 
-    >>> from mnistlab.ensemble import ensemble_runs                                   # doctest: +SKIP
-    >>> ensemble_runs(["runs/simple-s0", "runs/resnet-s0"], out="runs/ens")          # doctest: +SKIP
+    >>> from mnistlab.ensembles import ensemble_runs
+    >>> result = ensemble_runs(["runs/simple", "runs/simple-s1"], out="runs/ens")    # evaluated runs
+    >>> result["run_dir"], result["selection"]["members_offered"]
+    ('runs/ens', 2)
 
 The rooms:
 
@@ -14,7 +16,7 @@ Training the members ``arch × seed`` and then building the ensemble runs other 
 experiment: :mod:`mnistlab.experiments.ensemble_train`.
 """
 
-from mnistlab.ensemble.build import ensemble_runs
-from mnistlab.ensemble.select import METHODS, select_weights
+from mnistlab.ensembles.build import ensemble_runs
+from mnistlab.ensembles.select import METHODS, select_weights
 
 __all__ = ["METHODS", "ensemble_runs", "select_weights"]

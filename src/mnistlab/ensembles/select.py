@@ -10,7 +10,7 @@
 
 Every function here takes the validation probabilities and labels, and nothing else: the test
 split cannot reach a choice made here (``tests/test_ensemble_select.py`` checks that the weights
-of :func:`~mnistlab.ensemble.build.ensemble_runs` do not move when the test labels are garbage).
+of :func:`~mnistlab.ensembles.build.ensemble_runs` do not move when the test labels are garbage).
 
 The methods (``METHODS``):
 
