@@ -230,7 +230,7 @@ def held_elsewhere(run_dir: Path):
 def test_every_writer_is_refused_while_another_holds_the_run(tmp_path, reference, capsys):
     import mnistlab
     from mnistlab.api.run import export_run
-    from mnistlab.ensemble.build import ensemble_runs
+    from mnistlab.ensembles.build import ensemble_runs
     from mnistlab.evaluation.evaluate import evaluate_run
     from mnistlab.export.prune import prune_run
     from mnistlab.transfer import transfer_run
