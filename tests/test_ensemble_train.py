@@ -45,7 +45,7 @@ def test_member_state_from_what_the_folder_holds(tmp_path):
     save_checkpoint(run / runs.CHECKPOINT, {"epoch": 1, "done": False})
     assert member_state(run, cfg) == "resume"
     save_checkpoint(run / runs.CHECKPOINT, {"epoch": 2, "done": True})
-    assert member_state(run, cfg) == "done"  # killed after the last checkpoint, before training.json
+    assert member_state(run, cfg) == "resume"  # killed after the last checkpoint, before training.json: completed
     (run / runs.TRAINING).write_text("{}")
     assert member_state(run, cfg) == "done"
     # other settings that change what is learnt: an error naming the setting; threads do not count

@@ -100,8 +100,7 @@ def test_crash_while_saving_a_checkpoint_keeps_the_previous_one(tmp_path, data_d
 
     def crash_on_epoch_two(obj, f, *args, **kw):
         if isinstance(obj, dict) and obj.get("epoch") == 2:
-            with open(f, "wb") as fh:
-                fh.write(b"half a checkpoint")
+            f.write(b"half a checkpoint")  # serialised in memory first, then written atomically
             raise OSError("disk full")
         return real_save(obj, f, *args, **kw)
 

@@ -3,9 +3,10 @@
     mnistlab --help
     mnistlab train --arch simple --epochs 3 --out runs/simple
 
-Exit codes (:mod:`mnistlab.commands.output`): 0 success, 1 the work failed, 2 a user mistake
-(bad option, missing file, ...), 130 interrupted. Results go to stdout (only JSON with
-``--json``); progress and logs go to stderr.
+Exit codes (:mod:`mnistlab.commands.output`): 0 success, 1 the work failed (a file could not be
+written included), 2 a user mistake (bad option, missing file, a run another process is
+writing, ...), 130 interrupted by Ctrl-C, 143 stopped by SIGTERM; each with one line on stderr.
+Results go to stdout (only JSON with ``--json``); progress and logs go to stderr.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 from typing import Callable, Sequence
 
-from mnistlab.commands.output import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
-from mnistlab.errors import UserError
+from mnistlab.commands.output import EXIT_FAILED, EXIT_USAGE
+from mnistlab.errors import UserError, WriteFailed
 
 # Each module defines ``add_commands(command)``, where ``command(name, func, help, json_flag=True,
 # data_dir=True)`` returns a new subparser; the order here is the order of ``--help``.
@@ -67,21 +69,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # for commands that relaunch themselves (train --nproc)
+    if hasattr(signal, "SIGXFSZ"):  # past a file-size limit (ulimit -f), a write fails with EFBIG, not a core dump
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         return args.func(args)
     except UserError as exc:
         print(f"mnistlab {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:  # Ctrl-C, or errors.Interrupted (SIGINT or SIGTERM during a long command)
+        return interrupted(args.command, exc)
     except Exception as exc:  # the work failed: say so in one line; MNISTLAB_DEBUG=1 shows the traceback
         from mnistlab.training.trainer import TrainingFailed
 
-        if os.environ.get("MNISTLAB_DEBUG") or not isinstance(exc, TrainingFailed):
+        if os.environ.get("MNISTLAB_DEBUG") or not isinstance(exc, (TrainingFailed, WriteFailed)):
             raise
         print(f"mnistlab {args.command}: failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def interrupted(command: str, exc: KeyboardInterrupt) -> int:
+    """Say in one line what stopped the command and what resumes it; the exit code 128 + the signal."""
+    signum = getattr(exc, "signum", signal.SIGINT)
+    resume = getattr(exc, "resume", None)
+    name = signal.Signals(signum).name
+    print(f"mnistlab {command}: interrupted ({name})"
+          + (f"; resume with: {resume}" if resume else ""), file=sys.stderr)
+    return 128 + signum
 
 
 if __name__ == "__main__":

@@ -18,6 +18,11 @@ Layout (every later command rebuilds everything from these files alone)::
     predictions.npz      test logits and labels (written once by `mnistlab evaluate`)
     val_predictions.npz  validation logits and labels (for calibration and ensemble weights)
     metrics.json         test metrics computed from predictions.npz
+    .lock                held by the one process writing the run (see :func:`writing`)
+
+One writer per run: every command that writes into a run (train, evaluate, export, prune,
+ensemble, transfer) holds :func:`writing`, an OS lock released when the process ends however it
+ends; a second writer is refused in one line. Readers (predict, serve, plots) never wait.
 
 This module knows files, not frameworks: rebuilding a model and predicting live in
 :mod:`mnistlab.frameworks.inference` and the framework registry (:mod:`mnistlab.frameworks`).
@@ -25,8 +30,11 @@ This module knows files, not frameworks: rebuilding a model and predicting live 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as _dt
+import fcntl
+import functools
 import io
 import logging
 import os
@@ -34,7 +42,7 @@ import platform
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator, TypeVar
 
 import numpy as np
 import torch
@@ -42,7 +50,7 @@ import torch
 from mnistlab.version import __version__
 from mnistlab.config import SCHEMA_VERSION
 from mnistlab.errors import UserError
-from mnistlab.fileio import read_json, write_json, write_text, write_with
+from mnistlab.fileio import check_writable, is_temporary, read_json, write_bytes, write_json, write_text, write_with
 from mnistlab.npzfile import load_arrays
 from mnistlab.runconfig import RunConfig
 
@@ -54,8 +62,10 @@ TRAINING = "training.json"
 PREDICTIONS = "predictions.npz"
 VAL_PREDICTIONS = "val_predictions.npz"
 METRICS = "metrics.json"
+LOCK = ".lock"
 MAX_CONFIG_BYTES = 1 << 20  # a real config.json is about 2 kB
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)  # unconfigured, warnings still reach stderr
 
 
@@ -70,21 +80,120 @@ def _protected(path: Path) -> bool:
     return resolved in {Path(resolved.anchor), Path.home().resolve(), cwd, *cwd.parents}
 
 
+# Processes hold at most a few locks; a dict keyed by the folder lets a writer that calls another
+# (transfer → fit, prune → evaluate) re-enter its own lock: a second flock by the same process on
+# a new descriptor would refuse it.
+_HELD: dict[Path, int] = {}
+
+
+@contextlib.contextmanager
+def writing(run_dir: str | Path, *, create: bool = True) -> Iterator[Path]:
+    """Hold the run's write lock (``run_dir/.lock``; the folder is made if needed, unless not ``create``).
+
+    Refused at once, in one line, while another process holds it; released when the block ends or
+    the process dies (an flock is the kernel's, not a file's content). Taking it also checks that
+    the folder is writable and, in a run (a folder with a config.json), deletes the temporary files
+    killed writers left: nobody else writes there now. (In a folder without one they stay until
+    :func:`prepare_run_dir`, so that :func:`read_config` can say what happened.) Re-entrant within
+    one process.
+
+        >>> import tempfile
+        >>> with writing(tempfile.mkdtemp()) as run:
+        ...     (run / LOCK).exists()
+        True
+    """
+    run_dir = Path(run_dir)
+    if run_dir.is_symlink() or (run_dir.exists() and not run_dir.is_dir()):
+        raise UserError(f"{run_dir}: is not a folder; give a run directory")
+    if not create and not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such run directory; train one with 'mnistlab train'")
+    key = run_dir.resolve()
+    if key in _HELD:
+        _HELD[key] += 1
+        try:
+            yield run_dir
+        finally:
+            _HELD[key] -= 1
+        return
+    check_writable(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = _lock(run_dir)
+    _HELD[key] = 1
+    try:
+        if (run_dir / CONFIG).is_file():
+            for name in os.listdir(run_dir):
+                if is_temporary(name):
+                    (run_dir / name).unlink(missing_ok=True)
+        yield run_dir
+    finally:
+        del _HELD[key]
+        with contextlib.suppress(OSError):  # unlinked while held: the next writer creates a fresh one
+            os.unlink(run_dir / LOCK)
+        os.close(fd)
+
+
+def writes_run(fn: Callable[..., T]) -> Callable[..., T]:
+    """Decorate ``fn(run_dir, ...)``, which writes into an existing run, to run holding :func:`writing`."""
+    @functools.wraps(fn)
+    def locked(run_dir: str | Path, *args: Any, **kw: Any) -> T:
+        with writing(run_dir, create=False):
+            return fn(run_dir, *args, **kw)
+
+    return locked
+
+
+def _lock(run_dir: Path) -> int:
+    """An open descriptor of ``run_dir/.lock`` holding its exclusive flock, or a one-line UserError."""
+    for _ in range(100):  # another writer may unlink the file between our open and our flock: try again
+        fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UserError(f"{run_dir}: another process is writing this run; wait for it to finish "
+                            "(or stop it), or choose another --out") from None
+        try:
+            if os.fstat(fd).st_ino == os.stat(run_dir / LOCK).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    raise UserError(f"{run_dir}: could not take the run's lock ({LOCK} keeps changing); try again")
+
+
+def leftovers(path: Path) -> list[Path]:
+    """What ``path`` holds besides a lock and the temporary files of killed writers."""
+    return [p for p in path.iterdir() if p.name != LOCK and not is_temporary(p.name)] if path.is_dir() else []
+
+
+def clear(path: Path, keep: tuple[str, ...] = ()) -> None:
+    """Delete what ``path`` holds except ``keep`` and the lock (which the caller holds: never recreated)."""
+    for child in path.iterdir():
+        if child.name in (LOCK, *keep):
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
 def prepare_run_dir(path: str | Path, *, force: bool = False, rebuild: bool = False) -> Path:
     """Create ``path`` for a new run; an existing run is replaced only with ``force`` or ``rebuild``.
 
-    Either removes only a folder whose config.json is a valid run config of this tool (and never
-    a symbolic link, ``/``, ``~``, the current folder or one of its parents). ``force`` (the
-    user's ``--force``) says so on stderr, even under ``--quiet``: a run was deleted. ``rebuild``
-    says nothing: it is for a folder the caller derives from other runs and rewrites on every
-    call (ensemble-train's ``<out>/ensemble``), where the replacement is the expected outcome.
+    Call it holding :func:`writing` on ``path``. A folder holding only the lock and temporary files
+    of a killed writer counts as empty. Either flag removes only a folder whose config.json is a
+    valid run config of this tool (and never a symbolic link, ``/``, ``~``, the current folder or
+    one of its parents). ``force`` (the user's ``--force``) says so on stderr, even under
+    ``--quiet``: a run was deleted. ``rebuild`` says nothing: it is for a folder the caller derives
+    from other runs and rewrites on every call (ensemble-train's ``<out>/ensemble``), where the
+    replacement is the expected outcome.
     """
     path = Path(path)
     if path.is_symlink():
         raise UserError(f"{path}: is a symbolic link; give a real folder as --out")
     if path.exists() and not path.is_dir():
         raise UserError(f"{path}: exists and is not a folder; choose another --out")
-    if path.exists() and any(path.iterdir()):
+    if leftovers(path):
         if not (path / CONFIG).exists():
             raise UserError(f"{path}: exists and is not a run directory; choose another --out")
         if not (force or rebuild):
@@ -98,10 +207,11 @@ def prepare_run_dir(path: str | Path, *, force: bool = False, rebuild: bool = Fa
             raise UserError(f"{path}: --force deletes only a run directory, and this one is not valid "
                             f"({str(exc).removeprefix(str(path / CONFIG) + ': ').split(';')[0]}); "
                             "remove it yourself or choose another --out") from None
-        shutil.rmtree(path)
+        clear(path)
         if not rebuild:
             log.warning("--force: removed the previous run %s", path)
     path.mkdir(parents=True, exist_ok=True)
+    clear(path)  # the temporary files a killed writer left
     return path
 
 
@@ -151,6 +261,9 @@ def read_config(run_dir: str | Path) -> RunConfig:
         raise UserError(f"{run_dir}: no such run directory; train one with 'mnistlab train'")
     path = run_dir / CONFIG
     if not path.is_file():
+        if not leftovers(run_dir) and any(is_temporary(p.name) for p in run_dir.iterdir()):
+            raise UserError(f"{run_dir}: not a run yet: the command writing it was stopped before its {CONFIG} "
+                            "was complete; run that command again, without --resume")
         raise UserError(f"{run_dir}: not a run directory (no {CONFIG}); give the folder 'mnistlab train' wrote")
     if path.stat().st_size > MAX_CONFIG_BYTES:
         raise UserError(f"{path}: {path.stat().st_size} bytes is not a config this tool wrote "
@@ -171,10 +284,12 @@ def weights_path(run_dir: str | Path, config: RunConfig) -> Path:
 
 
 def save_weights(run_dir: Path, model: torch.nn.Module) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    write_with(run_dir / WEIGHTS, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
+    # Serialised in memory, written by Python: a full disk is an OSError with its reason (safetensors'
+    # own writer reports it as a SafetensorError), and the file is a few MB at most.
+    write_bytes(run_dir / WEIGHTS, save(state, metadata={"format": "pt"}))
 
 
 def write_history(run_dir: Path, rows: list[dict[str, Any]]) -> None:

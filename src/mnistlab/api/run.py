@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import signal
 from pathlib import Path
 from typing import Any, Sequence
 
 from mnistlab.api.results import Explanation, Metrics, Prediction, figure_from_png, html_table
-from mnistlab.errors import CheckFailed, UserError
+from mnistlab.errors import CheckFailed, Interrupted, UserError
 
 class Run:
     """One run directory: its typed config, history, metrics and model, and what can be done with it."""
@@ -315,7 +316,11 @@ def _torchrun(nproc: int, argv: list[str], out: Path, data_dir: str | None, prog
     from mnistlab.training.loop import TrainingFailed
 
     argv = [*argv, *(["--data-dir", str(data_dir)] if data_dir else []), *([] if progress else ["--quiet"])]
-    if launch_torchrun(nproc, argv) != 0:
+    try:
+        code = launch_torchrun(nproc, argv)
+    except KeyboardInterrupt as exc:  # Ctrl-C reached the workers too: each stopped after its last saved epoch
+        raise Interrupted(getattr(exc, "signum", signal.SIGINT), f"mnistlab train --resume {out} --nproc {nproc}") from None
+    if code != 0:
         raise TrainingFailed(f"{out}: training on {nproc} processes failed; its messages are above")
     return Run(out)
 

@@ -11,6 +11,8 @@ best member on validation. The logic lives in :mod:`mnistlab.ensembles`.
 from __future__ import annotations
 
 import argparse
+import shlex
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 
 def cmd_ensemble_train(args: argparse.Namespace) -> int:
+    from mnistlab.errors import Interrupted
     from mnistlab.experiments.ensemble_train import ensemble_train, parse_members
     from mnistlab.experiments.multiseed import parse_seeds
     from mnistlab.maths.spread import mean_std_text
@@ -60,8 +63,12 @@ def cmd_ensemble_train(args: argparse.Namespace) -> int:
     members, seeds = parse_members(args.archs), parse_seeds(args.seeds)
     base = train_config_from_args(args)  # --arch is not an option here: each member gets its own
     out = args.out or f"runs/ens-{'+'.join(a if f == 'torch' else f'{f}-{a}' for f, a in members)}"
-    result = ensemble_train(members, seeds, base, out, selection=args.selection, temperature=args.temperature,
-                            rounds=args.rounds, force=args.force, data_dir=args.data_dir, progress=not args.quiet)
+    try:
+        result = ensemble_train(members, seeds, base, out, selection=args.selection, temperature=args.temperature,
+                                rounds=args.rounds, force=args.force, data_dir=args.data_dir, progress=not args.quiet)
+    except KeyboardInterrupt as exc:  # the same command (without --force) reuses finished members, resumes the rest
+        again = "mnistlab " + shlex.join(a for a in args.argv if a != "--force")
+        raise Interrupted(getattr(exc, "signum", signal.SIGINT), again) from None
     if args.json:
         emit_json(result)
         return EXIT_OK

@@ -17,7 +17,7 @@ import sys
 from typing import Any, Sequence
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # success; the work failed; a user mistake
-EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
+# Interrupted: 128 + the signal's number, as a shell reports it (130 Ctrl-C, 143 SIGTERM); see cli.interrupted.
 # Columns holding text (left-aligned); every other column holds a number (right-aligned).
 TEXT_COLUMNS = ("arch", "framework", "model", "file", "name", "path", "description")
 

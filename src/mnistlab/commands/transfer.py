@@ -1,6 +1,7 @@
 """`mnistlab transfer` and `mnistlab transfer-curve`: start runs from another data set's run.
 
     mnistlab transfer runs/simple-mnist --to fashion-mnist --mode finetune --train-subset 1000
+    mnistlab transfer runs/simple-mnist --to fashion-mnist --mode finetune --train-subset 1000 --out runs/t --resume
     mnistlab transfer-curve runs/simple-mnist --to fashion-mnist --subsets 100,1000,10000,all --seeds 0,1,2
 
 The logic lives in :mod:`mnistlab.transfer`; this module parses and prints.
@@ -23,7 +24,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 
     summary = transfer_run(args.run_dir, args.to, args.mode, recipe=args.recipe, train_subset=args.train_subset,
                            epochs=args.epochs, seed=args.seed, out=args.out, data_dir=args.data_dir,
-                           force=args.force, progress=not args.quiet, threads=args.threads)
+                           force=args.force, resume=args.resume, progress=not args.quiet, threads=args.threads)
     if args.json:
         emit_json(summary)
         return EXIT_OK
@@ -78,6 +79,9 @@ def add_commands(command) -> None:
     p.add_argument("--epochs", type=int, help=BUDGET_HELP)
     p.add_argument("--seed", type=int, default=0, help="seed for the new classifier, shuffling and augmentation")
     p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the stopped transfer at --out (the same options): finished recipe trials are "
+                        "reused, a stopped one continues from its last epoch")
     add_output_options(p, out="the new run directory (default runs/<arch>-<target>-<mode>-<time>)",
                        force="overwrite an existing run at --out")
 

@@ -136,34 +136,36 @@ def ensemble_runs(run_dirs: Sequence[str | Path], *, weighted: bool = False, sel
     logits = ensemble_logits([z for z, _ in test], weights, temps)
     val_logits = None if val is None else ensemble_logits(val[0], weights, temps)
 
-    out = runs.prepare_run_dir(out or runs.default_run_dir("ensemble"), force=force, rebuild=rebuild)
-    used = [m for m in members if m.used]
-    params = sum(m.params or 0 for m in used)
-    settings = {"method": method, "metric": chosen.metric, "rounds": rounds if method == "caruana" else None,
-                "temperature": "per_member_val_nll" if temperature else None,
-                "members_used": len(used), "members_offered": len(members)}
-    runs.write_config(out, RunConfig(
-        kind=ENSEMBLE, framework=ENSEMBLE, dataset=configs[0].dataset, arch=ENSEMBLE, params=params,
-        data=configs[0].data, weighting=WEIGHTING[method], selection=settings, members=tuple(members),
-        environment=runs.environment(), created=_dt.datetime.now().astimezone().isoformat(timespec="seconds")))
-    rows = [m.to_dict() for m in members]
-    runs.save_predictions(out / runs.PREDICTIONS, logits, labels)
-    summary = _summary(rows, logits, labels, val_logits, val)
-    if val_logits is not None:
-        runs.save_predictions(out / runs.VAL_PREDICTIONS, val_logits, val[1])
+    out = Path(out or runs.default_run_dir("ensemble"))
+    with runs.writing(out):  # one writer: a second ensemble into the same folder is refused
+        runs.prepare_run_dir(out, force=force, rebuild=rebuild)
+        used = [m for m in members if m.used]
+        params = sum(m.params or 0 for m in used)
+        settings = {"method": method, "metric": chosen.metric, "rounds": rounds if method == "caruana" else None,
+                    "temperature": "per_member_val_nll" if temperature else None,
+                    "members_used": len(used), "members_offered": len(members)}
+        runs.write_config(out, RunConfig(
+            kind=ENSEMBLE, framework=ENSEMBLE, dataset=configs[0].dataset, arch=ENSEMBLE, params=params,
+            data=configs[0].data, weighting=WEIGHTING[method], selection=settings, members=tuple(members),
+            environment=runs.environment(), created=_dt.datetime.now().astimezone().isoformat(timespec="seconds")))
+        rows = [m.to_dict() for m in members]
+        runs.save_predictions(out / runs.PREDICTIONS, logits, labels)
+        summary = _summary(rows, logits, labels, val_logits, val)
+        if val_logits is not None:
+            runs.save_predictions(out / runs.VAL_PREDICTIONS, val_logits, val[1])
 
-    metrics = compute_metrics(logits, labels, list(configs[0].data.class_names))
-    trainings = [read_json(d / runs.TRAINING) if (d / runs.TRAINING).is_file() else {} for d in dirs]
-    metrics.update({
-        "arch": ENSEMBLE, "framework": ENSEMBLE, "dataset": configs[0].dataset, "seed": None,
-        "params": params, "model_bytes": sum(m.model_bytes or 0 for m in used),
-        # what the whole library cost to train, every member offered, chosen or not
-        "train_seconds": sum(t.get("train_seconds") or 0 for t in trainings),
-        "samples_per_s": None, "best_epoch": None, "epochs_run": None, "best_val_acc": summary["val_accuracy"],
-        "weighting": WEIGHTING[method], "selection": {**settings, "trace": chosen.trace}, "members": rows,
-        "best_member": summary["best_member"], "gain": summary["gain"],
-    })
-    write_json(out / runs.METRICS, metrics)
+        metrics = compute_metrics(logits, labels, list(configs[0].data.class_names))
+        trainings = [read_json(d / runs.TRAINING) if (d / runs.TRAINING).is_file() else {} for d in dirs]
+        metrics.update({
+            "arch": ENSEMBLE, "framework": ENSEMBLE, "dataset": configs[0].dataset, "seed": None,
+            "params": params, "model_bytes": sum(m.model_bytes or 0 for m in used),
+            # what the whole library cost to train, every member offered, chosen or not
+            "train_seconds": sum(t.get("train_seconds") or 0 for t in trainings),
+            "samples_per_s": None, "best_epoch": None, "epochs_run": None, "best_val_acc": summary["val_accuracy"],
+            "weighting": WEIGHTING[method], "selection": {**settings, "trace": chosen.trace}, "members": rows,
+            "best_member": summary["best_member"], "gain": summary["gain"],
+        })
+        write_json(out / runs.METRICS, metrics)
     return {"run_dir": str(out), "accuracy": metrics["accuracy"], "nll": metrics["nll"], "ece": metrics["ece"],
             "weighting": WEIGHTING[method], "selection": settings, "train_seconds": metrics["train_seconds"],
             **summary, "members": rows}

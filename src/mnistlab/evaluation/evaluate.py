@@ -35,6 +35,7 @@ from mnistlab.maths.metrics import compute_metrics
 from mnistlab.runconfig import RunConfig
 
 
+@runs.writes_run
 def evaluate_run(run_dir: str | Path, *, data_dir: str | None = None, tta: str = "off",
                  tta_candidates: tuple[str, ...] | None = None,
                  log: Callable[[str], None] = lambda _msg: None) -> dict[str, Any]:

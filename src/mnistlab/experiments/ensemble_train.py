@@ -40,7 +40,6 @@ from mnistlab.maths.spread import spread
 from mnistlab.models import list_models
 from mnistlab.runcheck import MAX_MEMBERS
 from mnistlab.runconfig import RunConfig
-from mnistlab.training.checkpoint import load_checkpoint
 from mnistlab.training.progress import stderr_log
 
 # Settings that change how fast a member trains or what it logs, not what it learns.
@@ -80,17 +79,16 @@ def _check_same(run_dir: Path, stored: RunConfig, cfg: TrainConfig) -> None:
 
 def member_state(run_dir: Path, cfg: TrainConfig) -> str:
     """``new``, ``restart`` (created, no epoch finished), ``resume`` (interrupted) or ``done``."""
-    if not run_dir.is_dir() or not any(run_dir.iterdir()):
+    if not runs.leftovers(run_dir):  # nothing, or only what a writer killed before its config.json left
         return "new"
     if not (run_dir / runs.CONFIG).is_file():
         raise UserError(f"{run_dir}: exists and is not a run directory; move it away or choose another --out")
     _check_same(run_dir, runs.read_config(run_dir), cfg)
     if (run_dir / runs.TRAINING).is_file():
         return "done"
-    if not (run_dir / runs.CHECKPOINT).is_file():
-        return "restart"
-    # Killed between the last checkpoint and training.json: the best weights are already saved.
-    return "done" if load_checkpoint(run_dir / runs.CHECKPOINT).get("done") else "resume"
+    # No checkpoint: no epoch had finished. A checkpoint of a finished run without training.json: the
+    # resume writes what is missing.
+    return "resume" if (run_dir / runs.CHECKPOINT).is_file() else "restart"
 
 
 def _spread(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

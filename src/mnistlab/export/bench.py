@@ -87,6 +87,7 @@ def conditions(threads: int, seconds: float, dataset: str = "mnist") -> dict[str
     }
 
 
+@runs.writes_run
 def bench_run(run_dir: str | Path, *, threads: int | None = None, quick: bool = False, export: bool = True,
               data_dir: str | None = None, paths: tuple[str, ...] = PATHS) -> dict[str, Any]:
     """Benchmark every available inference path of a run; write and return ``<run_dir>/bench.json``.

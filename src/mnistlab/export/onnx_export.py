@@ -202,6 +202,7 @@ def reusable_export(run_dir: str | Path, name: str, report_name: str) -> bool:
     return ok
 
 
+@runs.writes_run
 def export_onnx(run_dir: str | Path, *, data_dir: str | None = None, threads: int | None = None) -> dict[str, Any]:
     """Write ``export/model.onnx`` and ``export/onnx.json`` (the check figures) for a PyTorch run."""
     require_deploy_extra()

@@ -166,6 +166,7 @@ def write_table(rows: list[dict[str, Any]], prune_dir: Path) -> None:
     write_json(prune_dir / "prune.json", rows)
 
 
+@runs.writes_run
 def prune_run(run_dir: str | Path, sparsities: list[float], *, finetune_epochs: int = 1, lr: float | None = None,
               train_subset: int | None = None, data_dir: str | None = None) -> list[dict[str, Any]]:
     """Prune a run at each sparsity; return the table (first row: the unpruned model)."""

@@ -14,13 +14,14 @@ one-line :class:`~mnistlab.errors.UserError`.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from mnistlab.errors import UserError
-from mnistlab.fileio import write_with
+from mnistlab.fileio import write_bytes
 
 # Larger than any checkpoint of the registered models with Adam state (~6 MB for `deeper`), far
 # smaller than what would hurt to read.
@@ -28,8 +29,14 @@ MAX_CHECKPOINT_BYTES = 2 * 1024**3
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write ``state`` to ``path`` atomically: a kill mid-save leaves the previous checkpoint intact."""
-    write_with(path, lambda tmp: torch.save(state, tmp))
+    """Write ``state`` to ``path`` atomically: a kill mid-save leaves the previous checkpoint intact.
+
+    Serialised in memory first (a few MB), then written by Python: a full disk or a file-size limit is
+    an OSError with its reason, where torch's own file writer reports only "unexpected pos ...".
+    """
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    write_bytes(path, buf.getbuffer())
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

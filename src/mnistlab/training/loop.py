@@ -17,7 +17,10 @@ epoch's gradient norms, save and load its state. The loop owns the rest, the sam
 * selection and early stopping (:mod:`~mnistlab.training.selection`), decided on rank 0 and
   broadcast; metrics summed over ranks;
 * files, rank 0 only: best weights, then the checkpoint (atomic), and only then ``history.csv``,
-  so a run killed at any moment resumes to exactly one row per epoch; TensorBoard events.
+  so a run killed at any moment resumes to exactly one row per epoch; TensorBoard events. SIGINT
+  and SIGTERM wait until these writes are done (:func:`mnistlab.stopping.deferred`). A resume
+  first rewrites ``history.csv`` from the checkpoint, and one whose checkpoint says "done" (killed
+  before the last row or ``training.json``) only writes what is missing.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from mnistlab.config import TrainConfig, epoch_seed
 from mnistlab.data.augment import Chain, RandomAffine, RandomErasing, RandomFlip, to_device
 from mnistlab.data.datasets import TrainValData, normalize
 from mnistlab.fileio import write_json
+from mnistlab.stopping import deferred
 from mnistlab.training import distributed
 from mnistlab.training.checkpoint import save_checkpoint
 from mnistlab.training.distributed import DistContext
@@ -199,16 +203,20 @@ def run_epochs(step: Step, cfg: TrainConfig, data: TrainValData, opts: LoopOptio
     tensors = _device_tensors(data, opts)
     selector = EpochSelector(cfg.monitor, cfg.patience, cfg.epochs)
     history: list[dict[str, float]] = []
-    start, elapsed = 1, 0.0
+    start, elapsed, end = 1, 0.0, cfg.epochs
     if resume is not None:
         step.load_state(resume["step"])
         history, start, elapsed = resume["history"], resume["epoch"] + 1, resume["elapsed"]
+        end = resume["epoch"] if resume.get("done") else end  # finished: complete its files, train nothing
         selector.load_state(resume)
+        if writes:
+            runs.write_history(run_dir, history)  # the checkpoint's rows, whatever the kill left
     board = EpochBoard(run_dir if writes and cfg.tensorboard else None, resume_epoch=start if resume else None)
     with EpochProgress(step.label, enabled=opts.progress and ctx.is_main) as bar:
         if resume is not None:
-            bar.log(f"resuming {run_dir} at epoch {start}")
-        for epoch in range(start, cfg.epochs + 1):
+            bar.log(f"resuming {run_dir} at epoch {start}" if start <= end else
+                    f"completing {run_dir}: its training had finished; writing history.csv and training.json")
+        for epoch in range(start, end + 1):
             t0 = time.perf_counter()
             lr = step.begin_epoch(epoch, epoch_seed(cfg.seed, epoch + opts.stream, ctx.rank))
             loss_sum, correct, seen = _train_epoch(step, cfg, data, tensors, epoch, opts, bar)
@@ -226,12 +234,13 @@ def run_epochs(step: Step, cfg: TrainConfig, data: TrainValData, opts: LoopOptio
             improved, done = selector.update(row), selector.done(epoch)
             improved, done = distributed.broadcast((improved, done), ctx)  # rank 0 decides for all
             if writes:
-                if improved:
-                    step.save_best(run_dir)
-                save_checkpoint(run_dir / runs.CHECKPOINT,
-                                {"epoch": epoch, "history": history, **selector.state(), "elapsed": elapsed,
-                                 "done": done, "step": step.state()})
-                runs.write_history(run_dir, history)  # only now: the checkpoint for this row exists
+                with deferred():  # weights, checkpoint and history agree when a signal stops the run
+                    if improved:
+                        step.save_best(run_dir)
+                    save_checkpoint(run_dir / runs.CHECKPOINT,
+                                    {"epoch": epoch, "history": history, **selector.state(), "elapsed": elapsed,
+                                     "done": done, "step": step.state()})
+                    runs.write_history(run_dir, history)  # only now: the checkpoint for this row exists
                 board.write_epoch(row, grad_norms, val[3])
             bar.end_epoch(row, " *" if improved else "")
             if opts.on_epoch_end is not None:

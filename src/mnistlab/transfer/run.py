@@ -19,6 +19,12 @@ the same architecture from a random start with the same budget: the baseline.
 (each an ordinary run directory), and the one with the best validation accuracy is copied to
 ``<out>``, whose ``config.json`` records every trial. Never the test split.
 
+``resume=True`` continues a stopped transfer with the same options: finished trials (and a
+finished run) are reused, a stopped one resumes from its checkpoint (or from epoch 1, from the
+source's weights, if no epoch had finished), the rest train. Without it, a folder holding a
+stopped transfer is refused in one line naming ``--resume`` and ``--force``. SIGINT and SIGTERM
+stop it with :class:`~mnistlab.errors.Interrupted` naming the command that resumes.
+
 Every run goes through :func:`mnistlab.training.fit.fit` (the one epoch loop); the new run's
 config records ``transfer_from`` (source run, its weights' SHA-256, its data set) and
 ``train.transfer`` (mode, recipe), so ``--resume``, ``evaluate``, ``plots``, ``report`` and
@@ -29,17 +35,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shlex
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
 from mnistlab import runs
 from mnistlab.config import TRANSFER_MODES, TrainConfig
 from mnistlab.data.datasets import TrainValData, load_train_val
-from mnistlab.errors import UserError
-from mnistlab.fileio import write_with
+from mnistlab.errors import Interrupted, UserError
+from mnistlab.fileio import read_json, write_with
 from mnistlab.frameworks.registry import TABLE
 from mnistlab.runconfig import RecipeTrial, RunConfig
+from mnistlab.stopping import stop_on_signals
 from mnistlab.training.fit import fit
 from mnistlab.training.trainer import build_torch
 from mnistlab.transfer.source import Source, open_source
@@ -54,6 +63,8 @@ TARGET_STEPS, MIN_EPOCHS, MAX_EPOCHS = 400, 3, 40
 TRIALS = "trials"
 # What a finished trial leaves that the chosen run's folder takes over (config.json is rewritten last).
 RUN_FILES = (runs.WEIGHTS, runs.CHECKPOINT, runs.HISTORY, runs.TRAINING, "grad_norms.csv")
+# Settings that change how fast a run trains or what it logs, not what it learns: a resume may change them.
+NOT_COMPARED = ("threads", "device", "tensorboard")
 
 
 def default_budget(n_train: int) -> tuple[int, int]:
@@ -75,8 +86,12 @@ def transfer_config(source: Source, to: str, mode: str, recipe: str, *, n_train:
 
 
 def _train_one(cfg: TrainConfig, source: Source, out: Path, data: TrainValData, *, data_dir: str | None,
-               force: bool, progress: bool) -> dict[str, Any]:
-    """Train ``cfg`` into ``out`` through the shared loop, starting from the source's body unless scratch."""
+               force: bool, progress: bool, resume: bool = False) -> dict[str, Any]:
+    """Train ``cfg`` into ``out`` through the shared loop, starting from the source's body unless scratch.
+
+    With ``resume``: a finished run's summary as it is; a started one continued (or started again,
+    from the source, when no epoch had finished); an empty ``out`` trained.
+    """
     scratch = cfg.transfer["mode"] == "scratch"
     record = source.record("random" if scratch else "body")
 
@@ -84,8 +99,28 @@ def _train_one(cfg: TrainConfig, source: Source, out: Path, data: TrainValData, 
         step, config = build_torch(*args, init=None if scratch else source.state)
         return step, dataclasses.replace(config, transfer_from=record)
 
-    return fit(cfg, out, build=build, framework=TORCH.name, data_dir=data_dir, force=force, progress=progress,
-               data=data)
+    started = resume and (out / runs.CONFIG).is_file()
+    if started:
+        _check_same(out, cfg, source)
+        if (out / runs.TRAINING).is_file():
+            return read_json(out / runs.TRAINING)
+    return fit(None if started else cfg, out, build=build, framework=TORCH.name, data_dir=data_dir, resume=started,
+               force=force, progress=progress, data=data)
+
+
+def _check_same(run_dir: Path, cfg: TrainConfig | None, source: Source) -> None:
+    """The run in ``run_dir`` is ``cfg`` from ``source``'s current weights (up to :data:`NOT_COMPARED`), or one line."""
+    stored = runs.read_config(run_dir)
+    fix = "give the options it was started with, or pass --force to start again"
+    if stored.train is None or cfg is None or stored.transfer_from is None:
+        raise UserError(f"{run_dir}: not a transfer run of these options; {fix}")
+    old = stored.train.to_dict()
+    for key, value in cfg.to_dict().items():
+        if key not in NOT_COMPARED and old.get(key) != value:
+            raise UserError(f"{run_dir}: started with {key}={old.get(key)!r}, not {value!r}; {fix}")
+    if stored.transfer_from.sha256 != source.sha256:
+        raise UserError(f"{run_dir}: started from other weights of {source.run_dir} (SHA-256 differs); "
+                        "pass --force to start again from the current ones")
 
 
 def _copy_run(src: Path, dst: Path) -> None:
@@ -94,14 +129,45 @@ def _copy_run(src: Path, dst: Path) -> None:
             write_with(dst / name, lambda tmp, name=name: shutil.copyfile(src / name, tmp))
 
 
+def _stopped(out: Path) -> bool:
+    """Whether ``out`` holds a recipe choice stopped before its config.json: trials, maybe some copied files."""
+    names = {p.name for p in runs.leftovers(out)}
+    return TRIALS in names and names <= {TRIALS, *RUN_FILES} and not (out / runs.CONFIG).exists()
+
+
+def _prepare(out: Path, *, force: bool, resume: bool) -> None:
+    """Make ``out`` ready, holding its lock: a new folder, a stopped transfer to resume, or one cleared by ``force``."""
+    if resume:
+        return  # what is there is checked trial by trial, reused or continued
+    if _stopped(out):
+        if not force:
+            raise UserError(f"{out}: holds a stopped transfer; pass --resume to continue it (finished trials are "
+                            "reused) or --force to start again")
+        runs.clear(out)
+        return
+    runs.prepare_run_dir(out, force=force)
+
+
+def _resume_command(source_dir: str | Path, to: str, mode: str, out: Path, *, recipe: str, train_subset: int | None,
+                   epochs: int | None, seed: int) -> str:
+    """The ``mnistlab transfer`` command that continues this transfer (its options, ``--out``, ``--resume``)."""
+    options = {"--recipe": None if recipe == "auto" else recipe, "--train-subset": train_subset, "--epochs": epochs,
+               "--seed": seed or None, "--out": out}
+    words = ["mnistlab", "transfer", str(source_dir), "--to", to, "--mode", mode]
+    words += [w for flag, value in options.items() if value is not None for w in (flag, str(value))]
+    return shlex.join([*words, "--resume"])
+
+
 def transfer_run(source_dir: str | Path, to: str, mode: str, *, recipe: str = "auto", train_subset: int | None = None,
                  epochs: int | None = None, batch_size: int | None = None, seed: int = 0,
                  out: str | Path | None = None, data_dir: str | None = None, force: bool = False,
-                 progress: bool = True, data: TrainValData | None = None, **overrides: Any) -> dict[str, Any]:
+                 resume: bool = False, progress: bool = True, data: TrainValData | None = None,
+                 **overrides: Any) -> dict[str, Any]:
     """Train a ``mode`` transfer run from ``source_dir`` on ``to``; returns the training summary (+ run_dir, recipe).
 
     ``recipe="auto"`` picks ``finetune``'s recipe on validation (other modes have one recipe);
-    ``data`` reuses tensors already loaded (the curve does); ``overrides`` are further
+    ``resume`` continues a stopped transfer at ``out`` (see the module's docstring); ``data``
+    reuses tensors already loaded (the curve does); ``overrides`` are further
     :class:`~mnistlab.config.TrainConfig` fields (``lr``, ``augment``, ...).
     """
     if mode not in TRANSFER_MODES:
@@ -109,19 +175,38 @@ def transfer_run(source_dir: str | Path, to: str, mode: str, *, recipe: str = "a
     candidates = TRANSFER_MODES[mode] if recipe == "auto" else (recipe,)
     if recipe != "auto" and recipe not in TRANSFER_MODES[mode]:
         raise UserError(f"--recipe {recipe!r}: mode {mode} takes {' or '.join(('auto',) + TRANSFER_MODES[mode])}")
+    if resume and (force or out is None):
+        raise UserError("--resume continues the transfer at --out: give its --out, without --force")
     source = open_source(source_dir, to)
     out = Path(out) if out else runs.default_run_dir(f"{source.config.arch}-{to}-{mode}")
-    if data is None:
-        data = load_train_val(to, data_dir=data_dir, train_subset=train_subset)
-    cfgs = [transfer_config(source, to, mode, r, n_train=len(data.train_y), epochs=epochs, batch_size=batch_size,
-                            seed=seed, train_subset=train_subset, **overrides) for r in candidates]
-    if len(cfgs) == 1:
-        summary = _train_one(cfgs[0], source, out, data, data_dir=data_dir, force=force, progress=progress)
-        return {"run_dir": str(out), "mode": mode, "recipe": candidates[0], **summary}
+    again = _resume_command(source_dir, to, mode, out, recipe=recipe, train_subset=train_subset, epochs=epochs,
+                           seed=seed)
+    try:
+        with stop_on_signals(), runs.writing(out):
+            _prepare(out, force=force, resume=resume)
+            if data is None:
+                data = load_train_val(to, data_dir=data_dir, train_subset=train_subset)
+            cfgs = [transfer_config(source, to, mode, r, n_train=len(data.train_y), epochs=epochs,
+                                    batch_size=batch_size, seed=seed, train_subset=train_subset, **overrides)
+                    for r in candidates]
+            if len(cfgs) == 1:
+                summary = _train_one(cfgs[0], source, out, data, data_dir=data_dir, force=force, progress=progress,
+                                     resume=resume)
+                return {"run_dir": str(out), "mode": mode, "recipe": candidates[0], **summary}
+            return _choose_recipe(cfgs, source, out, data, data_dir=data_dir, progress=progress, resume=resume)
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, or a trial's Interrupted: the transfer's own command resumes
+        raise Interrupted(getattr(exc, "signum", signal.SIGINT), again) from None
 
-    runs.prepare_run_dir(out, force=force)
+
+def _choose_recipe(cfgs: list[TrainConfig], source: Source, out: Path, data: TrainValData, *,
+                   data_dir: str | None, progress: bool, resume: bool) -> dict[str, Any]:
+    """Train every recipe into ``out/trials/<recipe>`` (or reuse finished ones), copy the best to ``out``."""
+    if resume and (out / runs.CONFIG).is_file():  # finished before: ``out`` must be this transfer's
+        recipe = (runs.read_config(out).train.transfer or {}).get("recipe")
+        _check_same(out, next((c for c in cfgs if c.transfer["recipe"] == recipe), None), source)
     trials = {cfg.transfer["recipe"]: _train_one(cfg, source, out / TRIALS / cfg.transfer["recipe"], data,
-                                                 data_dir=data_dir, force=True, progress=progress) for cfg in cfgs}
+                                                 data_dir=data_dir, force=True, progress=progress, resume=resume)
+              for cfg in cfgs}
     # Validation accuracy decides; lower validation loss breaks a tie, then the order of the candidates.
     best = min(trials, key=lambda r: (-trials[r]["best_val_acc"], trials[r]["best_val_loss"]))
     _copy_run(out / TRIALS / best, out)
@@ -131,5 +216,5 @@ def transfer_run(source_dir: str | Path, to: str, mode: str, *, recipe: str = "a
     chosen = dataclasses.replace(config.transfer_from, recipe_choice="validation",
                                  recipe_trials=tuple(RecipeTrial(**r) for r in record))
     runs.write_config(out, dataclasses.replace(config, transfer_from=chosen))  # last: the run is whole
-    return {"run_dir": str(out), "mode": mode, "recipe": best, **trials[best], "trials": record,
+    return {"run_dir": str(out), "mode": cfgs[0].transfer["mode"], "recipe": best, **trials[best], "trials": record,
             "trials_train_seconds": round(sum(s["train_seconds"] for s in trials.values()), 2)}

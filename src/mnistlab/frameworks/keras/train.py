@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -41,6 +39,7 @@ from mnistlab.config import (ONECYCLE_BETA1, ONECYCLE_DIV_FACTOR, ONECYCLE_FINAL
                              TrainConfig)
 from mnistlab.data.datasets import TrainValData
 from mnistlab.errors import UserError
+from mnistlab.fileio import write_with
 from mnistlab.frameworks.keras.models import create_keras_model, trainable_parameters
 from mnistlab.frameworks.keras.runtime import MODEL_FILE, forward_function, keras, keras_logits, set_threads, tf
 from mnistlab.frameworks.registry import TABLE
@@ -89,17 +88,13 @@ def learning_rate(cfg: TrainConfig, step: int, epoch: int, steps_per_epoch: int)
 
 def save_model(model: "keras.Model", path: Path) -> None:
     """Atomic ``model.save``: Keras insists on a ``.keras`` suffix, so the temporary file gets one."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".keras", dir=path.parent)
-    os.close(fd)
-    try:
+    def save(tmp: Path) -> None:
         with warnings.catch_warnings():
             # Keras 3.15 converts TF variables with np.array(copy=False), which NumPy 2 flags; harmless.
             warnings.filterwarnings("ignore", message="__array__ implementation", category=DeprecationWarning)
             model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    write_with(path, save, suffix=".keras")
 
 
 class Stepper:
