@@ -1,4 +1,5 @@
-"""Shared fixtures: the data store points at ../shared/data, nothing touches the network."""
+"""The tests' fixtures: trained runs, a browser, a kill after the first epoch (the offline setup and
+``data_dir`` are the repository's conftest.py, shared with the docstring examples)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 try:  # CI replays the same generated examples on every run; locally each run explores new ones
     from hypothesis import settings
@@ -17,24 +16,6 @@ try:  # CI replays the same generated examples on every run; locally each run ex
         settings.load_profile("ci")
 except ImportError:
     pass
-
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch, tmp_path_factory):
-    """Every test runs offline, with a private cache, and finds the data in ../shared/data."""
-    monkeypatch.setenv("MNISTLAB_OFFLINE", "1")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
-    if SHARED_DATA.is_dir() and "MNISTLAB_DATA_DIR" not in os.environ:
-        monkeypatch.setenv("MNISTLAB_DATA_DIR", str(SHARED_DATA))
-
-
-@pytest.fixture(scope="session")
-def data_dir() -> Path:
-    """The folder holding mnist/ (MNISTLAB_DATA_DIR or ../shared/data); tests needing it skip without it."""
-    path = Path(os.environ.get("MNISTLAB_DATA_DIR", SHARED_DATA))
-    if not (path / "mnist").is_dir():
-        pytest.skip(f"MNIST not found at {path}; run 'mnistlab data fetch' and set MNISTLAB_DATA_DIR")
-    return path
 
 
 @pytest.fixture(scope="session")
