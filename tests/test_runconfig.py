@@ -97,3 +97,14 @@ def test_the_torch_fixture_has_the_keys_training_writes_today(trained_run):
     for config in (today, fixture):
         config.pop("environment")  # the machine's facts: which keys appear depends on what is installed
     assert key_paths(today) == key_paths(fixture)
+
+
+def test_what_a_run_can_do_is_known_without_its_framework_installed(monkeypatch):
+    from mnistlab.errors import UserError
+    from mnistlab.frameworks.registry import Framework
+
+    config = runs.read_config(FIXTURES / "train-keras")
+    monkeypatch.setattr(Framework, "available", lambda self: False)  # as on a machine without mnistlab[keras]
+    assert "MC dropout" in frameworks.of_run(config, FIXTURES / "train-keras").why_not("mc_dropout")
+    with pytest.raises(UserError, match="Keras is not installed"):  # loading the run needs it
+        frameworks.for_run(config, FIXTURES / "train-keras")

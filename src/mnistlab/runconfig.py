@@ -214,7 +214,3 @@ class RunConfig:
                 raise fail(run_dir, f"unknown key members[{i}].{sorted(set(member) - known)[0]!r}")
         config["members"] = tuple(Member.from_dict(m) for m in config.get("members", ()))
         return cls(**config)
-
-    def checked(self, run_dir: str | Path) -> "RunConfig":
-        """This config after the same checks a loaded one passes (writers call it before writing)."""
-        return RunConfig.from_dict(self.to_dict(), run_dir)

@@ -251,7 +251,9 @@ def environment() -> dict[str, Any]:
 
 def write_config(run_dir: Path, config: RunConfig) -> None:
     """Write ``config`` after the checks a reader makes: a run this tool writes, it can read."""
-    write_json(run_dir / CONFIG, config.checked(run_dir).to_dict())
+    raw = config.to_dict()
+    RunConfig.from_dict(raw, run_dir)  # the checks a reader makes, on the very object written
+    write_json(run_dir / CONFIG, raw)
 
 
 def read_config(run_dir: str | Path) -> RunConfig:

@@ -133,7 +133,7 @@ def mc_dropout_for_run(run_dir: Path, config: RunConfig, images: np.ndarray | No
     from mnistlab import frameworks
 
     reason = ("an ensemble has no single model's dropout layers; analyse one of its members for it"
-              if config.is_ensemble else frameworks.for_run(config, run_dir).why_not("mc_dropout"))
+              if config.is_ensemble else frameworks.of_run(config, run_dir).why_not("mc_dropout"))
     if reason:
         notes.append(f"MC dropout skipped: {reason}")
         return None

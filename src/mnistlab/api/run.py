@@ -198,8 +198,8 @@ def export_run(run_dir: str | Path, format: str = "onnx", *, data_dir: str | Non
     if format not in formats:
         raise UserError(f"--format {format!r}: choose one of {', '.join(formats)}")
     config = runs.read_config(run_dir)
-    framework = frameworks.for_run(config, run_dir)
-    framework.require(format)  # says why not, if not
+    framework = frameworks.of_run(config, run_dir)
+    framework.require(format)  # says why not, if not: no need for the framework's packages to say it
     if format == "onnx":
         return framework.export_module().export_onnx(run_dir, data_dir=data_dir, threads=threads)
     from mnistlab.export.quantize import CALIBRATION_SIZE, export_int8
@@ -255,9 +255,10 @@ def train(arch: str | None = None, *, preset: str = "default", out: str | Path |
     else:
         cfg = train_config(arch, preset=preset, **settings)
         framework = frameworks.get(cfg.framework)
-        framework.check_settings(cfg)  # before any folder is made
         if seeds is not None:
             from mnistlab.experiments.multiseed import parse_seeds, train_seeds
+
+            framework.check_settings(cfg)  # before the data loads (Framework.train checks each seed again)
 
             seed_list = parse_seeds(seeds) if isinstance(seeds, str) else [int(s) for s in seeds]
             out = Path(out) if out else runs.default_run_dir(f"{cfg.arch}-seeds")

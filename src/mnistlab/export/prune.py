@@ -177,7 +177,7 @@ def prune_run(run_dir: str | Path, sparsities: list[float], *, finetune_epochs: 
         raise UserError("--finetune-epochs must be 0 or more")
     config = runs.read_config(run_dir)
     if not config.is_ensemble:  # an ensemble: load_model says why not
-        frameworks.for_run(config, run_dir).require("prune")
+        frameworks.of_run(config, run_dir).require("prune")
     load_model(run_dir)  # fails early, with a clear message, on a run without weights
     threads = config.threads or torch.get_num_threads()
     torch.set_num_threads(threads)

@@ -28,6 +28,7 @@ from mnistlab.frameworks.registry import (  # noqa: F401  (the names callers use
     get,
     label,
     names,
+    of_run,
 )
 
 FRAMEWORKS = names()  # the default first: what `--framework` offers

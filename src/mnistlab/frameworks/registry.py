@@ -202,7 +202,13 @@ def label(name: str) -> str:
 
 
 def for_run(config: "RunConfig", run_dir: str | Path) -> Framework:
-    """The framework of a (non-ensemble) run, after checking the config fits it; installed."""
+    """The framework of a (non-ensemble) run, after checking the config fits it; installed, to load the run."""
+    return of_run(config, run_dir).require_installed()
+
+
+def of_run(config: "RunConfig", run_dir: str | Path) -> Framework:
+    """The framework of a (non-ensemble) run, after checking the config fits it, installed or not:
+    what it can do is known without its packages."""
     from mnistlab.runcheck import fail
 
     if config.is_ensemble:
@@ -211,4 +217,4 @@ def for_run(config: "RunConfig", run_dir: str | Path) -> Framework:
         raise fail(run_dir, f"framework {config.framework!r:.40} is not one of {', '.join(TABLE)}")
     entry = TABLE[config.framework]
     entry.check_run(config, run_dir)
-    return entry.require_installed()
+    return entry

@@ -162,7 +162,7 @@ class ModelHolder:
     @property
     def explainable(self) -> bool:
         """Grad-CAM needs one model (not an ensemble) whose framework explains, with its explain extra."""
-        return not self.config.is_ensemble and frameworks.for_run(self.config, self.run_dir).can_explain_here()
+        return not self.config.is_ensemble and frameworks.of_run(self.config, self.run_dir).can_explain_here()
 
     def gradcam_png(self, image: np.ndarray, target: int) -> str | None:
         """Grad-CAM of one uint8 28×28 image for ``target`` as a base64 PNG (None: it cannot be drawn here)."""

@@ -59,7 +59,7 @@ def open_source(run_dir: str | Path, to: str) -> Source:
     config = runs.read_config(run_dir)
     if config.is_ensemble:
         raise UserError(f"{run_dir}: an ensemble has no single body to transfer; give one of its member runs")
-    if not frameworks.for_run(config, run_dir).can("transfer"):
+    if not frameworks.of_run(config, run_dir).can("transfer"):
         raise UserError(f"{run_dir}: a {config.framework} run; transfer starts from a PyTorch run "
                         f"(train one with 'mnistlab train --arch {config.arch}')")
     if config.dataset == to:
