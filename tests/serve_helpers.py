@@ -70,34 +70,41 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_process(run_dir: Path):
-    """``mnistlab serve RUN --port P`` in a subprocess; yields the base URL; stopped with SIGINT (Ctrl-C)."""
+def server_process(run_dir: Path, *args: str):
+    """``mnistlab serve RUN --port P ARGS`` in a subprocess, once /healthz answers 200; yields (process,
+    port); stopped with SIGINT (Ctrl-C), killed if it has not ended 30 s later."""
     import pytest
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MNISTLAB_API_TOKEN"}
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1] / "src"), env.get("PYTHONPATH", "")])
-    proc = subprocess.Popen([sys.executable, "-m", "mnistlab", "serve", str(run_dir), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"server did not start: {proc.communicate()[1][-2000:]}")
-        time.sleep(0.2)
+    proc = subprocess.Popen([sys.executable, "-m", "mnistlab", "serve", str(run_dir), "--port", str(port), *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        yield url
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:  # not listening yet, or an HTTP error status (urllib's HTTPError is an OSError)
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"server did not start: {proc.stderr.read()[-2000:] if proc.poll() is not None else ''}")
+            time.sleep(0.2)
+        yield proc, port
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@contextlib.contextmanager
+def serve_process(run_dir: Path):
+    """``mnistlab serve RUN --port P`` in a subprocess; yields the base URL."""
+    with server_process(run_dir) as (_, port):
+        yield f"http://127.0.0.1:{port}"

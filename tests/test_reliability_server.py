@@ -13,7 +13,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from serve_helpers import free_port
+from serve_helpers import server_process
 
 pytest_plugins = ["serve_fixtures"]
 
@@ -39,34 +37,6 @@ def _status(url: str) -> int:
             return r.status
     except urllib.error.HTTPError as exc:
         return exc.code
-
-
-@contextlib.contextmanager
-def _server(run_dir: Path, *args: str):
-    """``mnistlab serve RUN --port P ARGS`` in a subprocess, once /healthz answers; yields (process, port)."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "MNISTLAB_API_TOKEN"}
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1] / "src"), env.get("PYTHONPATH", "")])
-    proc = subprocess.Popen([sys.executable, "-m", "mnistlab", "serve", str(run_dir), "--port", str(port), *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            with contextlib.suppress(OSError):
-                if _status(f"http://127.0.0.1:{port}/healthz") == 200:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"server did not start: {proc.stderr.read()[-2000:] if proc.poll() is not None else ''}")
-            time.sleep(0.3)
-        yield proc, port
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def _trickle(sock: socket.socket, data: bytes, every_s: float, limit_s: float) -> tuple[bool, bytes, float]:
@@ -98,7 +68,7 @@ SLOW_BODY_HEAD = (b"POST /v1/predict HTTP/1.1\r\nHost: a\r\nContent-Type: applic
 
 @pytest.fixture(scope="module")
 def limited_server(trained_run):
-    with _server(trained_run, *LIMITS) as (_, port):
+    with server_process(trained_run, *LIMITS) as (_, port):
         yield port
 
 
@@ -150,7 +120,7 @@ def test_a_request_slower_than_its_parts_but_within_the_limits_is_answered(limit
 @pytest.mark.slow
 def test_sigterm_with_a_slow_body_in_flight_exits_within_the_deadline(trained_run):
     # A body time-out far beyond the deadline: only the shutdown can end this request.
-    with _server(trained_run, "--shutdown-timeout", str(SHUTDOWN_S), "--body-timeout", "600") as (proc, port):
+    with server_process(trained_run, "--shutdown-timeout", str(SHUTDOWN_S), "--body-timeout", "600") as (proc, port):
         with _connect(port) as sock:
             sock.sendall(SLOW_BODY_HEAD + b'{"pixels": [0, 0')
             time.sleep(0.5)
@@ -269,7 +239,7 @@ def _workers(pid: int) -> set[int]:
 @pytest.mark.skipif(not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists(), reason="reads Linux's /proc")
 def test_a_worker_killed_after_its_run_was_deleted_does_not_crash_loop(trained_run, tmp_path):
     run = _copy(trained_run, tmp_path)
-    with _server(run, "--workers", "2") as (proc, _):
+    with server_process(run, "--workers", "2") as (proc, _):
         deadline = time.monotonic() + 60
         while len(_workers(proc.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
