@@ -47,17 +47,18 @@ def data(data_dir):
     from mnistlab.data.datasets import load_train_val
 
     cfg = TrainConfig(**TINY)
-    return load_train_val(cfg.dataset, val_size=cfg.val_size, seed=cfg.split_seed, train_subset=cfg.train_subset)
+    return load_train_val(cfg.dataset, val_size=cfg.val_size, seed=cfg.split_seed, train_subset=cfg.train_subset,
+                          data_dir=str(data_dir))
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, data) -> Path:
+def reference(tmp_path_factory, data, data_dir) -> Path:
     """The uninterrupted run every recovered one must equal, evaluated (ensembles read its predictions)."""
     from mnistlab.evaluation.evaluate import evaluate_run
 
     out = tmp_path_factory.mktemp("reference") / "run"
     train(TrainConfig(**TINY), out, progress=False, data=data)
-    evaluate_run(out)
+    evaluate_run(out, data_dir=str(data_dir))
     return out
 
 
