@@ -22,7 +22,12 @@ def test_metadata_and_readiness(real_client, trained_run):
     name = trained_run.name
     meta = real_client.get(f"/v2/models/{name}").json()
     assert meta["name"] == name and meta["versions"] == ["1"] and meta["platform"]
-    assert meta["inputs"] == [{"name": "images", "datatype": "UINT8", "shape": [-1, 28, 28]}]
+    (images,) = meta["inputs"]
+    assert (images["name"], images["datatype"], images["shape"]) == ("images", "UINT8", [-1, 28, 28])
+    # which preprocessing the tensor must already have had: the digit pipeline of export/preprocess.py
+    assert images["parameters"]["preprocessing"] == "digit"
+    assert "digit on black" in images["parameters"]["form"]
+    assert "export/preprocess.py" in images["parameters"]["preprocess_script"]
     assert [(o["name"], o["datatype"]) for o in meta["outputs"]] == [("probabilities", "FP32"), ("digit", "INT64"),
                                                                      ("label", "BYTES")]
     assert real_client.get(f"/v2/models/{name}/ready").json()["ready"] is True

@@ -24,7 +24,8 @@ def cmd_export(args: argparse.Namespace) -> int:
                    calibration_size=args.calibration_size, method=args.calibration)
     if args.format == "onnx":
         ok = r["passed"]
-        lines = [("file", r["file"]), ("size", f"{r['bytes'] / 1024:.0f} KB"), ("opset", r["opset"]),
+        lines = [("file", r["file"]), ("preprocessing for clients", r["preprocess"]),
+                 ("size", f"{r['bytes'] / 1024:.0f} KB"), ("opset", r["opset"]),
                  ("onnx checker", r["checker"]),
                  (f"max |Δ logit| on {r['compared_images']} test images", f"{r['max_abs_diff']:.2e} (limit {r['max_abs_diff_limit']:g})"),
                  ("test accuracy PyTorch / ONNX Runtime", f"{r['torch_accuracy']:.4f} / {r['onnx_accuracy']:.4f}"),

@@ -35,13 +35,13 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
+from mnistlab.data.pipeline import ACCEPTED_FORMATS, MAX_SIDE, load_upright
 from mnistlab.errors import UserError
 
-ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
+__all__ = ["ACCEPTED_FORMATS", "MAX_SIDE"]  # the exportable pipeline's limits, which callers read from here
 ACCEPTED_TEXT = "a PNG, JPEG, WebP, BMP, GIF or TIFF"
-MAX_SIDE = 4096
 MAX_PIXELS = MAX_SIDE * MAX_SIDE
 MAX_FILE_BYTES = 32 * 1024 * 1024
 
@@ -95,15 +95,10 @@ def _reason(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
 
 
-def reduction(size: tuple[int, int], max_side: int | None) -> int:
-    """The smallest whole factor that brings the longer side of ``size`` to ``max_side`` or less (1 for None)."""
-    return -(-max(size) // max_side) if max_side else 1
-
-
 def decode_image(data: bytes, name: str = "image", *, max_side: int | None = None) -> DecodedImage:
     """Decode untrusted ``data`` (named ``name`` in messages) under the rules in the module docstring.
 
-    ``max_side``: the caller will reduce the picture by :func:`reduction` to at most this many
+    ``max_side``: the caller will reduce the picture by :func:`~mnistlab.data.pipeline.reduction` to at most this many
     pixels a side, so a JPEG whose factor is 2, 4 or 8 is decoded at that scale already (the
     decoder's own scaling: a quarter of the memory and time at each step; other formats, and a
     factor of 3, decode in full).
@@ -121,16 +116,7 @@ def decode_image(data: bytes, name: str = "image", *, max_side: int | None = Non
     try:
         if getattr(img, "is_animated", False):
             notes.append(f"{name}: animated image; only its first frame was used")
-            img.seek(0)
-        scale = reduction((width, height), max_side)
-        if scale in (2, 4, 8):  # draft() does nothing but for a JPEG, which it decodes at ≥ the size asked
-            img.draft(img.mode, (max(1, width // scale), max(1, height // scale)))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # PIL warns about odd metadata it then ignores
-            img.load()
-            upright = ImageOps.exif_transpose(img)
-        if upright is not None:
-            img = upright
+        img = load_upright(img, max_side)
     except ImageRejected:
         raise
     except Exception as exc:  # truncated data, a bad chunk, a broken palette: all the sender's problem

@@ -10,45 +10,31 @@
     >>> pipeline_name("fashion-mnist")
     'object'
 
-Two pipelines, each copying how its data set was made; the registry entry of a data set names
-its own (:attr:`mnistlab.data.registry.DatasetInfo.pipeline`), so a run uses the one of the data
-set it was trained on. Both start alike (:mod:`mnistlab.data.gray`): grayscale; invert when the
-background is light (both data sets show a light object on black); background level → 0.
-
-- ``digit`` (MNIST, handwriting): stretch the ink to full white; crop to the ink; scale the digit
-  so its longer side is 20 pixels; paste it so that its centre of mass sits at the centre.
-- ``object`` (Fashion-MNIST, a photo of a product): trim the background margin; scale the object
-  so its longer side is 28 pixels, aspect kept; centre its box. No contrast stretch and no centre
-  of mass: a shoe's shading is part of it, and its mass is not where its middle is.
+Two pipelines, each copying how its data set was made (``digit`` for MNIST, ``object`` for
+Fashion-MNIST); the registry entry of a data set names its own
+(:attr:`mnistlab.data.registry.DatasetInfo.pipeline`), so a run uses the one of the data set it
+was trained on. The pipelines themselves live in :mod:`mnistlab.data.pipeline`, which imports only
+numpy and Pillow, so that ``mnistlab export`` can copy them verbatim beside the ONNX model; this
+module adds mnistlab's safe decoding and one-line errors.
 
 ``mnistlab predict``, ``explain --image`` and the HTTP service all call :func:`image_to_input`
 (decode safely, then the pipeline, refusing a picture with nothing on it), so a picture is
 treated the same everywhere.
-
-A picture larger than ``WORK_SIDE`` is reduced first, by a whole factor, before any array is made
-(a JPEG reduced by 2 or 4 is decoded at that scale already): a 4096 × 4096 picture whose every
-pixel is ink then takes about 14 MB of arrays rather than 350 MB, and a picture of up to
-``WORK_SIDE`` pixels a side, which covers drawings and scans of a digit, gives exactly what it
-gave before; a larger one gives what its copy at the reduced size gives.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image
 
 from mnistlab.data import registry
-from mnistlab.data.gray import MIN_CONTRAST, bounding_box, on_black, resize_longer_side, to_gray
 from mnistlab.data.images import ImageRejected, decode_file, decode_image, read_file
+from mnistlab.data.pipeline import PIPELINES, WORK_SIDE, to_fashion, to_mnist
 
-# The longest side a picture keeps before its arrays are made. The object may be a small part of
-# the picture (a digit on a photographed page); at 1024 one spanning 1/50 of the side still has
-# the 20 pixels that the digit pipeline scales it to.
-WORK_SIDE = 1024
+__all__ = ["PIPELINES", "WORK_SIDE", "to_fashion", "to_mnist"]  # the pipelines, for mnistlab's callers
 
 
 def load_image(path: str | Path, notes: list[str] | None = None) -> Image.Image:
@@ -66,47 +52,6 @@ def load_image(path: str | Path, notes: list[str] | None = None) -> Image.Image:
     return decoded.image
 
 
-def to_mnist(img: Image.Image, *, digit_box: int = 20, size: int = 28) -> np.ndarray:
-    """The ``digit`` pipeline: ``size``×``size`` uint8, white digit on black, MNIST-centred."""
-    gray = on_black(to_gray(img, WORK_SIDE))
-    if gray.max() < MIN_CONTRAST:
-        return np.zeros((size, size), dtype=np.uint8)
-    gray = gray * (255.0 / gray.max())
-    box = bounding_box(gray, 0.1 * 255)
-    if box is None:
-        return np.zeros((size, size), dtype=np.uint8)
-    digit = resize_longer_side(gray[box], digit_box)
-    new_h, new_w = digit.shape
-    canvas = np.zeros((size, size), dtype=np.float32)
-    yy, xx = np.indices(digit.shape)
-    total = max(float(digit.sum()), 1e-6)
-    cy, cx = (yy * digit).sum() / total, (xx * digit).sum() / total
-    top, left = int(round(size / 2 - cy)), int(round(size / 2 - cx))
-    top = min(max(top, 0), size - new_h)
-    left = min(max(left, 0), size - new_w)
-    canvas[top: top + new_h, left: left + new_w] = digit
-    return np.clip(canvas, 0, 255).astype(np.uint8)
-
-
-def to_fashion(img: Image.Image, *, size: int = 28) -> np.ndarray:
-    """The ``object`` pipeline: ``size``×``size`` uint8, the object's box fitted and centred, aspect kept."""
-    gray = on_black(to_gray(img, WORK_SIDE))
-    # Fashion-MNIST trimmed the edges close to the corner colour; MIN_CONTRAST is that closeness.
-    box = bounding_box(gray, MIN_CONTRAST - 1)
-    if box is None:
-        return np.zeros((size, size), dtype=np.uint8)
-    item = resize_longer_side(gray[box], size)
-    h, w = item.shape
-    top, left = (size - h) // 2, (size - w) // 2
-    canvas = np.zeros((size, size), dtype=np.float32)
-    canvas[top: top + h, left: left + w] = item
-    return np.clip(canvas, 0, 255).astype(np.uint8)
-
-
-# Pipeline name (a registry entry's ``pipeline``) → the function.
-PIPELINES: dict[str, Callable[[Image.Image], np.ndarray]] = {"digit": to_mnist, "object": to_fashion}
-
-
 def pipeline_name(dataset: str) -> str:
     """The pipeline that pictures for a model of ``dataset`` go through (from the registry)."""
     name = registry.get(dataset).pipeline
@@ -117,7 +62,10 @@ def pipeline_name(dataset: str) -> str:
 
 def to_model_input(img: Image.Image, dataset: str, name: str = "image") -> np.ndarray:
     """``img`` through ``dataset``'s pipeline; a picture with nothing on it is an :class:`ImageRejected`."""
-    out = PIPELINES[pipeline_name(dataset)](img)
+    try:
+        out = PIPELINES[pipeline_name(dataset)](img)
+    except ValueError as exc:  # the pipeline's own words (it imports nothing of mnistlab's)
+        raise ImageRejected(f"{name}: {exc}", "decode") from None
     if out.max() == 0:
         raise ImageRejected(f"{name}: no ink found (the picture is blank or a single colour); "
                             f"give a picture of {registry.a_subject(registry.get(dataset))}", "blank")

@@ -9,8 +9,10 @@ From a trained PyTorch run (``mnistlab export``); the checks below take a few se
     report["max_abs_diff"], report["prediction_mismatches"]  # (2.86e-06, 0)
 
 The ONNX graph takes ``float32[N, 1, 28, 28]`` pixels in [0, 1] (named ``images``) and returns
-``logits`` (``float32[N, classes]``): the dataset normalisation is folded into the graph, so a
-client needs nothing from mnistlab. Class names and provenance sit in the model's metadata
+``logits`` (``float32[N, classes]``): the dataset normalisation is folded into the graph, and
+``export/preprocess.py`` beside it (:mod:`mnistlab.export.preprocess_file`) turns any picture into
+that input as ``mnistlab predict`` does, so a client needs nothing from mnistlab. Class names,
+the preprocessing and provenance sit in the model's metadata
 (``onnxruntime.InferenceSession(...).get_modelmeta().custom_metadata_map``).
 
 The export checks itself: ``onnx.checker``, the largest |Δ logit| against PyTorch on the first
@@ -40,8 +42,10 @@ from mnistlab import runs
 from mnistlab.version import __version__
 from mnistlab.data import registry
 from mnistlab.data.datasets import load_test_split
+from mnistlab.data.preprocess import pipeline_name
 from mnistlab.errors import UserError
 from mnistlab.export import ONNX_FILE, ONNX_REPORT, export_path, require_deploy_extra
+from mnistlab.export.preprocess_file import PREPROCESS_FILE, write_preprocess
 from mnistlab.fileio import read_json, write_bytes, write_json
 from mnistlab.frameworks.pytorch import load_model, normalize_images, torch_logits
 from mnistlab.maths.metrics import accuracy
@@ -123,6 +127,8 @@ def metadata(run_dir: Path, config: RunConfig) -> dict[str, str]:
                  f"pixels in [0,1], {_form(config.dataset)}; normalisation is inside the graph",
         "output": f"{OUTPUT_NAME}: float32[N,{config.data.num_classes}], unnormalised (softmax for probabilities)",
         "normalization": json.dumps({"mean": config.data.mean, "std": config.data.std}),
+        "preprocessing": f"{pipeline_name(config.dataset)} (mnistlab's pipeline for {config.dataset}); "
+                         f"{PREPROCESS_FILE} beside the model, written by mnistlab export, is it in numpy and Pillow",
         "source_run": str(run_dir.resolve()),
         "run_created": config.created or "",
         "train_git_commit": str(env.get("git_commit") or ""),
@@ -215,6 +221,7 @@ def export_onnx(run_dir: str | Path, *, data_dir: str | None = None, threads: in
     proto = to_onnx_proto(model, config, run_dir)
     path = export_path(run_dir, ONNX_FILE)
     write_bytes(path, proto.SerializeToString())
+    preprocess = write_preprocess(export_path(run_dir, PREPROCESS_FILE), config)
 
     # The self-check: the exported file must agree with PyTorch on the same test images (nothing is chosen).
     test_x, test_y = load_test_split(config.dataset, data_dir, purpose="ONNX export self-check against PyTorch")
@@ -226,6 +233,7 @@ def export_onnx(run_dir: str | Path, *, data_dir: str | None = None, threads: in
     report = {
         "file": str(path.relative_to(run_dir)),
         "bytes": path.stat().st_size,
+        "preprocess": str(preprocess.relative_to(run_dir)),
         "sha256": hashlib.sha256(proto.SerializeToString()).hexdigest(),  # what reusable_export checks
         "weights_sha256": file_sha256(run_dir / runs.WEIGHTS),
         "weights_bytes": (run_dir / runs.WEIGHTS).stat().st_size,

@@ -198,11 +198,11 @@ def describe(run_dir: Path, config: RunConfig) -> dict[str, Any]:
         "test_accuracy": accuracy,
         "trained": config.created,
         "class_names": list(config.data.class_names),
-        **_dataset_facts(config.dataset),
+        **dataset_facts(config.dataset),
     }
 
 
-def _dataset_facts(dataset: str) -> dict[str, Any]:
+def dataset_facts(dataset: str) -> dict[str, Any]:
     """What one image shows (for the drawing page's wording) and the pipeline pictures go through."""
     if dataset not in registry.DATASETS:  # a run of a data set this version does not know
         return {"subject": "image", "preprocessing": None}

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from mnistlab.version import __version__
 from mnistlab.serve import compute
+from mnistlab.serve.model import dataset_facts
 from mnistlab.serve.parsing import PIXELS, SIDE, ApiError, check_batch, has_bool_token, header_int, numbers, parse_json
 
 INPUT = "images"
@@ -217,13 +218,24 @@ async def ready(request: Request):
     return {"ready": request.app.state.holder is not None}
 
 
+def _preprocessing(dataset: str) -> dict[str, Any]:
+    """What an ``images`` tensor must already have been through: the run's pipeline, by name."""
+    facts = dataset_facts(dataset)
+    return {"preprocessing": facts["preprocessing"],
+            "form": f"light {facts['subject']} on black, 0-255 (UINT8) or 0-1 (FP32), "
+                    "as /v1/predict?include_input=true shows",
+            "preprocess_script": "export/preprocess.py in the run (written by mnistlab export --format onnx): "
+                                 "to_input(picture) gives FP32 [N, 1, 28, 28]"}
+
+
 @router.get("/models/{name}", summary="model metadata")
 @router.get("/models/{name}/versions/{version}", include_in_schema=False)
 async def model_metadata(request: Request, name: str, version: str | None = None):
     holder = _holder(request, name, version)
     return {"name": holder.name, "versions": ["1"],
             "platform": "onnxruntime_onnx" if holder.backend == "onnx" else f"mnistlab_{holder.info['framework']}",
-            "inputs": [{"name": INPUT, "datatype": "UINT8", "shape": [-1, SIDE, SIDE]}],
+            "inputs": [{"name": INPUT, "datatype": "UINT8", "shape": [-1, SIDE, SIDE],
+                        "parameters": _preprocessing(holder.dataset)}],
             "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, len(holder.class_names)]},
                         {"name": "digit", "datatype": "INT64", "shape": [-1]},
                         {"name": "label", "datatype": "BYTES", "shape": [-1]}]}
