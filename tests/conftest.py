@@ -49,6 +49,21 @@ def fashion_run(tmp_path_factory, data_dir):
     return out
 
 
+@pytest.fixture(scope="session")
+def keras_run(tmp_path_factory, data_dir):
+    """The Keras twin of `trained_run`: `simple`, 1 epoch on 6,000 images, evaluated (needs the keras extra)."""
+    pytest.importorskip("keras")
+    from mnistlab.config import TrainConfig
+    from mnistlab.evaluation.evaluate import evaluate_run
+    from mnistlab.frameworks.keras.train import train
+
+    out = tmp_path_factory.mktemp("keras") / "simple"
+    cfg = TrainConfig(arch="simple", framework="keras", epochs=1, train_subset=6000, batch_size=32, lr=3e-3)
+    train(cfg, out, data_dir=str(data_dir), progress=False)
+    evaluate_run(out, data_dir=str(data_dir))
+    return out
+
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]

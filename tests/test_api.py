@@ -157,8 +157,6 @@ def test_keras_runs_train_predict_and_explain_through_the_same_api(tmp_path, tes
     assert isinstance(run.model, keras.Model)
     assert (run.predict(x).labels == y).mean() > 0.8  # measured 0.95 (seed 0, 3,000 images)
     assert run.explain(x[:2]).maps[0].shape == (28, 28)
-    with pytest.raises(mnistlab.UserError, match="ONNX export is PyTorch-only"):
-        run.export("onnx")
     # The service's Grad-CAM asks the framework's explainer: Keras runs get one too.
     from mnistlab.serve.model import ModelHolder
 

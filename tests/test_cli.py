@@ -133,15 +133,9 @@ def test_every_subcommand_lives_in_commands_and_none_imports_the_cli():
     assert parser_commands == owners and {"data", "models", "train", "evaluate", "predict", "quickstart"} <= owners
 
 
-def test_export_of_a_keras_run_says_why_not_in_one_line(capsys, trained_run, tmp_path):
-    import shutil
-
-    fake = tmp_path / "keras-like"
-    shutil.copytree(trained_run, fake)
-    config = json.loads((fake / "config.json").read_text())
-    (fake / "config.json").write_text(json.dumps({**config, "framework": "keras", "model_file": "model.keras"}))
-    code, out, err = run(capsys, "export", str(fake))
-    assert code == 2 and out == "" and "PyTorch-only" in err and len(err.strip().splitlines()) == 1
+def test_a_format_the_runs_framework_lacks_says_why_not_in_one_line(capsys, trained_run):
+    code, out, err = run(capsys, "export", str(trained_run), "--format", "litert")
+    assert code == 2 and out == "" and "for Keras runs" in err and len(err.strip().splitlines()) == 1
 
 
 def _help_lines(monkeypatch, command):

@@ -22,20 +22,6 @@ def needs_keras(test):
     return pytest.mark.keras(_skip(test))
 
 
-@pytest.fixture(scope="session")
-def keras_run(tmp_path_factory, data_dir):
-    """The Keras twin of conftest's `trained_run`: `simple`, 1 epoch on 6,000 images, evaluated."""
-    from mnistlab.config import TrainConfig
-    from mnistlab.evaluation.evaluate import evaluate_run
-    from mnistlab.frameworks.keras.train import train
-
-    out = tmp_path_factory.mktemp("keras") / "simple"
-    cfg = TrainConfig(arch="simple", framework="keras", epochs=1, train_subset=6000, batch_size=32, lr=3e-3)
-    train(cfg, out, data_dir=str(data_dir), progress=False)
-    evaluate_run(out, data_dir=str(data_dir))
-    return out
-
-
 @needs_keras
 @pytest.mark.parametrize("arch", list_models())
 def test_every_registered_model_has_a_twin_with_the_same_parameter_count(arch):

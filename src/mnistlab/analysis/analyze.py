@@ -30,6 +30,7 @@ from mnistlab.fileio import read_json, write_json, write_with
 from mnistlab.maths.calibration import calibrate
 from mnistlab.maths.metrics import confusion_matrix, per_class, softmax, top_confusions
 from mnistlab.runconfig import RunConfig
+from mnistlab.training.progress import WorkProgress
 
 ANALYSIS = "analysis.json"
 MC_FILE = "mc_dropout.npz"
@@ -155,8 +156,9 @@ def mc_dropout_for_run(run_dir: Path, config: RunConfig, images: np.ndarray | No
     indices = np.arange(n_wanted)
     log(f"{run_dir}: MC dropout, {passes} passes over {n_wanted:,} test images")
     x = normalize_images(torch.as_tensor(images[indices]), config.data)
-    result = {**mc_dropout(model, x, passes=passes, seed=config.seed),
-              "indices": indices, "passes": np.array(passes)}
+    with WorkProgress(f"{run_dir.name}: MC dropout", total=passes, unit="passes") as work:
+        probs = mc_dropout(model, x, passes=passes, seed=config.seed, on_pass=work.advance)
+    result = {**probs, "indices": indices, "passes": np.array(passes)}
 
     def writer(tmp: Path) -> None:
         with open(tmp, "wb") as fh:

@@ -14,7 +14,7 @@ active at test time (batch norm stays in eval mode) and averages ``passes`` soft
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -76,8 +76,10 @@ def has_dropout(model) -> bool:
     return any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules())
 
 
-def mc_dropout(model, x, passes: int = MC_PASSES, seed: int = 0, batch_size: int = 1000) -> dict[str, np.ndarray]:
-    """Mean softmax and mutual information over ``passes`` forward passes with dropout active.
+def mc_dropout(model, x, passes: int = MC_PASSES, seed: int = 0, batch_size: int = 1000,
+               on_pass: Callable[[], Any] = lambda: None) -> dict[str, np.ndarray]:
+    """Mean softmax and mutual information over ``passes`` forward passes with dropout active;
+    ``on_pass()`` is called after each (a progress display counts them).
 
     ``x`` is a normalised float tensor ``[N, 1, H, W]``. Only dropout layers are switched to
     training mode, so batch-norm statistics are neither used per batch nor updated. The model's
@@ -103,6 +105,7 @@ def mc_dropout(model, x, passes: int = MC_PASSES, seed: int = 0, batch_size: int
                 ent = -(probs * probs.clamp_min(1e-12).log()).sum(1)
                 sum_probs = probs if sum_probs is None else sum_probs + probs
                 sum_entropy = ent if sum_entropy is None else sum_entropy + ent
+                on_pass()
         mean = sum_probs / passes
         # Mutual information (BALD): entropy of the mean minus the mean entropy of the passes.
         mutual = -(mean * mean.clamp_min(1e-12).log()).sum(1) - sum_entropy / passes

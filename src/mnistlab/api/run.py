@@ -111,14 +111,15 @@ class Run:
                           tuple(tuple(n) for n in notes))
 
     def export(self, format: str = "onnx", *, data_dir: str | None = None, threads: int | None = None) -> Path:
-        """Write the self-checked ``export/model.onnx`` (or ``model.int8.onnx``); its path.
+        """Write the self-checked ``export/model.onnx`` (``int8``: ``model.int8.onnx``; a Keras run also
+        ``litert``: ``model.tflite``, ``saved_model``: a folder); its path.
 
-        Raises :class:`mnistlab.CheckFailed` when the ONNX model does not match the run's outputs.
+        Raises :class:`mnistlab.CheckFailed` when the export does not match the run's outputs.
         """
         report = export_run(self.path, format, data_dir=data_dir, threads=threads)
         if not report.get("passed", True):
-            raise CheckFailed(f"{self.path}: the ONNX export's self-check failed "
-                              f"(max |Δ logit| {report['max_abs_diff']:.2e}); see export/onnx.json")
+            raise CheckFailed(f"{self.path}: the {format} export's self-check failed "
+                              f"(max |Δ logit| {report['max_abs_diff']:.2e}); see its report in export/")
         return self.path / report["file"]
 
     def explain(self, images: Any, *, method: str = "gradcam", target: int | str | None = None,
@@ -194,18 +195,21 @@ def export_run(run_dir: str | Path, format: str = "onnx", *, data_dir: str | Non
     """``mnistlab export``: the ONNX (or INT8) export of a run and its check figures."""
     from mnistlab import frameworks, runs
 
-    formats = ("onnx", "int8")
+    formats = ("onnx", "int8", "litert", "saved_model")
     if format not in formats:
         raise UserError(f"--format {format!r}: choose one of {', '.join(formats)}")
     config = runs.read_config(run_dir)
     framework = frameworks.of_run(config, run_dir)
     framework.require(format)  # says why not, if not: no need for the framework's packages to say it
-    if format == "onnx":
-        return framework.export_module().export_onnx(run_dir, data_dir=data_dir, threads=threads)
     from mnistlab.export.quantize import CALIBRATION_SIZE, export_int8
+    from mnistlab.training.progress import WorkProgress
 
-    return export_int8(run_dir, data_dir=data_dir, threads=threads, method=method,
-                       calibration_size=calibration_size or CALIBRATION_SIZE)
+    # Exporting and checking take seconds to a minute, with no count to show: the display says it is at work.
+    with WorkProgress(f"export {format}: {Path(run_dir).name}", unit=""):
+        if format != "int8":
+            return framework.export(run_dir, format, data_dir=data_dir, threads=threads)
+        return export_int8(run_dir, data_dir=data_dir, threads=threads, method=method,
+                           calibration_size=calibration_size or CALIBRATION_SIZE)
 
 
 # The keyword arguments of `train` that are not TrainConfig fields (the command's other options).

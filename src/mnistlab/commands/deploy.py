@@ -2,6 +2,7 @@
 
     mnistlab export runs/simple-... --format onnx      # export/model.onnx + export/onnx.json
     mnistlab export runs/simple-... --format int8      # export/model.int8.onnx + export/int8.json
+    mnistlab export runs/keras-simple-... --format litert   # export/model.tflite + export/litert.json
     mnistlab prune runs/simple-... --sparsity 0.5,0.7,0.9 --finetune-epochs 1
     mnistlab bench runs/simple-... --json
 
@@ -14,7 +15,7 @@ import argparse
 
 from mnistlab.commands.output import EXIT_FAILED, EXIT_OK, emit_json, print_table
 
-FORMATS = ("onnx", "int8")
+FORMATS = ("onnx", "int8", "litert", "saved_model")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -22,13 +23,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     r = export_run(args.run_dir, args.format, data_dir=args.data_dir, threads=args.threads,
                    calibration_size=args.calibration_size, method=args.calibration)
-    if args.format == "onnx":
+    if args.format != "int8":
         ok = r["passed"]
         lines = [("file", r["file"]), ("preprocessing for clients", r["preprocess"]),
-                 ("size", f"{r['bytes'] / 1024:.0f} KB"), ("opset", r["opset"]),
+                 ("size", f"{r['bytes'] / 1024:.0f} KB"), *([("opset", r["opset"])] if "opset" in r else []),
                  ("onnx checker", r["checker"]),
-                 (f"max |Δ logit| on {r['compared_images']} test images", f"{r['max_abs_diff']:.2e} (limit {r['max_abs_diff_limit']:g})"),
-                 ("test accuracy PyTorch / ONNX Runtime", f"{r['torch_accuracy']:.4f} / {r['onnx_accuracy']:.4f}"),
+                 (f"max |Δ logit| on {r['compared_images']} {r['split']} images",
+                  f"{r['max_abs_diff']:.2e} (limit {r['max_abs_diff_limit']:g})"),
+                 (f"same predictions as {r['reference']}", f"{r['agreement']:.4%}"),
+                 (f"{r['split']} accuracy {r['reference']} / {r['runtime']}",
+                  f"{r['reference_accuracy']:.4f} / {r['export_accuracy']:.4f}"),
                  ("checks", "passed" if ok else "FAILED")]
     else:
         ok = True  # the targets are reported, not enforced: a miss is a finding, not a failure
@@ -95,10 +99,11 @@ def add_commands(command) -> None:
     from mnistlab.export.bench import FULL_SECONDS, QUICK_SECONDS
     from mnistlab.export.quantize import CALIBRATION_SIZE
 
-    p = command("export", cmd_export, "export a run to ONNX (fp32 or INT8) and check it against PyTorch")
+    p = command("export", cmd_export, "export a run (ONNX fp32 or INT8; Keras also LiteRT, SavedModel) and check it")
     p.add_argument("run_dir")
     p.add_argument("--format", choices=FORMATS, default="onnx",
-                   help="onnx: fp32 with normalisation folded in; int8: static quantization calibrated on validation")
+                   help="onnx: fp32 with normalisation folded in, plus export/preprocess.py; int8: static "
+                        "quantization calibrated on validation; litert, saved_model: Keras runs (TensorFlow formats)")
     p.add_argument("--threads", type=int, help="ONNX Runtime / torch threads (default: all cores)")
     p.add_argument("--calibration", choices=CALIBRATION_METHODS, default="minmax", help="int8 calibration method")
     p.add_argument("--calibration-size", type=int, default=CALIBRATION_SIZE,

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from mnistlab import runs
 from mnistlab.data import registry
 from mnistlab.data.datasets import load_test_split, load_train_val
@@ -33,6 +35,7 @@ from mnistlab.fileio import read_json, write_json
 from mnistlab.frameworks.inference import predictor
 from mnistlab.maths.metrics import compute_metrics
 from mnistlab.runconfig import RunConfig
+from mnistlab.training.progress import WorkProgress
 
 
 @runs.writes_run
@@ -50,11 +53,19 @@ def evaluate_run(run_dir: str | Path, *, data_dir: str | None = None, tta: str =
     started = time.perf_counter()
     run_dir = Path(run_dir)
     config = runs.read_config(run_dir)
+    info = registry.get(config.dataset)
+    check_mode(tta, info.mirrors, info.subject)
+    with WorkProgress(f"evaluate {run_dir.name}" + (f" (TTA {tta})" if tta != "off" else "")) as work:
+        return _evaluate(run_dir, config, work.counting(predictor(run_dir)), data_dir=data_dir, tta=tta,
+                         tta_candidates=tta_candidates, log=log, started=started)
+
+
+def _evaluate(run_dir: Path, config: RunConfig, predict: Callable[[np.ndarray], Any], *, data_dir: str | None,
+              tta: str, tta_candidates: tuple[str, ...] | None, log: Callable[[str], None],
+              started: float) -> dict[str, Any]:
+    """:func:`evaluate_run` once the run is loaded: ``predict`` counts what it does on the progress display."""
     dataset = config.dataset
     info = registry.get(dataset)
-    check_mode(tta, info.mirrors, info.subject)
-    predict = predictor(run_dir)
-
     data = config.data
     val = load_train_val(dataset, val_size=data.val_size, seed=data.split_seed, data_dir=data_dir)
     val_logits, choice = validation_choice(tta, predict, val.val_x.numpy(), val.val_y.numpy(), mirrors=info.mirrors,

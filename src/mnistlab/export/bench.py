@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mnistlab import runs
+from mnistlab import frameworks, runs
 from mnistlab.data.datasets import load_test_split
 from mnistlab.errors import UserError
 from mnistlab.export import (
@@ -42,10 +42,10 @@ from mnistlab.export import (
     export_path,
     require_deploy_extra,
 )
-from mnistlab.export.onnx_export import reusable_export
+from mnistlab.export.onnx_runtime import reusable_export
 from mnistlab.fileio import write_json
-from mnistlab.frameworks.pytorch import load_model
 from mnistlab.timing import batch1_latency, throughput
+from mnistlab.training.progress import WorkProgress
 
 PATHS = BENCH_PATHS
 BATCHES = (256, 1024)
@@ -64,7 +64,7 @@ def _torch_fn(model: torch.nn.Module, channels_last: bool) -> Callable[[torch.Te
 
 
 def _ort_fn(path: Path, threads: int) -> Callable[[np.ndarray], Any]:
-    from mnistlab.export.onnx_export import session
+    from mnistlab.export.onnx_runtime import session
 
     sess = session(path, threads)
     name = sess.get_inputs()[0].name
@@ -102,7 +102,9 @@ def bench_run(run_dir: str | Path, *, threads: int | None = None, quick: bool = 
     if unknown:
         raise UserError(f"unknown path(s) {', '.join(sorted(unknown))}; choose from {', '.join(PATHS)}")
     run_dir = Path(run_dir)
-    model, config = load_model(run_dir)
+    config = runs.read_config(run_dir)
+    framework = frameworks.of_run(config, run_dir)
+    model = framework.load_model(run_dir)
     if threads is not None and threads < 1:
         raise UserError("--threads must be at least 1")
     threads = threads or torch.get_num_threads()
@@ -123,8 +125,7 @@ def bench_run(run_dir: str | Path, *, threads: int | None = None, quick: bool = 
                                           "or drop --no-export"
                 continue
             if name == "onnxruntime":
-                from mnistlab.export.onnx_export import export_onnx
-                export_onnx(run_dir, data_dir=data_dir, threads=threads)
+                framework.export(run_dir, "onnx", data_dir=data_dir, threads=threads)
             else:
                 from mnistlab.export.quantize import export_int8
                 export_int8(run_dir, data_dir=data_dir, threads=threads, seconds=0.2)
@@ -132,27 +133,34 @@ def bench_run(run_dir: str | Path, *, threads: int | None = None, quick: bool = 
 
     # Timing inputs only (no label is read): real images, so activations look like the service's.
     test_x, _ = load_test_split(config.dataset, data_dir, purpose="benchmark inputs: real images to time")
-    from mnistlab.export.onnx_export import unit_images
+    from mnistlab.export.onnx_runtime import unit_images
 
     x = unit_images(test_x[: max(BATCHES)].numpy())
-    wrapped = NormalizedModel(model, config.data.mean, config.data.std).eval()
     fns: dict[str, Callable[[Any], Any]] = {}
     for name in paths:
+        if name.startswith("torch") and not isinstance(model, torch.nn.Module):
+            result["skipped"][name] = f"a {framework.label} run: this path times a PyTorch model"
         if name in result["skipped"]:
             continue
         if name.startswith("torch"):
+            wrapped = NormalizedModel(model, config.data.mean, config.data.std).eval()
             fns[name] = _torch_fn(wrapped, channels_last=name == "torch_channels_last")
         else:
             fns[name] = _ort_fn(files[name], threads)
-    for name, fn in fns.items():
-        batch = (lambda n: torch.from_numpy(x[:n])) if name.startswith("torch") else (lambda n: x[:n])
-        lat = batch1_latency(fn, batch(1), seconds)
-        row = {"batch1_p50_ms": lat["p50_ms"], "batch1_p99_ms": lat["p99_ms"], "batch1_reps": lat["reps"]}
-        for n in BATCHES:
-            row[f"throughput_{n}"] = throughput(fn, batch(n), seconds)
-        result["paths"][name] = row
+    with WorkProgress(f"bench {run_dir.name}", total=len(fns) * (1 + len(BATCHES)), unit="measurements") as work:
+        for name, fn in fns.items():
+            batch = (lambda n: torch.from_numpy(x[:n])) if name.startswith("torch") else (lambda n: x[:n])
+            work.advance(0, step=f"{name} batch 1")
+            lat = batch1_latency(fn, batch(1), seconds)
+            row = {"batch1_p50_ms": lat["p50_ms"], "batch1_p99_ms": lat["p99_ms"], "batch1_reps": lat["reps"]}
+            for n in BATCHES:
+                work.advance(1, step=f"{name} batch {n}")
+                row[f"throughput_{n}"] = throughput(fn, batch(n), seconds)
+            work.advance(1)
+            result["paths"][name] = row
 
-    sizes = {"model.safetensors": run_dir / runs.WEIGHTS, f"{EXPORT_DIR}/{ONNX_FILE}": files["onnxruntime"],
+    weights = runs.weights_path(run_dir, config)
+    sizes = {weights.name: weights, f"{EXPORT_DIR}/{ONNX_FILE}": files["onnxruntime"],
              f"{EXPORT_DIR}/{INT8_FILE}": files["int8"]}
     result["file_sizes"] = {k: p.stat().st_size for k, p in sizes.items() if p.is_file()}
     if result["paths"]:

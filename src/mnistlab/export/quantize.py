@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mnistlab import runs
+from mnistlab import frameworks, runs
 from mnistlab.data.datasets import load_test_split, load_train_val
 from mnistlab.errors import UserError
 from mnistlab.export import (
@@ -38,7 +38,7 @@ from mnistlab.export import (
     export_path,
     require_deploy_extra,
 )
-from mnistlab.export.onnx_export import export_onnx, file_sha256, ort_logits, reusable_export, session, unit_images
+from mnistlab.export.onnx_runtime import file_sha256, ort_logits, reusable_export, session, unit_images
 from mnistlab.fileio import write_json, write_with
 from mnistlab.maths.metrics import accuracy
 from mnistlab.timing import batch1_latency, throughput
@@ -114,7 +114,7 @@ def export_int8(run_dir: str | Path, *, data_dir: str | None = None, threads: in
         raise UserError("--calibration-size must be at least 1")
     fp32_path = export_path(run_dir, ONNX_FILE)
     if not reusable_export(run_dir, ONNX_FILE, ONNX_REPORT):  # missing, changed, or from older weights
-        export_onnx(run_dir, data_dir=data_dir, threads=threads)
+        frameworks.of_run(config, run_dir).export_module().export_onnx(run_dir, data_dir=data_dir, threads=threads)
     data = config.data
     val = load_train_val(config.dataset, val_size=data.val_size, seed=data.split_seed, data_dir=data_dir)
     # The validation split is stratified and shuffled, so its first images cover every class.
@@ -138,7 +138,7 @@ def export_int8(run_dir: str | Path, *, data_dir: str | None = None, threads: in
     report = {
         "file": str(int8_path.relative_to(run_dir)),
         "sha256": file_sha256(int8_path),  # bench reuses the file only while this matches
-        "weights_sha256": file_sha256(run_dir / runs.WEIGHTS),
+        "weights_sha256": file_sha256(runs.weights_path(run_dir, config)),
         "format": "QDQ, per-channel int8 weights, uint8 activations, stem conv kept float32",
         "calibration": f"{method}, {len(calib)} validation images",
         "fp32_accuracy": fp32_acc,

@@ -6,8 +6,8 @@
     >>> torch = frameworks.get("torch")
     >>> torch.can("onnx"), torch.label
     (True, 'PyTorch')
-    >>> print(frameworks.TABLE["keras"].why_not("onnx"))
-    ONNX export is PyTorch-only for now (Keras 3 has no maintained ONNX converter); export a PyTorch run of the same architecture
+    >>> print(frameworks.TABLE["torch"].why_not("litert"))
+    LiteRT export is for Keras runs (TensorFlow converts them); export a PyTorch run to ONNX instead
 
 Every decision that depends on the framework asks its entry: what it can do (:data:`CAPABILITIES`,
 with a one-line reason for what it cannot), the file its weights are saved to, and its pieces —
@@ -41,6 +41,8 @@ CAPABILITIES = {
     "explain": "Grad-CAM, saliency, filters and feature maps (mnistlab explain, the service's Grad-CAM)",
     "onnx": "ONNX export (mnistlab export --format onnx, serve --backend onnx, bench)",
     "int8": "INT8 static quantization (mnistlab export --format int8)",
+    "litert": "LiteRT (TensorFlow Lite) export (mnistlab export --format litert)",
+    "saved_model": "TensorFlow SavedModel export (mnistlab export --format saved_model)",
     "prune": "magnitude pruning with fine-tuning (mnistlab prune)",
     "mc_dropout": "MC-dropout uncertainty (mnistlab plots)",
     "transfer": "start from another run's weights (mnistlab transfer)",
@@ -62,7 +64,8 @@ class Framework:
     logits, ``inference_parts(run_dir, config, threads)`` → (model call, uint8 → prepared batch) and
     ``model(run_dir)`` → the framework's own model object;
     ``explainer``: a module with ``explainer(run_dir, config)`` (see :mod:`mnistlab.explain.backend`);
-    ``exporter``: a module with ``export_onnx``, or None.
+    ``exporter``: a module with ``export_onnx(run_dir, *, data_dir, threads)`` and, for its other
+    formats (``litert``, ``saved_model``), ``export_format(run_dir, fmt, *, data_dir, threads)``; or None.
     """
 
     name: str
@@ -163,6 +166,12 @@ class Framework:
         self.require("onnx")
         assert self.exporter is not None, f"{self.name} says it can export: give it an exporter"
         return self.require_installed().exporter()
+
+    def export(self, run_dir: str | Path, fmt: str, **kw: Any) -> dict[str, Any]:
+        """Export a run of this framework in ``fmt`` (``onnx``, ``litert``, ``saved_model``); the check report."""
+        self.require(fmt)
+        module = self.export_module()
+        return module.export_onnx(run_dir, **kw) if fmt == "onnx" else module.export_format(run_dir, fmt, **kw)
 
 
 TABLE: dict[str, Framework] = {}

@@ -1,4 +1,4 @@
-"""PyTorch in the framework registry: every capability; its pieces live across the package.
+"""PyTorch in the framework registry: every capability but the TensorFlow formats; its pieces live across the package.
 
     >>> from mnistlab.frameworks.registry import TABLE
     >>> TABLE["torch"].model_file
@@ -38,6 +38,11 @@ def _exporter() -> ModuleType:
 
 TORCH = register(Framework(
     name="torch", label="PyTorch", model_file="model.safetensors", packages=("torch",),
-    install="pip install 'mnistlab'", capabilities=frozenset(CAPABILITIES), reasons={},
+    install="pip install 'mnistlab'", capabilities=frozenset(CAPABILITIES) - {"litert", "saved_model"},
+    reasons={
+        "litert": "LiteRT export is for Keras runs (TensorFlow converts them); export a PyTorch run to ONNX instead",
+        "saved_model": "SavedModel export is for Keras runs (a TensorFlow format); "
+                       "export a PyTorch run to ONNX instead",
+    },
     trainer=_trainer, predictor=_predictor, explainer=_explainer, exporter=_exporter,
     explain_packages=("captum",), explain_install="pip install 'mnistlab[explain]'"))

@@ -62,14 +62,15 @@ def _sources(run_dir: Path, config: RunConfig) -> list[Path]:
 def _onnx_predictor(run_dir: Path, threads: int | None) -> tuple[Callable[[np.ndarray], np.ndarray], dict[Path, Stamp]]:
     """The logits of ``export/model.onnx`` (exported again unless it is the export of the current weights), and its stamp."""
     from mnistlab.export import ONNX_FILE, ONNX_REPORT, export_path, require_deploy_extra
-    from mnistlab.export.onnx_export import export_onnx, reusable_export, session
+    from mnistlab.export.onnx_runtime import reusable_export, session
 
     require_deploy_extra()  # before the check below, which needs onnx to read the file
     path = export_path(run_dir, ONNX_FILE)
     # A model.onnx of earlier weights (exported before a resume) or with no record (an export killed
     # before writing it) would answer for another model: only the recorded export of these weights is served.
     if not reusable_export(run_dir, ONNX_FILE, ONNX_REPORT):
-        report = export_onnx(run_dir)
+        config = runs.read_config(run_dir)
+        report = frameworks.of_run(config, run_dir).export(run_dir, "onnx")
         if not report["passed"]:
             raise UserError(f"{run_dir}: the ONNX export failed its checks; use --backend torch")
     stamp = _stamp(path)

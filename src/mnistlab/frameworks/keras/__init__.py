@@ -1,12 +1,13 @@
 """Keras 3 (TensorFlow backend) in the framework registry: the twins of the models, on the CPU.
 
     >>> from mnistlab.frameworks.registry import TABLE
-    >>> TABLE["keras"].can("explain"), TABLE["keras"].can("onnx")
-    (True, False)
+    >>> TABLE["keras"].can("explain"), TABLE["keras"].can("onnx"), TABLE["keras"].can("litert")
+    (True, True, True)
 
 This module imports nothing heavy. The Keras pieces — :mod:`~mnistlab.frameworks.keras.runtime`
 (TensorFlow, loading and predicting), :mod:`~mnistlab.frameworks.keras.models` (the twins),
-:mod:`~mnistlab.frameworks.keras.train` and :mod:`~mnistlab.frameworks.keras.explain` — are
+:mod:`~mnistlab.frameworks.keras.train`, :mod:`~mnistlab.frameworks.keras.explain` and
+:mod:`~mnistlab.frameworks.keras.export` (ONNX, LiteRT, SavedModel through ``model.export``) — are
 loaded when a Keras run is trained or read.
 """
 
@@ -37,14 +38,17 @@ def _explainer() -> ModuleType:
     return explain
 
 
+def _exporter() -> ModuleType:
+    from mnistlab.frameworks.keras import export
+
+    return export
+
+
 KERAS = register(Framework(
     name="keras", label="Keras", model_file="model.keras", packages=("keras", "tensorflow"),
-    install="pip install 'mnistlab[keras]'", capabilities=frozenset({"resume", "amp", "explain"}),
+    install="pip install 'mnistlab[keras]'",
+    capabilities=frozenset({"resume", "amp", "explain", "onnx", "int8", "litert", "saved_model"}),
     reasons={
-        "onnx": "ONNX export is PyTorch-only for now (Keras 3 has no maintained ONNX converter); "
-                "export a PyTorch run of the same architecture",
-        "int8": "INT8 export starts from the ONNX export, which is PyTorch-only for now; "
-                "export a PyTorch run of the same architecture",
         "prune": f"pruning is PyTorch-only {PYTORCH_ONLY}",
         "mc_dropout": "MC dropout is computed with the PyTorch model's dropout layers; analyse a PyTorch run for it",
         "transfer": "transfer runs are PyTorch runs; use --framework torch",
@@ -52,4 +56,4 @@ KERAS = register(Framework(
         "distributed": "several processes (torchrun, --nproc) train PyTorch runs only; drop --nproc for Keras",
         "cuda": "Keras trains on the CPU here (tensorflow-cpu); use --device cpu or auto",
     },
-    trainer=_trainer, predictor=_predictor, explainer=_explainer, run_prefix="keras-"))
+    trainer=_trainer, predictor=_predictor, explainer=_explainer, exporter=_exporter, run_prefix="keras-"))
