@@ -66,6 +66,7 @@ def test_onnx_loads_in_onnxruntime_with_the_pytorch_contract(exported_keras, val
     np.testing.assert_allclose(logits, _keras_logits(exported_keras, images), atol=1e-4)
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # TF points at the ai_edge_litert package; its interpreter works
 def test_litert_loads_in_tensorflows_interpreter(exported_keras, val_digits):
     import tensorflow as tf
 
