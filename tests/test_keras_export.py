@@ -12,6 +12,9 @@ import pytest
 pytest.importorskip("keras")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("tf2onnx")  # the keras extra: Keras converts to ONNX with it
+# Three conversions (tf2onnx, the LiteRT converter, a SavedModel), each checked on 5,000 validation
+# images: about 30 s beyond the Keras run the fast tests train anyway (measured under load).
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +106,6 @@ def test_keras_run_serves_on_onnx_and_benchmarks(exported_keras, val_digits):
     assert "PyTorch model" in result["skipped"]["torch_eager"]
 
 
-@pytest.mark.slow  # calibration and the test-split report: ~15 s more
 def test_keras_run_quantizes_through_the_same_onnx_path(exported_keras, data_dir):
     from mnistlab.export.quantize import export_int8
 

@@ -33,8 +33,8 @@ A picture larger than ``WORK_SIDE`` is reduced first, by a whole factor, before 
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps

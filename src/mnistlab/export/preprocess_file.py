@@ -37,8 +37,10 @@ _HEADER = '''"""Preprocessing for {arch} ({dataset}): a picture → the input ``
 
 Written by `mnistlab export` (mnistlab {version}): mnistlab's own preprocessing
 (mnistlab/data/pipeline.py, copied verbatim below) with this run's constants at the end, so a
-picture gives the same array here as in `mnistlab predict`. Needs only numpy and Pillow.
-The "{pipeline}" pipeline: {what}
+picture gives the same array here as in `mnistlab predict`. Needs only Python >= 3.10, numpy
+and Pillow >= 9.1.
+
+{what}
 """
 '''
 
@@ -56,10 +58,10 @@ def to_input(image: Picture | Sequence[Picture]) -> np.ndarray:
 '''
 
 _WHAT = {
-    "digit": "invert a light background, stretch the ink, crop to it, scale its longer side to 20 "
-             "pixels and centre its mass, as MNIST was made.",
-    "object": "invert a light background, trim the margin, scale the longer side to 28 pixels and "
-              "centre the box, as Fashion-MNIST was made.",
+    "digit": 'The "digit" pipeline: invert a light background, stretch the ink, crop to it, scale its\n'
+             "longer side to 20 pixels and centre its mass, as MNIST was made.",
+    "object": 'The "object" pipeline: invert a light background, trim the margin, scale the longer side\n'
+              "to 28 pixels and centre the box, as Fashion-MNIST was made.",
 }
 
 
