@@ -1,8 +1,9 @@
 """Deployment: ONNX export, INT8 quantization, magnitude pruning and inference benchmarks.
 
-Each step starts from a trained PyTorch run and measures what it made, so each takes from seconds
+Each step starts from a trained run and measures what it made, so each takes from seconds
 (export) to minutes (pruning fine-tunes); ``mnistlab export [--format int8]``, ``mnistlab prune``
-and ``mnistlab bench`` call them::
+and ``mnistlab bench`` call them. A Keras run exports through
+:mod:`mnistlab.frameworks.keras.export`, then quantizes and benchmarks its ONNX file here::
 
     from mnistlab.export.bench import bench_run
     from mnistlab.export.onnx_export import export_onnx

@@ -105,7 +105,7 @@ def quantize_file(fp32_path: Path, out_path: Path, calib_images: np.ndarray, met
 @runs.writes_run
 def export_int8(run_dir: str | Path, *, data_dir: str | None = None, threads: int | None = None,
                 calibration_size: int = CALIBRATION_SIZE, method: str = "minmax", seconds: float = 1.0) -> dict[str, Any]:
-    """Write ``export/model.int8.onnx`` and ``export/int8.json`` for a PyTorch run."""
+    """Write ``export/model.int8.onnx`` and ``export/int8.json`` for a run whose framework exports ONNX."""
     require_deploy_extra()
     run_dir = Path(run_dir)
     config = runs.read_config(run_dir)
