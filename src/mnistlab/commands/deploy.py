@@ -26,8 +26,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format != "int8":
         ok = r["passed"]
         lines = [("file", r["file"]), ("preprocessing for clients", r["preprocess"]),
-                 ("size", f"{r['bytes'] / 1024:.0f} KB"), *([("opset", r["opset"])] if "opset" in r else []),
-                 ("onnx checker", r["checker"]),
+                 ("size", f"{r['bytes'] / 1024:.0f} KB"),
+                 *([("opset", r["opset"]), ("onnx checker", r["checker"])] if "opset" in r else []),
                  (f"max |Δ logit| on {r['compared_images']} {r['split']} images",
                   f"{r['max_abs_diff']:.2e} (limit {r['max_abs_diff_limit']:g})"),
                  (f"same predictions as {r['reference']}", f"{r['agreement']:.4%}"),
