@@ -32,9 +32,10 @@ import shutil
 import sys
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -70,7 +71,7 @@ FORMATS = {
 }
 
 
-def deployable(model: "keras.Model", data: DataFacts) -> "keras.Model":
+def deployable(model: keras.Model, data: DataFacts) -> keras.Model:
     """``model`` behind the export contract: float32 NCHW pixels in [0, 1] named ``images``, normalised inside."""
     inp = keras.Input((data.in_channels, data.image_size, data.image_size), name=INPUT_NAME)
     x = keras.layers.Permute((2, 3, 1), name="nchw_to_nhwc")(inp)
@@ -98,7 +99,7 @@ def _quiet():
             log.setLevel(level)
 
 
-def _onnx_bytes(model: "keras.Model", config: RunConfig, run_dir: Path) -> bytes:
+def _onnx_bytes(model: keras.Model, config: RunConfig, run_dir: Path) -> bytes:
     """Keras's ONNX export, with the PyTorch export's output name, batch dimension and metadata."""
     import onnx
 
@@ -118,7 +119,7 @@ def _onnx_bytes(model: "keras.Model", config: RunConfig, run_dir: Path) -> bytes
     return proto.SerializeToString()
 
 
-def _write(fmt: Format, model: "keras.Model", config: RunConfig, run_dir: Path) -> Path:
+def _write(fmt: Format, model: keras.Model, config: RunConfig, run_dir: Path) -> Path:
     """Export ``model`` in ``fmt`` under ``export/``, never leaving a half-written file or folder."""
     path = export_path(run_dir, fmt.file)
     if fmt.keras_name == "onnx":
