@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from mnistlab import cli
@@ -45,6 +46,26 @@ def _stderr_on_a_pty(args: list[str]) -> tuple[int, str]:
     return proc.wait(timeout=120), b"".join(chunks).decode(errors="replace")
 
 
+# A second of work counted by the display every command uses (evaluate, MC dropout, export, bench).
+_WORK = """
+import time
+from mnistlab.training.progress import WorkProgress
+with WorkProgress("counting", total=5, unit="steps") as work:
+    for _ in range(5):
+        time.sleep(0.2)
+        work.advance(1)
+print("done")
+"""
+
+
+def test_work_progress_is_live_on_a_terminal_only():
+    code, shown = _stderr_on_a_pty([sys.executable, "-c", _WORK])
+    assert code == 0 and "counting" in ANSI.sub("", shown) and "steps" in shown
+    piped = subprocess.run([sys.executable, "-c", _WORK], capture_output=True, text=True, env=_env(), check=True)
+    assert piped.stdout == "done\n" and piped.stderr == ""
+
+
+@pytest.mark.slow  # two evaluations of the test split (~15 s)
 def test_evaluate_shows_progress_on_a_terminal_and_nothing_live_otherwise(trained_run, tmp_path, data_dir, capsys):
     run = tmp_path / "simple"
     shutil.copytree(trained_run, run)
