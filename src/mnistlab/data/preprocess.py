@@ -42,6 +42,7 @@ import numpy as np
 from PIL import Image
 
 from mnistlab.data import registry
+from mnistlab.data.conform import fit_square, picture_array
 from mnistlab.data.gray import MIN_CONTRAST, bounding_box, on_black, resize_longer_side, to_gray
 from mnistlab.data.images import ImageRejected, decode_file, decode_image, read_file
 
@@ -103,8 +104,20 @@ def to_fashion(img: Image.Image, *, size: int = 28) -> np.ndarray:
     return np.clip(canvas, 0, 255).astype(np.uint8)
 
 
-# Pipeline name (a registry entry's ``pipeline``) → the function.
-PIPELINES: dict[str, Callable[[Image.Image], np.ndarray]] = {"digit": to_mnist, "object": to_fashion}
+def to_plain(img: Image.Image, *, size: int = 28, channels: int = 1) -> np.ndarray:
+    """The ``plain`` pipeline, as ``mnistlab data add`` stores a picture: gray (or RGB, ``[3, size, size]``),
+    transparent as black, the longer side ``size`` pixels, centred; nothing inverted or cropped."""
+    out = fit_square(picture_array(img, channels), size)
+    return out if channels == 1 else out.transpose(2, 0, 1).copy()
+
+
+# Pipeline name (a registry entry's ``pipeline``) → the function, given the picture, the image side
+# and the channels. The digit box keeps MNIST's proportion (20 of 28) at any side.
+PIPELINES: dict[str, Callable[[Image.Image, int, int], np.ndarray]] = {
+    "digit": lambda img, size, _: to_mnist(img, digit_box=max(1, round(size * 20 / 28)), size=size),
+    "object": lambda img, size, _: to_fashion(img, size=size),
+    "plain": lambda img, size, channels: to_plain(img, size=size, channels=channels),
+}
 
 
 def pipeline_name(dataset: str) -> str:
@@ -116,16 +129,18 @@ def pipeline_name(dataset: str) -> str:
 
 
 def to_model_input(img: Image.Image, dataset: str, name: str = "image") -> np.ndarray:
-    """``img`` through ``dataset``'s pipeline; a picture with nothing on it is an :class:`ImageRejected`."""
-    out = PIPELINES[pipeline_name(dataset)](img)
-    if out.max() == 0:
+    """``img`` through ``dataset``'s pipeline, at its image size and channels; under the digit and object
+    pipelines a picture with nothing on it is an :class:`ImageRejected` (a plain picture is taken as it is)."""
+    info = registry.get(dataset)
+    out = PIPELINES[pipeline_name(dataset)](img, info.image_size, info.in_channels)
+    if out.max() == 0 and info.pipeline != "plain":
         raise ImageRejected(f"{name}: no ink found (the picture is blank or a single colour); "
                             f"give a picture of {registry.a_subject(registry.get(dataset))}", "blank")
     return out
 
 
 def image_to_input(data: bytes, dataset: str, name: str = "image") -> tuple[np.ndarray, list[str]]:
-    """Untrusted image bytes → (28×28 uint8 array, notes): THE preprocessing of ``mnistlab predict``,
+    """Untrusted image bytes → (uint8 image of the data set's size, notes): THE preprocessing of ``mnistlab predict``,
     ``explain --image`` and the HTTP service, for a model of ``dataset``."""
     decoded = decode_image(data, name=name, max_side=WORK_SIDE)
     return to_model_input(decoded.image, dataset, name), decoded.notes
