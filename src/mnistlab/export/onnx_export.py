@@ -119,7 +119,8 @@ def metadata(run_dir: Path, config: RunConfig) -> dict[str, str]:
         "class_names": json.dumps(config.data.class_names),
         "dataset": config.dataset,
         "arch": config.arch,
-        "input": f"{INPUT_NAME}: float32[N,1,{config.data.image_size},{config.data.image_size}], "
+        "input": f"{INPUT_NAME}: float32[N,{config.data.in_channels or 1},{config.data.image_size},"
+                 f"{config.data.image_size}], "
                  f"pixels in [0,1], {_form(config.dataset)}; normalisation is inside the graph",
         "output": f"{OUTPUT_NAME}: float32[N,{config.data.num_classes}], unnormalised (softmax for probabilities)",
         "normalization": json.dumps({"mean": config.data.mean, "std": config.data.std}),

@@ -32,7 +32,7 @@ import numpy as np
 from mnistlab import frameworks, runs
 from mnistlab.data import registry
 from mnistlab.data.preprocess import pipeline_name
-from mnistlab.errors import UserError
+from mnistlab.errors import DataError, UserError
 from mnistlab.fileio import read_json
 # THE one place the service asks the library for "uint8 images → logits" of a run.
 from mnistlab.frameworks.inference import member_dir, predictor as run_predictor
@@ -204,6 +204,8 @@ def describe(run_dir: Path, config: RunConfig) -> dict[str, Any]:
 
 def _dataset_facts(dataset: str) -> dict[str, Any]:
     """What one image shows (for the drawing page's wording) and the pipeline pictures go through."""
-    if dataset not in registry.DATASETS:  # a run of a data set this version does not know
+    try:
+        info = registry.get(dataset)  # built in, or added to the store with 'mnistlab data add'
+    except DataError:  # a run of a data set neither this version nor the store knows
         return {"subject": "image", "preprocessing": None}
-    return {"subject": registry.get(dataset).subject, "preprocessing": pipeline_name(dataset)}
+    return {"subject": info.subject, "preprocessing": pipeline_name(dataset)}
