@@ -93,6 +93,16 @@ def conform_array(x: np.ndarray, *, size: int, channels: int, name: str) -> np.n
     return out[..., 0] if channels == 1 else out.transpose(0, 3, 1, 2).copy()
 
 
+def for_display(image: np.ndarray) -> np.ndarray:
+    """One stored image as matplotlib shows it: gray ``[H, W]`` as it is, colour ``[3, H, W]`` → ``[H, W, 3]``.
+
+    >>> for_display(np.zeros((3, 8, 8), np.uint8)).shape, for_display(np.zeros((8, 8), np.uint8)).shape
+    ((8, 8, 3), (8, 8))
+    """
+    image = np.asarray(image)
+    return image.transpose(1, 2, 0) if image.ndim == 3 else image
+
+
 def resized_count(shapes: list[tuple[int, int]], size: int) -> int:
     """How many of the images of ``shapes`` (H, W) are not already ``size``×``size``."""
     return sum(1 for s in shapes if tuple(s) != (size, size))
