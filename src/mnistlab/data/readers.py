@@ -69,10 +69,10 @@ def detect(path: Path) -> str:
     raise UserError(f"{path}: cannot tell its format from its name; pass --format folder, csv, npz or idx")
 
 
-def _check_file(path: Path, cap: int = MAX_SOURCE_BYTES) -> int:
+def _check_file(path: Path) -> int:
     if not path.is_file():
         raise UserError(f"{path}: no such file; check the path")
-    size = path.stat().st_size
+    size, cap = path.stat().st_size, MAX_SOURCE_BYTES
     if size > cap:
         raise UserError(f"{path}: {size:,} bytes is over the {cap:,}-byte limit for an import; "
                         "split the data set or import fewer images")
@@ -87,7 +87,7 @@ def _labels(y: np.ndarray, name: str) -> np.ndarray:
     if y.dtype.kind == "f":
         bad = ~np.isfinite(y) | (np.mod(y, 1) != 0)
         if bad.any():
-            raise UserError(f"{name}: label {y[bad][0]!r} (image {int(np.flatnonzero(bad)[0])}) is not a whole "
+            raise UserError(f"{name}: label {float(y[bad][0]):g} (image {int(np.flatnonzero(bad)[0])}) is not a whole "
                             "number; give class indices 0, 1, 2, ...")
     elif y.dtype.kind not in "iu":
         raise UserError(f"{name}: labels of dtype {y.dtype}; give whole numbers (class indices)")
