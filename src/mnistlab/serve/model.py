@@ -75,14 +75,21 @@ def _onnx_predictor(run_dir: Path, threads: int | None) -> tuple[Callable[[np.nd
     stamp = _stamp(path)
     sess = session(path.read_bytes(), threads)
     feed, fetch = sess.get_inputs()[0].name, [sess.get_outputs()[0].name]
+    side = runs.read_config(run_dir).data.image_size or 28
 
     def logits(images: np.ndarray) -> np.ndarray:
-        # The graph takes float32 [N, 1, 28, 28] in [0, 1] (normalisation folded in); one call, no
+        # The graph takes float32 [N, C, H, W] in [0, 1] (normalisation folded in); one call, no
         # chunking: a request holds at most --max-batch images.
-        x = np.asarray(images, dtype=np.float32).reshape(len(images), 1, 28, 28) * np.float32(1 / 255)
+        x = np.asarray(images, dtype=np.float32).reshape(len(images), -1, side, side) * np.float32(1 / 255)
         return sess.run(fetch, {feed: x})[0]
 
     return logits, {path: stamp}
+
+
+def image_shape(config: RunConfig) -> tuple[int, ...]:
+    """One image as the run's model takes it, uint8: ``(H, W)``, or ``(C, H, W)`` in colour."""
+    side, channels = config.data.image_size or 28, config.data.in_channels or 1
+    return (side, side) if channels == 1 else (channels, side, side)
 
 
 @dataclass
@@ -116,7 +123,7 @@ class ModelHolder:
         else:
             logits = run_predictor(run_dir)
         holder = cls(run_dir.resolve().name, run_dir, config, logits, backend, describe(run_dir, config), sources=sources)
-        holder.logits(np.zeros((1, 28, 28), np.uint8))  # warm up: the first request is not the slow one
+        holder.logits(np.zeros((1, *image_shape(config)), np.uint8))  # warm up: the first request is not the slow one
         # Importing captum takes a second or two: at start, not in the first request. Not in a
         # background thread either: it reads the memory-mapped weights file, and a file replaced
         # under a reading thread kills the process (SIGBUS), as a test that rewrites a run found.
