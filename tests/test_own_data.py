@@ -61,14 +61,14 @@ def test_a_kaggle_csv_gets_a_stratified_test_split_carved(store, own_sources, ca
 
 
 def test_a_folder_of_pictures_and_a_colour_npz(store, own_sources, capsys):
-    code, out, err = run(capsys, "data", "add", "clothes", own_sources.folder)
+    code, _, err = run(capsys, "data", "add", "clothes", own_sources.folder)
     assert code == 0, err
     assert "resized (aspect kept, padded with black)" in err  # the 56×56 pictures
     info = registry.get("clothes")
     assert info.class_names[:3] == ("Ankle boot", "Bag", "Coat") and info.pipeline == "object"
-    x, y, tx, ty = stored("clothes")
+    x, _, tx, _ = stored("clothes")
     assert len(x) + len(tx) == 200 and len(tx) == 40 and x.shape[1:] == (28, 28)
-    code, out, err = run(capsys, "data", "add", "colour", own_sources.colour, "--channels", "3", "--size", "32")
+    code, _, err = run(capsys, "data", "add", "colour", own_sources.colour, "--channels", "3", "--size", "32")
     assert code == 0, err
     x, *_ = stored("colour")
     info = registry.get("colour")

@@ -82,7 +82,8 @@ def facts(info: DatasetInfo) -> dict[str, Any]:
 
 
 def _bad(path: Path, problem: str) -> DataError:
-    return DataError(f"{path}: {problem}; add the data set again with 'mnistlab data add {path.parent.name} PATH --force'")
+    return DataError(f"{path}: {problem}; add the data set again with "
+                     f"'mnistlab data add {path.parent.name} PATH --force'")
 
 
 def _parse(path: Path) -> dict[str, Any]:
