@@ -69,12 +69,14 @@ def expand(paths: Sequence[str | Path]) -> list[Path]:
 def _prepare(path: Path, dataset: str, size: int, channels: int) -> tuple[list[np.ndarray], list[int | None]]:
     """(images, CSV row numbers or [None]) of one file; a one-line UserError when it cannot be read."""
     if path.suffix.lower() == ".csv":
-        images, _ = read_csv_images(path, size, channels)
-        return list(images), list(range(1, len(images) + 1))
-    image, notes = file_to_input(path, dataset)
+        array, _, notes = read_csv_images(path, size, channels)
+        images, rows = list(array), list(range(1, len(array) + 1))
+    else:
+        image, notes = file_to_input(path, dataset)
+        images, rows = [image], [None]
     for note in notes:
         print(f"warning: {note}", file=sys.stderr)
-    return [image], [None]
+    return images, rows
 
 
 def predict_paths(run_dir: str | Path, paths: Sequence[str | Path]) -> tuple[list[dict[str, Any]], list[Failure]]:

@@ -93,6 +93,14 @@ def conform_array(x: np.ndarray, *, size: int, channels: int, name: str) -> np.n
     return out[..., 0] if channels == 1 else out.transpose(0, 3, 1, 2).copy()
 
 
+def resize_note(x: np.ndarray, size: int, name: str) -> list[str]:
+    """A note for stderr when the images of array ``x`` are not ``size``×``size`` (empty when they are)."""
+    h, w = _nhwc(x, name).shape[1:3]
+    if (h, w) == (size, size):
+        return []
+    return [f"{name}: {len(x)} images of {h}×{w} were resized to {size}×{size} (aspect kept, padded with black)"]
+
+
 def for_display(image: np.ndarray) -> np.ndarray:
     """One stored image as matplotlib shows it: gray ``[H, W]`` as it is, colour ``[3, H, W]`` → ``[H, W, 3]``.
 

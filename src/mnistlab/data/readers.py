@@ -30,7 +30,7 @@ import numpy as np
 
 from mnistlab import npzfile
 from mnistlab.data import idx
-from mnistlab.data.conform import conform_array
+from mnistlab.data.conform import conform_array, resize_note
 from mnistlab.data.limits import MAX_IMAGES, MAX_SOURCE_BYTES
 from mnistlab.errors import DataError, UserError
 
@@ -122,7 +122,7 @@ def read_npz(path: Path, size: int, channels: int) -> Raw:
     train = _arrays_split(arrays[keys[0]], arrays[keys[1]], f"{path} ({keys[0]})", size, channels)
     test = _arrays_split(arrays["x_test"], arrays["y_test"], f"{path} (x_test)", size, channels) \
         if "x_test" in keys else None
-    return Raw("npz", train, test)
+    return Raw("npz", train, test, notes=resize_note(arrays[keys[0]], size, str(path)))
 
 
 def _find_idx(folder: Path, *words: str) -> Path | None:
@@ -135,7 +135,7 @@ def _find_idx(folder: Path, *words: str) -> Path | None:
 
 def read_idx_folder(folder: Path, size: int, channels: int) -> Raw:
     """The IDX files of the MNIST layout in ``folder`` (test files optional)."""
-    splits = {}
+    splits, notes = {}, []
     for split, prefixes in (("train", ("train",)), ("test", ("t10k", "test"))):
         images = _find_idx(folder, *(f"{p}-images" for p in prefixes))
         labels = _find_idx(folder, *(f"{p}-labels" for p in prefixes))
@@ -152,7 +152,8 @@ def read_idx_folder(folder: Path, size: int, channels: int) -> Raw:
         if x.ndim != 3:
             raise UserError(f"{images}: {x.ndim} dimensions; give an images file [N, rows, cols]")
         splits[split] = _arrays_split(x, y, str(images), size, channels)
-    return Raw("idx", splits["train"], splits.get("test"))
+        notes += resize_note(x, size, str(images)) if split == "train" else []
+    return Raw("idx", splits["train"], splits.get("test"), notes=notes)
 
 
 def _csv_header(path: Path) -> tuple[list[str], int]:
@@ -229,8 +230,8 @@ def _csv_values(path: Path, width: int, header_bytes: int) -> np.ndarray:
     return np.concatenate(chunks)
 
 
-def read_csv_images(path: Path, size: int, channels: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """(images as stored, labels or None) of a Kaggle-layout CSV; an unlabelled CSV gives None."""
+def read_csv_images(path: Path, size: int, channels: int) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """(images as stored, labels or None, notes) of a Kaggle-layout CSV; an unlabelled CSV gives None."""
     columns, header_bytes = _csv_header(path)
     labelled, side = _csv_layout(path, columns)
     values = _csv_values(path, len(columns), header_bytes)
@@ -239,12 +240,12 @@ def read_csv_images(path: Path, size: int, channels: int) -> tuple[np.ndarray, n
     if np.all(np.mod(x, 1) == 0) and x.size and x.max() > 1:  # 0..255 integers written as text
         x = x.astype(np.int64)
     images = conform_array(x, size=size, channels=channels, name=str(path))
-    return images, (_labels(values[:, 0], str(path)) if labelled else None)
+    return images, (_labels(values[:, 0], str(path)) if labelled else None), resize_note(x, size, str(path))
 
 
 def read_csv(path: Path, size: int, channels: int) -> Raw:
-    images, labels = read_csv_images(path, size, channels)
+    images, labels, notes = read_csv_images(path, size, channels)
     if labels is None:
         raise UserError(f"{path}: no 'label' column, so it is a set to predict, not to train on; "
                         "use 'mnistlab predict RUN FILE.csv', or add the labelled train.csv")
-    return Raw("csv", Split(images, labels))
+    return Raw("csv", Split(images, labels), notes=notes)
