@@ -71,6 +71,8 @@ def test_colour_32px_through_every_use_of_a_run(store, own_sources, tmp_path, ca
     Image.new("RGB", (64, 64), (0, 200, 0)).save(buf, "PNG")
     reply = client.post("/v1/predict", content=buf.getvalue(), headers={"content-type": "image/png"})
     assert reply.status_code == 200 and reply.json()["label"] == model["class_names"][reply.json()["digit"]]
+    refused = client.post("/v1/predict", json={"pixels": [0] * 784})  # JSON pixel arrays are 28×28 gray
+    assert refused.status_code == 422 and "3×32×32" in refused.json()["error"]
 
 
 def test_keras_trains_on_a_colour_data_set(store, own_sources, tmp_path, capsys):

@@ -38,6 +38,7 @@ from mnistlab.fileio import read_json
 from mnistlab.frameworks.inference import member_dir, predictor as run_predictor
 from mnistlab.maths.metrics import softmax
 from mnistlab.runconfig import RunConfig
+from mnistlab.serve.parsing import ApiError
 
 
 Stamp = tuple[int, int, int] | None  # a file's (inode, size, mtime in ns); None: no such file
@@ -90,6 +91,14 @@ def image_shape(config: RunConfig) -> tuple[int, ...]:
     """One image as the run's model takes it, uint8: ``(H, W)``, or ``(C, H, W)`` in colour."""
     side, channels = config.data.image_size or 28, config.data.in_channels or 1
     return (side, side) if channels == 1 else (channels, side, side)
+
+
+def check_pixels_fit(holder: ModelHolder, field: str) -> None:
+    """Pixel arrays sent as JSON are 28×28 gray; a run on images of another shape takes pictures only."""
+    shape = image_shape(holder.config)
+    if shape != (28, 28):
+        raise ApiError(422, f"{field}: this run's images are {'×'.join(map(str, shape))}, and pixel arrays are "
+                            "28×28 only; send a picture (image/* or the multipart field 'file')")
 
 
 @dataclass
