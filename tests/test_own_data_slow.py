@@ -58,6 +58,11 @@ def test_colour_32px_through_every_use_of_a_run(store, own_sources, tmp_path, ca
     Image.new("RGB", (50, 40), (200, 10, 10)).save(picture)
     answer = json.loads(run(capsys, "predict", out_dir, picture, "--json")[0])[0]
     assert answer["label"] in [str(d) for d in range(10)] and len(answer["probabilities"]) == 10
+    import mnistlab
+
+    stored = np.load(store / "colour" / "test-images.npy")[:4]
+    same = mnistlab.load(out_dir).predict(stored.transpose(0, 2, 3, 1))  # NHWC arrays are taken too
+    assert np.allclose(same.probabilities, mnistlab.load(out_dir).predict(stored).probabilities)
 
     from serve_helpers import make_client
 
