@@ -71,6 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv  # for commands that relaunch themselves (train --nproc)
     if hasattr(signal, "SIGXFSZ"):  # past a file-size limit (ulimit -f), a write fails with EFBIG, not a core dump
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    # A data set is looked up by name in many places (registry.get); --data-dir names the store for
+    # all of them, and for the processes a command starts, for as long as the command runs.
+    previous = os.environ.get("MNISTLAB_DATA_DIR")
+    if getattr(args, "data_dir", None):
+        os.environ["MNISTLAB_DATA_DIR"] = args.data_dir
     try:
         return args.func(args)
     except UserError as exc:
@@ -85,6 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"mnistlab {args.command}: failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        if getattr(args, "data_dir", None):
+            if previous is None:
+                os.environ.pop("MNISTLAB_DATA_DIR", None)
+            else:
+                os.environ["MNISTLAB_DATA_DIR"] = previous
 
 
 def interrupted(command: str, exc: KeyboardInterrupt) -> int:

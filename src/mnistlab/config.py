@@ -82,7 +82,8 @@ class TrainConfig:
     # The names of models, data sets and frameworks come from their registries, which sit above
     # this module; the CLI fills in those choices.
     arch: str = opt("simple", "model name from the registry (mnistlab models)")
-    dataset: str = opt("mnist", "data set to train on; its own defaults apply under any preset and flag")
+    dataset: str = opt("mnist", "data set to train on: mnist, fashion-mnist or one added with 'mnistlab data "
+                                "add'; its own defaults apply under any preset and flag")
     framework: str = opt("torch", "keras: Keras 3 on TensorFlow (needs mnistlab[keras])")
     epochs: int = opt(10, "upper bound; early stopping may end sooner")
     batch_size: int = opt(128, "images per optimiser step")
@@ -226,4 +227,7 @@ def dataset_defaults(dataset: str) -> dict[str, Any]:
     """
     from mnistlab.data import registry
 
-    return dict(registry.DATASETS[dataset].train_defaults) if dataset in registry.DATASETS else {}
+    try:
+        return dict(registry.get(dataset).train_defaults)
+    except UserError:  # an unknown name is reported, in one line, where the data is loaded
+        return {}

@@ -21,6 +21,7 @@ import functools
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +104,7 @@ def _require(obj: dict, keys: tuple[str, ...], prefix: str, path: Path) -> None:
 
 def _check_data(data: dict, kind: str, path: Path) -> None:
     _require(data, DATA_REQUIRED[kind], "data.", path)
-    unknown = set(data) - set(DATA_KEYS) - {"class_names"}
+    unknown = set(data) - set(DATA_KEYS) - {"class_names", "fingerprint"}
     if unknown:
         raise _fail(path, f"unknown key data.{sorted(unknown)[0]!r}")
     for key, (kind_, lo, hi) in DATA_KEYS.items():
@@ -114,6 +115,9 @@ def _check_data(data: dict, kind: str, path: Path) -> None:
         raise _fail(path, f"data.class_names must be a list of data.num_classes ({data['num_classes']}) names")
     for i, name in enumerate(names):
         _text(name, f"data.class_names[{i}]", path)
+    fingerprint = data.get("fingerprint")
+    if fingerprint is not None and not (isinstance(fingerprint, str) and re.fullmatch("[0-9a-f]{64}", fingerprint)):
+        raise _fail(path, "data.fingerprint must be 64 hexadecimal digits (a SHA-256)")
 
 
 def _annotation_types(annotation: str) -> tuple[type, ...] | None:

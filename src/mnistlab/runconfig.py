@@ -71,6 +71,9 @@ class DataFacts:
     split_seed: int | None = None
     n_train: int | None = None
     n_val: int | None = None
+    # SHA-256 of a data set added with ``mnistlab data add`` (None for the built-in, pinned ones):
+    # a later command checks that the store still holds these very images under the name.
+    fingerprint: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in _fields(self).items() if v is not None}

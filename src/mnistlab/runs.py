@@ -49,6 +49,8 @@ import torch
 
 from mnistlab.version import __version__
 from mnistlab.config import SCHEMA_VERSION
+from mnistlab.data import own
+from mnistlab.data.places import store_root
 from mnistlab.errors import UserError
 from mnistlab.fileio import check_writable, is_temporary, read_json, write_bytes, write_json, write_text, write_with
 from mnistlab.npzfile import load_arrays
@@ -277,7 +279,26 @@ def read_config(run_dir: str | Path) -> RunConfig:
     version = config.get("schema_version") if isinstance(config, dict) else None
     if version != SCHEMA_VERSION:
         raise UserError(f"{path}: schema version {version!r:.20} is not {SCHEMA_VERSION}; use a matching mnistlab version")
-    return RunConfig.from_dict(config, run_dir)  # types, ranges, known keys: the folder may come from anyone
+    typed = RunConfig.from_dict(config, run_dir)  # types, ranges, known keys: the folder may come from anyone
+    check_data_set(typed, run_dir)
+    return typed
+
+
+def check_data_set(config: RunConfig, run_dir: str | Path) -> None:
+    """A one-line :class:`UserError` when the store lacks the added data set the run was trained on, or
+    holds other images under its name (the fingerprints differ); built-in data sets are pinned."""
+    fingerprint = config.data.fingerprint
+    if fingerprint is None:
+        return
+    info = own.entry(config.dataset)
+    add = f"'mnistlab data add {config.dataset} PATH'"
+    if info is None:
+        raise UserError(f"{run_dir}: trained on the data set {config.dataset!r}, which the store {store_root()} "
+                        f"lacks; add the same images with {add}, or point --data-dir at the store that has it")
+    if info.fingerprint != fingerprint:
+        raise UserError(f"{run_dir}: the store {store_root()} holds other images under {config.dataset!r} "
+                        f"(fingerprint {info.fingerprint[:12]}..., the run's {fingerprint[:12]}...); add the run's "
+                        f"images again with {add} --force, or point --data-dir at the store that has them")
 
 
 def weights_path(run_dir: str | Path, config: RunConfig) -> Path:

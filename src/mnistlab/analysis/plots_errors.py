@@ -22,6 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from mnistlab.analysis.style import BLUE, RED, figure
+from mnistlab.data.conform import for_display
 
 GRID_COLS = 6
 SIZES = {"misclassified": (11.0, 8.6), "confused_pairs": (7.0, 4.6), "examples": (7.0, 7.5)}
@@ -47,7 +48,7 @@ def plot_misclassified(images: np.ndarray, labels: np.ndarray, probs: np.ndarray
         for ax in axes:
             ax.axis("off")
         for ax, e in zip(axes, errors):
-            ax.imshow(images[e["index"]], cmap="gray_r", vmin=0, vmax=255)
+            ax.imshow(for_display(images[e["index"]]), cmap="gray_r", vmin=0, vmax=255)
             ax.set_title(f"true {class_names[e['true']]}\npred {class_names[e['predicted']]} "
                          f"({e['confidence']:.0%})", fontsize=11, color=RED, fontweight="normal")
         if not errors:
@@ -89,5 +90,5 @@ def plot_examples(images: np.ndarray, labels: np.ndarray, class_names: Sequence[
                 for spine in ax.spines.values():
                     spine.set_visible(False)
                 if j < len(picks):
-                    ax.imshow(images[picks[j]], cmap="gray_r", vmin=0, vmax=255)
+                    ax.imshow(for_display(images[picks[j]]), cmap="gray_r", vmin=0, vmax=255)
             axes[c][0].set_ylabel(class_names[c], rotation=0, ha="right", va="center", fontsize=11)

@@ -35,16 +35,29 @@ def _array(images: Any) -> np.ndarray | None:
     return None
 
 
-def _from_array(x: np.ndarray, size: int) -> np.ndarray:
-    if x.ndim == 4 and x.shape[1] == 1:
+def _colour(x: np.ndarray, size: int) -> np.ndarray:
+    """Colour images ``(3, H, W)``, ``(H, W, 3)`` or a batch of either → ``(N, 3, H, W)``."""
+    x = x[None] if x.ndim == 3 else x
+    if x.ndim == 4 and x.shape[-1] == 3 and x.shape[1] != 3:
+        x = x.transpose(0, 3, 1, 2)
+    if x.ndim != 4 or x.shape[1:] != (3, size, size):
+        raise UserError(f"images of shape {list(x.shape)}: this run takes colour images; give (3, {size}, {size}), "
+                        f"({size}, {size}, 3) or a batch of them, or file paths and PIL images")
+    return x
+
+
+def _from_array(x: np.ndarray, size: int, channels: int = 1) -> np.ndarray:
+    if channels == 3:
+        x = _colour(x, size)
+    elif x.ndim == 4 and x.shape[1] == 1:
         x = x[:, 0]
     elif x.ndim == 4 and x.shape[3] == 1:
         x = x[..., 0]
     if x.ndim == 2:
         x = x[None]
-    if x.ndim != 3:
+    if x.ndim != 3 and channels == 1:
         raise UserError(f"images of shape {list(x.shape)}: give (H, W), (N, H, W) or (N, 1, H, W)")
-    if x.shape[1:] != (size, size):
+    if x.shape[-2:] != (size, size):
         raise UserError(f"images are {x.shape[1]}×{x.shape[2]}, this run takes {size}×{size}; "
                         "pass file paths or PIL images to have them preprocessed")
     if x.dtype == np.uint8:
@@ -74,18 +87,19 @@ def _picture(item: Any, dataset: str) -> tuple[np.ndarray, list[str]]:
                     "a uint8 numpy array or a tensor")
 
 
-def as_images(images: Any, dataset: str, size: int) -> tuple[np.ndarray, list[list[str]]]:
-    """(uint8 ``[N, size, size]``, notes per image) from an array, a tensor, a path, a PIL image or a list of them."""
+def as_images(images: Any, dataset: str, size: int, channels: int = 1) -> tuple[np.ndarray, list[list[str]]]:
+    """(uint8 ``[N, size, size]``, or ``[N, 3, size, size]`` for a colour run, and notes per image) from an
+    array, a tensor, a path, a PIL image or a list of them."""
     array = _array(images)
     if array is not None:
-        x = _from_array(array, size)
+        x = _from_array(array, size, channels)
         notes: list[list[str]] = [[] for _ in x]
     else:
         items = list(images) if isinstance(images, (list, tuple)) else [images]
         if not items:
             raise UserError("no images given")
         if all(_array(i) is not None for i in items):
-            x = np.concatenate([_from_array(_array(i), size) for i in items])
+            x = np.concatenate([_from_array(_array(i), size, channels) for i in items])
             notes = [[] for _ in x]
         else:
             prepared = [_picture(i, dataset) for i in items]  # every picture checked before any work

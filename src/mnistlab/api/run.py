@@ -106,7 +106,8 @@ class Run:
         from mnistlab.api.inputs import as_images
         from mnistlab.predict import predict_arrays
 
-        x, notes = as_images(images, self.config.dataset, self.config.data.image_size or 28)
+        x, notes = as_images(images, self.config.dataset, self.config.data.image_size or 28,
+                             self.config.data.in_channels or 1)
         return Prediction(predict_arrays(self.path, x), tuple(self.config.data.class_names),
                           tuple(tuple(n) for n in notes))
 
@@ -132,7 +133,8 @@ class Run:
         if method not in methods:
             raise UserError(f"method {method!r}: choose one of {', '.join(methods)}")
         explainer = self._framework().explainer_for(self.path, self.config)
-        x, _ = as_images(images, self.config.dataset, self.config.data.image_size or 28)
+        x, _ = as_images(images, self.config.dataset, self.config.data.image_size or 28,
+                         self.config.data.in_channels or 1)
         names = tuple(self.config.data.class_names)
         layer = layer or explainer.default_layer()
         explainer.check_layer(layer)

@@ -1,15 +1,19 @@
-"""`mnistlab evaluate` (the test split, once) and `mnistlab predict` (image files).
+"""`mnistlab evaluate` (the test split, once) and `mnistlab predict` (pictures, folders, CSV files).
 
     mnistlab evaluate runs/simple-20261125-101500
     mnistlab evaluate runs/deeper-best --tta auto      # test-time augmentation if it wins on validation
     mnistlab predict runs/simple-20261125-101500 seven.png --json
+    mnistlab predict runs/kaggle test.csv --submission submission.csv
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import sys
 
-from mnistlab.commands.output import EXIT_OK, emit_json, print_table
+from mnistlab.commands.output import EXIT_FAILED, EXIT_OK, emit_json, print_table
+from mnistlab.errors import UserError
 
 N_CONFUSIONS = 5  # confused pairs named after the table
 
@@ -38,15 +42,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from mnistlab.predict import predict_files
+    from mnistlab.predict import predict_paths, write_submission
 
-    results = predict_files(args.run_dir, args.images)
-    if args.json:
+    results, failures = predict_paths(args.run_dir, args.images)
+    if failures and not results:  # nothing could be read: the inputs are the mistake
+        for failure in failures[1:]:
+            print(f"mnistlab predict: {failure.reason}", file=sys.stderr)
+        raise UserError(failures[0].reason if len(failures) == 1 else
+                        f"none of the {len(failures)} files could be read (reasons above); {failures[0].reason}")
+    for failure in failures:
+        print(f"mnistlab predict: skipped: {failure.reason}", file=sys.stderr)
+    if args.submission:
+        rows = write_submission(args.submission, results)
+        print(f"wrote {args.submission}: {rows} rows (ImageId,Label)", file=sys.stderr)
+    output = "json" if args.json else args.output
+    if output == "json":
         emit_json(results)
+    elif output == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["file", "row", "class", "label", "probability"])
+        writer.writerows([r["file"], r.get("row", ""), r["digit"], r["label"], r["probability"]] for r in results)
     else:
         for r in results:
-            print(f"{r['file']}: {r['label']} ({r['probability']:.1%})")
-    return EXIT_OK
+            where = f"{r['file']}:{r['row']}" if "row" in r else r["file"]
+            print(f"{where}: {r['label']} ({r['probability']:.1%})")
+    return EXIT_FAILED if failures else EXIT_OK
 
 
 def add_commands(command) -> None:
@@ -63,7 +83,14 @@ def add_commands(command) -> None:
 
     from mnistlab.data.images import ACCEPTED_TEXT
 
-    p = command("predict", cmd_predict, "classify image files with a trained run (or ensemble)", data_dir=False)
+    p = command("predict", cmd_predict, "classify pictures, folders of them and CSV files with a trained run "
+                "(or ensemble); a file that cannot be read is skipped with its reason (exit 1)", data_dir=False)
     p.add_argument("run_dir")
-    p.add_argument("images", nargs="+", metavar="IMAGE",
-                   help=f"image files, each {ACCEPTED_TEXT} of any size, preprocessed as the run's data set was made")
+    p.add_argument("images", nargs="+", metavar="PATH",
+                   help=f"pictures ({ACCEPTED_TEXT} of any size, preprocessed as the run's data set was made), "
+                        "folders of them (searched recursively) or CSV files of pixel0..pixelK rows "
+                        "(Kaggle's test.csv)")
+    p.add_argument("--output", choices=["table", "json", "csv"], default="table",
+                   help="table: one line per image; json (as --json); csv: file,row,class,label,probability")
+    p.add_argument("--submission", metavar="FILE",
+                   help="also write Kaggle's submission format (ImageId,Label; ids from 1) for the one CSV given")

@@ -79,11 +79,11 @@ def add_train_options(p: argparse.ArgumentParser, skip: Sequence[str] = (),
     go into ``head`` (default ``p``), the rest into a group of their own.
     """
     from mnistlab.config import PRESETS, TrainConfig
-    from mnistlab.data.datasets import list_datasets
     from mnistlab.frameworks import FRAMEWORKS
     from mnistlab.models import list_models
 
-    registry_choices = {"arch": list_models(), "dataset": list_datasets(), "framework": list(FRAMEWORKS)}
+    # No choices for --dataset: a data set added to the store (--data-dir) is known only once parsed.
+    registry_choices = {"arch": list_models(), "dataset": None, "framework": list(FRAMEWORKS)}
     hints = typing.get_type_hints(TrainConfig)
     head = head or p
     settings = p.add_argument_group("training settings", "a flag overrides the --preset's value and the data "

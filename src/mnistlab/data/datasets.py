@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mnistlab.data import idx, registry, store
+from mnistlab.data import idx, own, registry, store
 from mnistlab.data.registry import DatasetInfo
 from mnistlab.errors import DataError, UserError
 
@@ -67,9 +67,12 @@ def load_split(dataset: str, split: str, data_dir: str | Path | None = None, *,
     Files are found and verified by :func:`mnistlab.data.store.locate`. Each split is read once per
     process; the returned tensors are shared, so clone them before editing in place.
     """
-    get_dataset_info(dataset)  # an unknown name fails here, in one line
+    info = registry.get(dataset, data_dir)  # an unknown name fails here, in one line
     if split not in ("train", "test"):
         raise UserError(f"unknown split {split!r}; choose 'train' or 'test'")
+    if not registry.builtin(dataset):  # added with 'mnistlab data add': arrays in the store, fingerprint checked
+        arrays = own.load_arrays(info)
+        return torch.from_numpy(arrays[f"{split}-images"]), torch.from_numpy(arrays[f"{split}-labels"])
     paths = store.locate(dataset, data_dir, offline=offline)
     images, labels = paths[f"{split}-images"].resolve(), paths[f"{split}-labels"].resolve()
     # mtime in the key: a file replaced on disk (re-fetch) is read again rather than served stale.
@@ -141,7 +144,7 @@ def load_train_val(dataset: str, val_size: int = 5000, seed: int = 0, data_dir: 
     ``train_subset`` keeps a seeded stratified subset of the *remaining* training images, chosen
     after the validation split so that validation numbers stay comparable across subset sizes.
     """
-    info = get_dataset_info(dataset)
+    info = registry.get(dataset, data_dir)
     x, y = load_split(dataset, "train", data_dir, offline=offline)
     train_idx, val_idx = stratified_split(y, val_size, seed)
     if train_subset is not None:
@@ -156,19 +159,25 @@ def load_train_val(dataset: str, val_size: int = 5000, seed: int = 0, data_dir: 
 
 
 def normalize(x_uint8: torch.Tensor, mean: float, std: float) -> torch.Tensor:
-    """uint8 images [N, H, W] or [N, 1, H, W] -> float32 [N, 1, H, W] as (x / 255 - mean) / std."""
+    """uint8 images [N, H, W] or [N, C, H, W] -> float32 [N, C, H, W] as (x / 255 - mean) / std.
+
+    One mean and std for every channel: a colour data set's are measured over all its channels.
+    """
     if x_uint8.dtype != torch.uint8:
         raise TypeError(f"normalize expects uint8 images, got {x_uint8.dtype}; normalise only once")
     x = x_uint8.unsqueeze(1) if x_uint8.dim() == 3 else x_uint8
-    if x.dim() != 4 or x.shape[1] != 1:
-        raise ValueError(f"normalize expects [N, H, W] or [N, 1, H, W], got {list(x_uint8.shape)}")
+    if x.dim() != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"normalize expects [N, H, W] or [N, C, H, W] with C 1 or 3, got {list(x_uint8.shape)}")
     return x.float().div_(255.0).sub_(mean).div_(std)
 
 
 def summary(dataset: str, data_dir: str | Path | None = None, *, offline: bool | None = None) -> dict:
     """Locations, split sizes, class counts, class names, pinned and measured pixel mean/std."""
-    info = get_dataset_info(dataset)
-    paths = store.locate(dataset, data_dir, offline=offline)
+    info = registry.get(dataset, data_dir)
+    if registry.builtin(dataset):
+        paths = store.locate(dataset, data_dir, offline=offline)
+    else:
+        paths = {key: Path(info.folder or ".") / f"{key}.npy" for key in own.ARRAYS}
     out: dict = {"dataset": dataset, "files": {k: str(p) for k, p in paths.items()},
                  "class_names": list(info.class_names), "mean": info.mean, "std": info.std}
     for split in ("train", "test"):

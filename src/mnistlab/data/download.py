@@ -15,12 +15,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from mnistlab.data import idx
-from mnistlab.data.registry import FileSpec
+from mnistlab.data.info import FileSpec
+from mnistlab.data.places import cache_root
 from mnistlab.data.sources import AutoProgress, ProgressFn, Source
 from mnistlab.errors import DataError
 from mnistlab.fileio import write_with
@@ -40,8 +40,7 @@ def download_cap(spec: FileSpec) -> int:
 
 def cache_dir(dataset: str) -> Path:
     """``$XDG_CACHE_HOME/mnistlab/<dataset>``, else ``~/.cache/mnistlab/<dataset>``."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "mnistlab" / dataset
+    return cache_root() / dataset
 
 
 @contextlib.contextmanager

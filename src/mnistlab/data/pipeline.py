@@ -197,20 +197,56 @@ def to_fashion(img: Image.Image, *, size: int = 28) -> np.ndarray:
     return np.clip(canvas, 0, 255).astype(np.uint8)
 
 
-# Pipeline name (a data set registry entry's ``pipeline``) → the function.
-PIPELINES: dict[str, Callable[..., np.ndarray]] = {"digit": to_mnist, "object": to_fashion}
+def fit_square(img: np.ndarray, size: int) -> np.ndarray:
+    """One uint8 image ``[H, W]`` or ``[H, W, 3]`` → ``size``×``size``, aspect kept, centred on black."""
+    h, w = img.shape[:2]
+    if (h, w) == (size, size):
+        return img
+    factor = size / max(h, w)
+    new_w, new_h = max(1, round(w * factor)), max(1, round(h * factor))
+    scaled = np.asarray(Image.fromarray(img).resize((new_w, new_h), Image.Resampling.LANCZOS))
+    canvas = np.zeros((size, size, *img.shape[2:]), dtype=np.uint8)
+    top, left = (size - new_h) // 2, (size - new_w) // 2
+    canvas[top: top + new_h, left: left + new_w] = scaled
+    return canvas
 
 
-def pictures_to_array(pictures: Picture | Sequence[Picture], pipeline: str, *, size: int = 28) -> np.ndarray:
-    """Pictures (PIL images or file paths; one or a list) → float32 ``[N, 1, size, size]``, pixels in
-    [0, 1]: the input of the exported ONNX model. A picture with nothing on it is a ``ValueError``."""
+def picture_array(img: Image.Image, channels: int) -> np.ndarray:
+    """A decoded picture → uint8 ``[H, W]`` (gray) or ``[H, W, 3]``; transparent pixels count as black."""
+    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
+    return np.asarray(img.convert("L" if channels == 1 else "RGB"))
+
+
+def to_plain(img: Image.Image, *, size: int = 28, channels: int = 1) -> np.ndarray:
+    """The ``plain`` pipeline, as ``mnistlab data add`` stores a picture: gray (or RGB, ``[3, size, size]``),
+    transparent as black, the longer side ``size`` pixels, centred; nothing inverted or cropped."""
+    out = fit_square(picture_array(img, channels), size)
+    return out if channels == 1 else out.transpose(2, 0, 1).copy()
+
+
+# Pipeline name (a data set registry entry's ``pipeline``) → the function, given the picture, the
+# image side and the channels. The digit box keeps MNIST's proportion (20 of 28) at any side.
+PIPELINES: dict[str, Callable[[Image.Image, int, int], np.ndarray]] = {
+    "digit": lambda img, size, _: to_mnist(img, digit_box=max(1, round(size * 20 / 28)), size=size),
+    "object": lambda img, size, _: to_fashion(img, size=size),
+    "plain": lambda img, size, channels: to_plain(img, size=size, channels=channels),
+}
+
+
+def pictures_to_array(pictures: Picture | Sequence[Picture], pipeline: str, *, size: int = 28,
+                      channels: int = 1) -> np.ndarray:
+    """Pictures (PIL images or file paths; one or a list) → float32 ``[N, channels, size, size]``, pixels
+    in [0, 1]: the input of the exported ONNX model. Under the digit and object pipelines a picture
+    with nothing on it is a ``ValueError`` (a plain picture is taken as it is)."""
     many = isinstance(pictures, (list, tuple))
     arrays = []
     for picture in pictures if many else [pictures]:
         img = picture if isinstance(picture, Image.Image) else open_picture(picture)
-        out = PIPELINES[pipeline](img, size=size)
-        if out.max() == 0:
+        out = PIPELINES[pipeline](img, size, channels)
+        if out.max() == 0 and pipeline != "plain":
             raise ValueError(f"{picture if not isinstance(picture, Image.Image) else 'a picture'}: "
                              "no ink found (the picture is blank or a single colour)")
-        arrays.append(out)
-    return np.stack(arrays).astype(np.float32)[:, None] / np.float32(255.0)
+        arrays.append(out if out.ndim == 3 else out[None])
+    return np.stack(arrays).astype(np.float32) / np.float32(255.0)

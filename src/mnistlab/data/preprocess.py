@@ -10,8 +10,8 @@
     >>> pipeline_name("fashion-mnist")
     'object'
 
-Two pipelines, each copying how its data set was made (``digit`` for MNIST, ``object`` for
-Fashion-MNIST); the registry entry of a data set names its own
+Three pipelines: two copy how their data set was made (``digit`` for MNIST, ``object`` for
+Fashion-MNIST), and ``plain`` only resizes (an added data set of other pictures); the registry entry of a data set names its own
 (:attr:`mnistlab.data.registry.DatasetInfo.pipeline`), so a run uses the one of the data set it
 was trained on. The pipelines themselves live in :mod:`mnistlab.data.pipeline`, which imports only
 numpy and Pillow, so that ``mnistlab export`` can copy them verbatim beside the ONNX model; this
@@ -32,9 +32,9 @@ from PIL import Image
 
 from mnistlab.data import registry
 from mnistlab.data.images import ImageRejected, decode_file, decode_image, read_file
-from mnistlab.data.pipeline import PIPELINES, WORK_SIDE, to_fashion, to_mnist
+from mnistlab.data.pipeline import PIPELINES, WORK_SIDE, to_fashion, to_mnist, to_plain
 
-__all__ = ["PIPELINES", "WORK_SIDE", "to_fashion", "to_mnist"]  # the pipelines, for mnistlab's callers
+__all__ = ["PIPELINES", "WORK_SIDE", "to_fashion", "to_mnist", "to_plain"]  # the pipelines, for mnistlab's callers
 
 
 def load_image(path: str | Path, notes: list[str] | None = None) -> Image.Image:
@@ -61,19 +61,21 @@ def pipeline_name(dataset: str) -> str:
 
 
 def to_model_input(img: Image.Image, dataset: str, name: str = "image") -> np.ndarray:
-    """``img`` through ``dataset``'s pipeline; a picture with nothing on it is an :class:`ImageRejected`."""
+    """``img`` through ``dataset``'s pipeline, at its image size and channels; under the digit and object
+    pipelines a picture with nothing on it is an :class:`ImageRejected` (a plain picture is taken as it is)."""
+    info = registry.get(dataset)
     try:
-        out = PIPELINES[pipeline_name(dataset)](img)
+        out = PIPELINES[pipeline_name(dataset)](img, info.image_size, info.in_channels)
     except ValueError as exc:  # the pipeline's own words (it imports nothing of mnistlab's)
         raise ImageRejected(f"{name}: {exc}", "decode") from None
-    if out.max() == 0:
+    if out.max() == 0 and info.pipeline != "plain":
         raise ImageRejected(f"{name}: no ink found (the picture is blank or a single colour); "
                             f"give a picture of {registry.a_subject(registry.get(dataset))}", "blank")
     return out
 
 
 def image_to_input(data: bytes, dataset: str, name: str = "image") -> tuple[np.ndarray, list[str]]:
-    """Untrusted image bytes → (28×28 uint8 array, notes): THE preprocessing of ``mnistlab predict``,
+    """Untrusted image bytes → (uint8 image of the data set's size, notes): THE preprocessing of ``mnistlab predict``,
     ``explain --image`` and the HTTP service, for a model of ``dataset``."""
     decoded = decode_image(data, name=name, max_side=WORK_SIDE)
     return to_model_input(decoded.image, dataset, name), decoded.notes

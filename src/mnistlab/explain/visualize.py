@@ -20,6 +20,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from mnistlab.data.conform import for_display
 from mnistlab.fileio import write_with
 
 HEAT = "inferno"  # perceptually uniform and readable in grey print, unlike "jet"
@@ -42,6 +43,7 @@ def example_figure(image: np.ndarray, cams: Sequence[tuple[str, np.ndarray]], sa
     the predicted one instead of being stretched to full brightness.
     """
     n = 2 + len(cams)
+    image = for_display(image)  # a colour image [3, H, W] is shown as RGB (the gray colour map then unused)
     fig = Figure(figsize=(2.5 * n + 1.2, 3.0), layout="constrained")
     axes = fig.subplots(1, n)
     axes[0].imshow(image, cmap="gray", vmin=0, vmax=255)
@@ -90,6 +92,7 @@ def filters_figure(weights: np.ndarray, layer: str) -> Figure:
 def feature_maps_figure(image: np.ndarray, maps: Sequence[tuple[str, np.ndarray]], title: str,
                         per_stage: int = 8) -> Figure:
     """One row per stage: the ``per_stage`` most active channels of its output, each on its own scale."""
+    image = for_display(image)
     fig = Figure(figsize=(1.35 * (per_stage + 1) + 0.3, 1.45 * len(maps) + 0.6), layout="constrained")
     axes = np.atleast_2d(fig.subplots(len(maps), per_stage + 1))
     for row, (name, fm) in zip(axes, maps):

@@ -35,7 +35,7 @@ INPUT_NAME, OUTPUT_NAME = "images", "logits"
 
 
 def unit_images(images: Any) -> np.ndarray:
-    """uint8 ``[N, 28, 28]`` (numpy or torch) → float32 ``[N, 1, 28, 28]`` in [0, 1], the ONNX model's input."""
+    """uint8 ``[N, H, W]`` or ``[N, C, H, W]`` (numpy or torch) → float32 ``[N, C, H, W]`` in [0, 1], the ONNX model's input."""
     x = np.asarray(images, dtype=np.float32) / 255.0
     return x[:, None] if x.ndim == 3 else x
 
@@ -76,7 +76,8 @@ def metadata(run_dir: Path, config: RunConfig, exporter: str) -> dict[str, str]:
         "class_names": json.dumps(config.data.class_names),
         "dataset": config.dataset,
         "arch": config.arch,
-        "input": f"{INPUT_NAME}: float32[N,1,{config.data.image_size},{config.data.image_size}], "
+        "input": f"{INPUT_NAME}: float32[N,{config.data.in_channels or 1},{config.data.image_size},"
+                 f"{config.data.image_size}], "
                  f"pixels in [0,1], {_form(config.dataset)}; normalisation is inside the graph",
         "output": f"{OUTPUT_NAME}: float32[N,{config.data.num_classes}], unnormalised (softmax for probabilities)",
         "normalization": json.dumps({"mean": config.data.mean, "std": config.data.std}),

@@ -33,7 +33,7 @@ ALLOWED_IMPORTS = ("numpy", "PIL")
 _HEADER = '''"""Preprocessing for {arch} ({dataset}): a picture → the input ``images`` of model.onnx beside it.
 
     from preprocess import to_input
-    x = to_input("seven.png")          # or a PIL image, or a list of either: float32 [N, 1, {size}, {size}]
+    x = to_input("seven.png")          # or a PIL image, or a list of either: float32 [N, {channels}, {size}, {size}]
 
 Written by `mnistlab export` (mnistlab {version}): mnistlab's own preprocessing
 (mnistlab/data/pipeline.py, copied verbatim below) with this run's constants at the end, so a
@@ -50,18 +50,21 @@ _FOOTER = '''
 DATASET = {dataset!r}
 PIPELINE = {pipeline!r}
 IMAGE_SIZE = {size!r}
+CHANNELS = {channels!r}
 
 
 def to_input(image: Picture | Sequence[Picture]) -> np.ndarray:
-    """A PIL image or a path (or a list of them) → float32 [N, 1, IMAGE_SIZE, IMAGE_SIZE], pixels in [0, 1]."""
-    return pictures_to_array(image, PIPELINE, size=IMAGE_SIZE)
+    """A PIL image or a path (or a list of them) → float32 [N, CHANNELS, IMAGE_SIZE, IMAGE_SIZE], pixels in [0, 1]."""
+    return pictures_to_array(image, PIPELINE, size=IMAGE_SIZE, channels=CHANNELS)
 '''
 
 _WHAT = {
     "digit": 'The "digit" pipeline: invert a light background, stretch the ink, crop to it, scale its\n'
              "longer side to 20 pixels and centre its mass, as MNIST was made.",
     "object": 'The "object" pipeline: invert a light background, trim the margin, scale the longer side\n'
-              "to 28 pixels and centre the box, as Fashion-MNIST was made.",
+              "to the image size and centre the box, as Fashion-MNIST was made.",
+    "plain": 'The "plain" pipeline: the picture as it is (transparent as black), its longer side scaled\n'
+             "to the image size and centred, as 'mnistlab data add' stored the training pictures.",
 }
 
 
@@ -77,6 +80,7 @@ def source(config: RunConfig) -> str:
     """The text of ``preprocess.py`` for a run of ``config``."""
     name = pipeline_name(config.dataset)
     facts = {"arch": config.arch, "dataset": config.dataset, "pipeline": name, "size": config.data.image_size,
+             "channels": config.data.in_channels or 1,
              "version": __version__, "what": _WHAT[name]}
     return _HEADER.format(**facts) + "\n" + _body() + _FOOTER.format(**facts)
 

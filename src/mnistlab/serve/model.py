@@ -32,12 +32,13 @@ import numpy as np
 from mnistlab import frameworks, runs
 from mnistlab.data import registry
 from mnistlab.data.preprocess import pipeline_name
-from mnistlab.errors import UserError
+from mnistlab.errors import DataError, UserError
 from mnistlab.fileio import read_json
 # THE one place the service asks the library for "uint8 images → logits" of a run.
 from mnistlab.frameworks.inference import member_dir, predictor as run_predictor
 from mnistlab.maths.metrics import softmax
 from mnistlab.runconfig import RunConfig
+from mnistlab.serve.parsing import ApiError
 
 
 Stamp = tuple[int, int, int] | None  # a file's (inode, size, mtime in ns); None: no such file
@@ -76,14 +77,29 @@ def _onnx_predictor(run_dir: Path, threads: int | None) -> tuple[Callable[[np.nd
     stamp = _stamp(path)
     sess = session(path.read_bytes(), threads)
     feed, fetch = sess.get_inputs()[0].name, [sess.get_outputs()[0].name]
+    side = runs.read_config(run_dir).data.image_size or 28
 
     def logits(images: np.ndarray) -> np.ndarray:
-        # The graph takes float32 [N, 1, 28, 28] in [0, 1] (normalisation folded in); one call, no
+        # The graph takes float32 [N, C, H, W] in [0, 1] (normalisation folded in); one call, no
         # chunking: a request holds at most --max-batch images.
-        x = np.asarray(images, dtype=np.float32).reshape(len(images), 1, 28, 28) * np.float32(1 / 255)
+        x = np.asarray(images, dtype=np.float32).reshape(len(images), -1, side, side) * np.float32(1 / 255)
         return sess.run(fetch, {feed: x})[0]
 
     return logits, {path: stamp}
+
+
+def image_shape(config: RunConfig) -> tuple[int, ...]:
+    """One image as the run's model takes it, uint8: ``(H, W)``, or ``(C, H, W)`` in colour."""
+    side, channels = config.data.image_size or 28, config.data.in_channels or 1
+    return (side, side) if channels == 1 else (channels, side, side)
+
+
+def check_pixels_fit(holder: ModelHolder, field: str) -> None:
+    """Pixel arrays sent as JSON are 28×28 gray; a run on images of another shape takes pictures only."""
+    shape = image_shape(holder.config)
+    if shape != (28, 28):
+        raise ApiError(422, f"{field}: this run's images are {'×'.join(map(str, shape))}, and pixel arrays are "
+                            "28×28 only; send a picture (image/* or the multipart field 'file')")
 
 
 @dataclass
@@ -117,7 +133,7 @@ class ModelHolder:
         else:
             logits = run_predictor(run_dir)
         holder = cls(run_dir.resolve().name, run_dir, config, logits, backend, describe(run_dir, config), sources=sources)
-        holder.logits(np.zeros((1, 28, 28), np.uint8))  # warm up: the first request is not the slow one
+        holder.logits(np.zeros((1, *image_shape(config)), np.uint8))  # warm up: the first request is not the slow one
         # Importing captum takes a second or two: at start, not in the first request. Not in a
         # background thread either: it reads the memory-mapped weights file, and a file replaced
         # under a reading thread kills the process (SIGBUS), as a test that rewrites a run found.
@@ -205,6 +221,8 @@ def describe(run_dir: Path, config: RunConfig) -> dict[str, Any]:
 
 def dataset_facts(dataset: str) -> dict[str, Any]:
     """What one image shows (for the drawing page's wording) and the pipeline pictures go through."""
-    if dataset not in registry.DATASETS:  # a run of a data set this version does not know
+    try:
+        info = registry.get(dataset)  # built in, or added to the store with 'mnistlab data add'
+    except DataError:  # a run of a data set neither this version nor the store knows
         return {"subject": "image", "preprocessing": None}
-    return {"subject": registry.get(dataset).subject, "preprocessing": pipeline_name(dataset)}
+    return {"subject": info.subject, "preprocessing": pipeline_name(dataset)}

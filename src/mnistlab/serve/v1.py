@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mnistlab.serve import compute
+from mnistlab.serve.model import check_pixels_fit
 from mnistlab.serve.parsing import ApiError, has_bool_token, image_bytes_to_images, parse_json, pixels_to_images
 
 TOP_K = 3
@@ -86,6 +87,7 @@ async def _images(request: Request, settings) -> tuple[np.ndarray, bool, list[st
         obj = parse_json(body)
         if not isinstance(obj, dict) or "pixels" not in obj:
             raise ApiError(422, 'pixels: missing; send {"pixels": [784 numbers 0-255]} or an image')
+        check_pixels_fit(request.app.state.holder, "pixels")
         images, single = pixels_to_images(obj["pixels"], "pixels", max_batch=settings.max_batch,
                                           may_hold_bools=has_bool_token(body))
         return images, single, []

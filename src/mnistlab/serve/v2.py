@@ -25,10 +25,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
-from mnistlab.version import __version__
 from mnistlab.serve import compute
-from mnistlab.serve.model import dataset_facts
+from mnistlab.serve.model import check_pixels_fit, dataset_facts
 from mnistlab.serve.parsing import PIXELS, SIDE, ApiError, check_batch, has_bool_token, header_int, numbers, parse_json
+from mnistlab.version import __version__
 
 INPUT = "images"
 OUTPUTS = {"probabilities": "FP32", "digit": "INT64", "label": "BYTES"}
@@ -189,6 +189,7 @@ async def infer(request: Request):
     req, binary, may_hold_bools = _parse(await request.body(), request.headers.get(HEADER_LENGTH))
     if len(req.inputs) != 1:
         raise ApiError(400, f"inputs: {len(req.inputs)} inputs; this model takes one, {INPUT!r}")
+    check_pixels_fit(request.app.state.holder, "inputs[0]")
     images = _images(req.inputs[0], binary, settings.max_batch, may_hold_bools)
     probs = await compute.probabilities(request.app.state, images, settings.timeout_s)
     request.app.state.metrics.count_images(len(images))

@@ -48,8 +48,9 @@ def run_config(cfg: TrainConfig, data: TrainValData, params: int, threads: int, 
     """The config of a new run (a framework may add to it, e.g. Keras its versions)."""
     info = data.info
     facts = DataFacts(mean=info.mean, std=info.std, class_names=tuple(info.class_names), num_classes=info.num_classes,
-                      image_size=info.image_size, in_channels=1, val_size=cfg.val_size, split_seed=cfg.split_seed,
-                      n_train=len(data.train_y), n_val=len(data.val_y))
+                      image_size=info.image_size, in_channels=info.in_channels, val_size=cfg.val_size,
+                      split_seed=cfg.split_seed, n_train=len(data.train_y), n_val=len(data.val_y),
+                      fingerprint=info.fingerprint)
     return RunConfig(kind="train", framework=framework, dataset=info.name, arch=cfg.arch, model_args=cfg.model_args,
                      params=params, data=facts, train=cfg, threads=threads, model_file=model_file,
                      environment=runs.environment(),

@@ -47,7 +47,7 @@ def build_torch(cfg: TrainConfig, data: TrainValData, device: torch.device, ctx:
     ``transfer`` setting gets its :class:`~mnistlab.training.transfer_plan.TransferPlan` (frozen
     layers, per-group learning rates), on resume too.
     """
-    model = create_model(cfg.arch, in_channels=1, num_classes=data.info.num_classes,
+    model = create_model(cfg.arch, in_channels=data.info.in_channels, num_classes=data.info.num_classes,
                          image_size=data.info.image_size, **cfg.model_args)
     params = count_parameters(model)  # before a plan freezes any: the model's size
     if init is not None:

@@ -66,9 +66,10 @@ def open_source(run_dir: str | Path, to: str) -> Source:
         raise UserError(f"{run_dir}: trained on {to} already; transfer goes to another data set "
                         "(to continue on the same data use 'mnistlab train --resume' or train again)")
     data = config.data
-    if (data.image_size, data.in_channels) != (target.image_size, 1):
+    if (data.image_size, data.in_channels) != (target.image_size, target.in_channels):
         raise UserError(f"{run_dir}: its model takes {data.in_channels}×{data.image_size}² images, "
-                        f"{to} has 1×{target.image_size}²; choose a source trained on images of that size")
+                        f"{to} has {target.in_channels}×{target.image_size}²; choose a source trained on images "
+                        "of that size")
     weights = run_dir / runs.WEIGHTS
     if not weights.is_file():
         raise UserError(f"{run_dir}: no weights ({runs.WEIGHTS}); the run did not finish an epoch, train it again")

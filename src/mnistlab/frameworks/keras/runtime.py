@@ -49,10 +49,9 @@ def set_threads(threads: int) -> None:
 
 
 def to_nhwc(images: np.ndarray, data: DataFacts) -> np.ndarray:
-    """uint8 ``[N, H, W]`` → normalised float32 ``[N, H, W, 1]``, with the run's mean and std."""
+    """uint8 ``[N, H, W]`` or ``[N, C, H, W]`` → normalised float32 ``[N, H, W, C]``, with the run's mean and std."""
     x = np.asarray(images, dtype=np.float32) / 255.0
-    if x.ndim == 3:
-        x = x[..., None]
+    x = x[..., None] if x.ndim == 3 else x.transpose(0, 2, 3, 1)
     return (x - data.mean) / data.std
 
 

@@ -206,7 +206,7 @@ def build_keras(cfg: TrainConfig, data: TrainValData, device: torch.device, ctx:
         raise UserError("Keras trains on the CPU here (tensorflow-cpu); use --device cpu or auto")
     set_threads(threads)
     keras.utils.set_random_seed(cfg.seed)
-    dims = dict(in_channels=1, num_classes=data.info.num_classes, image_size=data.info.image_size)
+    dims = dict(in_channels=data.info.in_channels, num_classes=data.info.num_classes, image_size=data.info.image_size)
     previous = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy(AMP_POLICY if cfg.amp else "float32")
     try:
