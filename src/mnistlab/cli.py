@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "mnistlab.commands.ensemble",
     "mnistlab.commands.serve",
     "mnistlab.commands.transfer",
+    "mnistlab.commands.sweep",
 )
 
 

@@ -101,16 +101,32 @@ def add_train_options(p: argparse.ArgumentParser, skip: Sequence[str] = (),
                            "'speedrun' reaches 99%% test accuracy fastest on a CPU (docs/speed.md); 'best' the "
                            "highest-accuracy one (deeper, 36 epochs; docs/quickstart.md) (default: 'default', "
                            "the values in brackets)")
+    head.add_argument("--preset-file", metavar="FILE",
+                      help="a TOML file of settings by these options' names (underscores), optionally with "
+                           "preset = NAME; on top of --preset, under the flags (mnistlab sweep --export-preset "
+                           "writes one)")
     if "nproc" not in skip:
         settings.add_argument("--nproc", type=int, metavar="N",
                               help="train on N processes on this machine (launches torchrun)")
 
 
+def preset_and_settings(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """(the preset, the settings) the options ask for: ``--preset-file``'s values under the flags given.
+
+    The file's own ``preset = NAME`` applies when ``--preset`` is not given.
+    """
+    from mnistlab.config import read_preset_file
+
+    name, settings = read_preset_file(args.preset_file) if getattr(args, "preset_file", None) else (None, {})
+    flags = {f.name: getattr(args, f.name) for f in cli_fields() if getattr(args, f.name, None) is not None}
+    return (args.preset if args.preset != "default" or name is None else name), {**settings, **flags}
+
+
 def train_config_from_args(args: argparse.Namespace):
     from mnistlab.config import preset
 
-    overrides = {f.name: getattr(args, f.name) for f in cli_fields() if getattr(args, f.name, None) is not None}
-    return preset(args.preset, **overrides)
+    name, settings = preset_and_settings(args)
+    return preset(name, **settings)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -118,16 +134,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mnistlab.api import prepare_torchrun, train
     from mnistlab.training.distributed import is_main_process, launch_torchrun
 
-    settings = {f.name: getattr(args, f.name) for f in cli_fields()
-                if f.name != "arch" and getattr(args, f.name, None) is not None}
+    preset, settings = preset_and_settings(args)
+    arch = settings.pop("arch", None)
     if args.nproc is not None:
         # The checks rank 0 would make, once, in one line; then this very command line on N processes,
         # whose rank 0 prints the summary (--json too).
-        out, _ = prepare_torchrun(args.arch, preset=args.preset, out=args.resume or args.out,
+        out, _ = prepare_torchrun(arch, preset=preset, out=args.resume or args.out,
                                   resume=bool(args.resume), seeds=args.seeds, force=args.force, **settings)
         argv = args.argv if args.out or args.resume else [*args.argv, "--out", str(out)]
         return launch_torchrun(args.nproc, argv)
-    result = train(args.arch, preset=args.preset, out=args.resume or args.out, resume=bool(args.resume),
+    result = train(arch, preset=preset, out=args.resume or args.out, resume=bool(args.resume),
                    seeds=args.seeds, data_dir=args.data_dir, force=args.force, progress=not args.quiet, **settings)
     if not is_main_process():
         return EXIT_OK
