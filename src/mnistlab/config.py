@@ -246,6 +246,16 @@ def setting_type(name: str) -> type:
     return next((t for t in typing.get_args(hint) if t is not type(None)), hint)
 
 
+def check_name(name: str, where: str) -> str:
+    """``name`` if it is a training setting (an option of ``mnistlab train``), else a did-you-mean UserError."""
+    names = [f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("cli", True)]
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else "; see 'mnistlab train --help'"
+        raise UserError(f"{where}: unknown setting {name!r:.40}{hint}")
+    return name
+
+
 def check_setting(name: str, value: Any, where: str) -> Any:
     """``value`` for the training setting ``name`` (an int passes for a float), or a one-line UserError.
 
@@ -255,12 +265,7 @@ def check_setting(name: str, value: Any, where: str) -> Any:
     Traceback (most recent call last):
     mnistlab.errors.UserError: x.toml: unknown setting 'lrr'; did you mean 'lr'?
     """
-    names = [f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("cli", True)]
-    if name not in names:
-        close = difflib.get_close_matches(name, names, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else "; see 'mnistlab train --help'"
-        raise UserError(f"{where}: unknown setting {name!r:.40}{hint}")
-    kind = setting_type(name)
+    kind = setting_type(check_name(name, where))
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):

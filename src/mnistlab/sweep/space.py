@@ -29,7 +29,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from mnistlab.config import MAX_PRESET_FILE, TrainConfig, check_setting, preset, setting_type, settings_table
+from mnistlab.config import MAX_PRESET_FILE, TrainConfig, check_name, check_setting, preset, setting_type, settings_table
 from mnistlab.errors import UserError
 
 RANGE_KEYS = {"low", "high", "log", "step"}
@@ -149,8 +149,7 @@ def _param(name: str, value: Any, where: str) -> Choice | Range:
         return Choice(name, values)
     if not isinstance(value, dict):
         raise UserError(f"{where}: {name} must be a list of choices or a range {{ low = .., high = .. }}")
-    check_setting(name, value.get("low", 0), where)  # the name, before the range's own checks
-    kind = setting_type(name)
+    kind = setting_type(check_name(name, where))
     if kind not in (int, float):
         raise UserError(f"{where}: {name} is a {kind.__name__} setting; give it a list of choices")
     extra = set(value) - RANGE_KEYS
