@@ -26,9 +26,8 @@ from mnistlab.errors import Interrupted, UserError
 from mnistlab.fileio import write_text
 from mnistlab.stopping import stop_on_signals
 from mnistlab.sweep.space import SweepSpace
-from mnistlab.sweep.study import SETTINGS_FILE, SPACE_FILE, SweepSettings, open_study
+from mnistlab.sweep.study import SETTINGS_FILE, SPACE_FILE, SweepFailed, SweepSettings, open_study
 from mnistlab.sweep.summary import SweepResult, write_results
-from mnistlab.sweep.worker import SweepFailed
 
 EXIT_USAGE = 2
 

@@ -33,6 +33,10 @@ MAX_RETRY = 2  # a trial whose worker died is run again at most this many times
 PRUNE_AFTER = 2
 
 
+class SweepFailed(RuntimeError):
+    """Trials kept failing, or workers did (their messages are above); the CLI exits 1."""
+
+
 @dataclass(frozen=True)
 class SweepSettings:
     """How a sweep runs (the command's options, resolved), written to ``DIR/sweep.json`` for the workers."""

@@ -21,16 +21,11 @@ from typing import Any
 
 from mnistlab.runconfig import SweepTrial
 from mnistlab.sweep.space import SweepSpace, read_space
-from mnistlab.sweep.study import SPACE_FILE, SweepSettings, open_study
-from mnistlab.training.loop import TrainingFailed
+from mnistlab.sweep.study import SPACE_FILE, SweepFailed, SweepSettings, open_study
 
 TRIALS_DIR = "trials"
 MAX_FAILURES_IN_A_ROW = 3  # a worker whose trials keep failing stops: the cause is not the parameters
 POLL_SECONDS = 1.0  # how often a worker with nothing to start looks for trials that went stale
-
-
-class SweepFailed(TrainingFailed):
-    """Trials kept failing, or workers did (their messages are above); the CLI exits 1."""
 
 
 def trial_dir(out: str | Path, number: int) -> Path:
@@ -92,6 +87,8 @@ def run_worker(settings: SweepSettings, space: SweepSpace, index: int) -> None:
     import optuna
     from optuna.storages import fail_stale_trials
     from optuna.trial import TrialState
+
+    from mnistlab.training.loop import TrainingFailed
 
     optuna.logging.set_verbosity(optuna.logging.WARNING if settings.quiet else optuna.logging.INFO)
     # Each worker its own sampler seed: the same seed in two workers would draw the same first trials.

@@ -1,0 +1,151 @@
+"""Sweeps run for real: worker processes sharing a journal file, an interrupted sweep continued by the same
+command, a pruned trial's run, a test split that is never opened, and two workers on a private PostgreSQL
+server, one of them killed (see sweep_postgres.py for the server)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+optuna = pytest.importorskip("optuna", reason="needs mnistlab[sweep]")
+
+from mnistlab import runs  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+# Four grid points, 2 epochs each on 200 images: a trial takes a few seconds. lr 1e-5 learns nothing in
+# its first epoch, so the median pruner (after two finished trials) stops it there. One thread per
+# trial: the same trial gives the same number whatever the number of workers.
+SPACE = """
+[base]
+arch = "simple"
+epochs = 2
+train_subset = 200
+val_size = 200
+batch_size = 50
+augment = false
+threads = 1
+[search]
+lr = [0.003, 0.01, 0.00001, 0.002]
+"""
+
+
+def sweep(space: Path, out: Path, *options: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "mnistlab", "sweep", str(space), "--sampler", "grid",
+                             "--out", str(out), "--quiet", "--json", *options],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def trials_of(out: Path) -> list[dict]:
+    return json.loads((out / "summary.json").read_text())["trials"]
+
+
+@pytest.fixture(scope="module")
+def space_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("space") / "grid.toml"
+    path.write_text(SPACE)
+    return path
+
+
+@pytest.fixture(scope="module")
+def journal_sweep(space_file, tmp_path_factory) -> Path:
+    """The grid on two local workers sharing a journal file."""
+    out = tmp_path_factory.mktemp("sweeps") / "journal"
+    code, stdout, stderr = finish(sweep(space_file, out, "--workers", "2", "--pruner", "none", "--storage",
+                                        f"journal:{out.parent / 'study.journal'}"))
+    assert code == 0, stderr
+    return out
+
+
+def test_two_workers_on_a_journal_file_run_every_point_once(journal_sweep):
+    trials = trials_of(journal_sweep)
+    assert [t["state"] for t in trials] == ["complete"] * 4
+    assert sorted(t["params"]["lr"] for t in trials) == sorted([0.003, 0.01, 0.00001, 0.002])
+    assert len({t["run_dir"] for t in trials}) == 4
+    workers = set()
+    for t in trials:
+        config = runs.read_config(t["run_dir"])
+        assert config.sweep.trial == t["number"] and dict(config.sweep.params) == t["params"]
+        assert config.train.lr == t["params"]["lr"] and config.train.train_subset == 200
+        assert json.loads((Path(t["run_dir"]) / runs.TRAINING).read_text())["best_val_acc"] == t["value"]
+        workers.add(optuna.load_study(study_name="grid", storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(journal_sweep.parent / "study.journal")))
+        ).trials[t["number"]].user_attrs["worker"])
+    assert len(workers) == 2  # both workers ran trials
+    assert (journal_sweep / "summary.md").is_file() and (journal_sweep / "summary.csv").is_file()
+    assert {"optimization_history.png", "parallel_coordinate.png"} <= {p.name for p in journal_sweep.glob("*.png")}
+
+
+def test_an_interrupted_sweep_continues_with_the_same_command(space_file, journal_sweep, tmp_path):
+    """SIGTERM while trial 3 runs; the same command finishes the grid without running a finished trial
+    again, and every trial scores what the journal sweep's trial of the same point scored."""
+    out = tmp_path / "sweep"
+    proc = sweep(space_file, out)
+    deadline = time.monotonic() + 240
+    while not (out / "trials" / "trial-0003" / runs.CONFIG).is_file():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    code, _, stderr = finish(proc)
+    assert code == 128 + signal.SIGTERM and "resume with: mnistlab sweep" in stderr
+    first = {t["number"]: t for t in trials_of(out)}
+    assert [first[n]["state"] for n in range(4)] == ["complete", "complete", "pruned", "failed"]
+    stamp = (out / "trials" / "trial-0000" / runs.TRAINING).stat().st_mtime_ns
+
+    code, stdout, stderr = finish(sweep(space_file, out))
+    assert code == 0, stderr
+    trials = json.loads(stdout)["trials"]
+    assert [t["state"] for t in trials] == ["complete", "complete", "pruned", "failed", "complete"]
+    assert trials[4]["params"] == first[3]["params"]  # the interrupted point, run again
+    assert (out / "trials" / "trial-0000" / runs.TRAINING).stat().st_mtime_ns == stamp
+    pruned = json.loads((out / "trials" / "trial-0002" / runs.TRAINING).read_text())
+    assert pruned["stop_reason"] == "pruned" and pruned["epochs_run"] == 1
+    assert len(runs.read_history(out / "trials" / "trial-0002")) == 1
+    before = {t["params"]["lr"]: t["value"] for t in trials_of(journal_sweep)}
+    for t in trials:
+        if t["state"] == "complete":
+            assert t["value"] == before[t["params"]["lr"]]
+
+
+def test_the_objective_never_reads_the_test_split(space_file, journal_sweep, tmp_path, monkeypatch):
+    """A worker run in this process, where the test split has random labels (and every split asked for
+    is recorded): the same study as the journal sweep's."""
+    import torch
+
+    from mnistlab.data import datasets
+    from mnistlab.sweep.runner import prepare
+    from mnistlab.sweep.space import read_space
+    from mnistlab.sweep.study import SweepSettings
+    from mnistlab.sweep.summary import write_results
+    from mnistlab.sweep.worker import run_worker
+
+    real, asked = datasets.load_split, []
+
+    def garbage_test_labels(dataset, split, *args, **kw):
+        asked.append(split)
+        x, y = real(dataset, split, *args, **kw)
+        return (x, torch.randint(0, 10, y.shape, generator=torch.Generator().manual_seed(1))) if split == "test" else (x, y)
+
+    monkeypatch.setattr(datasets, "load_split", garbage_test_labels)
+    settings = SweepSettings(out=str(tmp_path / "sweep"), study="grid", sampler="grid", pruner="none", quiet=True,
+                             storage=f"journal:{tmp_path / 'study.journal'}")
+    space, threads = read_space(space_file), torch.get_num_threads()
+    try:
+        prepare(space, settings, join=False)
+        run_worker(settings, space, 0)
+    finally:
+        torch.set_num_threads(threads)  # the trials set one thread: the next tests get this process's own
+    values = {t.params["lr"]: t.value for t in write_results(settings).trials}
+    assert values == {t["params"]["lr"]: t["value"] for t in trials_of(journal_sweep)}
+    assert set(asked) == {"train"}
