@@ -5,6 +5,7 @@ server, one of them killed (see sweep_postgres.py for the server)."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 optuna = pytest.importorskip("optuna", reason="needs mnistlab[sweep]")
 
 from mnistlab import runs  # noqa: E402
+from sweep_postgres import postgres_url  # noqa: E402,F401 (a fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -149,3 +151,43 @@ def test_the_objective_never_reads_the_test_split(space_file, journal_sweep, tmp
     values = {t.params["lr"]: t.value for t in write_results(settings).trials}
     assert values == {t["params"]["lr"]: t["value"] for t in trials_of(journal_sweep)}
     assert set(asked) == {"train"}
+
+
+# Three points of three epochs: long enough to kill a worker in the middle of a trial.
+LONGER = SPACE.replace("epochs = 2", "epochs = 3").replace("[0.003, 0.01, 0.00001, 0.002]", "[0.003, 0.01, 0.002]")
+
+
+def test_two_machines_share_a_postgres_study_and_rerun_a_killed_workers_trial(postgres_url, tmp_path):
+    """Two sweep commands on one PostgreSQL study (the second with --join, as on another machine); a
+    worker killed with SIGKILL leaves its trial running, the other worker's heartbeat check marks it
+    failed and runs it again; every grid point ends complete exactly once."""
+    space = tmp_path / "grid.toml"
+    space.write_text(LONGER)
+    storage = ["--storage", postgres_url, "--heartbeat", "2", "--pruner", "none"]
+    first = sweep(space, tmp_path / "a", *storage)
+    deadline = time.monotonic() + 240
+    while not (tmp_path / "a" / "sweep.json").is_file():  # the study exists: the second may join
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()[1]
+        time.sleep(0.1)
+    second = sweep(space, tmp_path / "b", "--join", "--study", "grid", *storage)
+    try:
+        study = optuna.load_study(study_name="grid", storage=postgres_url)
+        while not (running := [t for t in study.get_trials() if t.state.name == "RUNNING" and "worker" in t.user_attrs]):
+            assert time.monotonic() < deadline and (first.poll() is None or second.poll() is None)
+            time.sleep(0.1)
+        victim = running[0]
+        os.kill(int(victim.user_attrs["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
+        codes = sorted([finish(first)[0], finish(second)[0]])
+    finally:  # a failed check leaves no sweep running against a server about to stop
+        for proc in (first, second):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=120)
+    assert codes == [0, 1]  # the driver whose worker died says the sweep failed there; the other finishes it
+    trials = study.get_trials()
+    assert trials[victim.number].state.name == "FAIL"
+    retried = [t for t in trials if victim.number in t.system_attrs.get("retry_history", [])]
+    assert [t.state.name for t in retried] == ["COMPLETE"] and retried[0].params == victim.params
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    assert sorted(t.params["lr"] for t in complete) == [0.002, 0.003, 0.01]
+    assert len({t.user_attrs["run_dir"] for t in complete}) == 3
