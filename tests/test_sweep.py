@@ -119,3 +119,29 @@ def test_a_sweep_trial_record_is_validated(tmp_path):
                          ({"study": "s", "trial": 1, "params": {"lr": [1]}}, "must be a string, a number")]:
         with pytest.raises(UserError, match=message):
             RunConfig.from_dict({**raw, "sweep": bad}, tmp_path)
+
+
+def test_a_sweep_folder_gets_its_own_report(tmp_path):
+    """`mnistlab report SWEEP_DIR`: the best trial, the trials, the figures found inside the folder."""
+    from PIL import Image
+
+    from mnistlab.sweep.summary import SweepResult, TrialRow, to_markdown
+
+    out = tmp_path / "sweep"
+    out.mkdir()
+    (out / "space.toml").write_text('[search]\nlr = [0.1, 0.2]\n')
+    rows = (TrialRow(0, "complete", 0.91, {"lr": 0.1}, 3.0, 2, "t0", None),
+            TrialRow(1, "pruned", 0.5, {"lr": 0.2}, 1.0, 1, "t1", None),
+            TrialRow(2, "complete", 0.93, {"lr": 0.2}, 3.0, 2, "t2", 1))
+    result = SweepResult("s", "sqlite:///x", str(out), rows, rows[2], ("optimization_history.png",))
+    (out / "summary.json").write_text(json.dumps(result.to_dict()))
+    assert "Best: trial 2, val acc 0.9300" in to_markdown(result)
+    Image.new("RGB", (20, 10), "red").save(out / "optimization_history.png")
+    (out / "param_importances.png").symlink_to(tmp_path / "elsewhere.png")  # leads outside: not embedded
+    Image.new("RGB", (20, 10), "blue").save(tmp_path / "elsewhere.png")
+    assert cli.main(["report", str(out), "-o", str(tmp_path / "r.html")]) == 0
+    html = (tmp_path / "r.html").read_text()
+    assert html.count("data:image/png") == 1 and "93.00%" in html and "<code>t2</code>" in html
+    assert cli.main(["report", str(out), str(out), "-o", str(tmp_path / "r.html")]) == 2  # a sweep goes alone
+    (out / "summary.json").write_text(json.dumps({"study": "s", "storage": "x", "trials": [{"number": "1"}]}))
+    assert cli.main(["report", str(out), "-o", str(tmp_path / "r.html")]) == 2

@@ -146,6 +146,7 @@ def open_study(settings: SweepSettings, *, epochs: int, seed: int, create: bool,
     """The study, made (``create``) or joined; a study made from another space is refused."""
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING if settings.quiet else optuna.logging.INFO)
     storage = open_storage(settings)
     sampler, pruner = SAMPLERS[settings.sampler](seed), PRUNERS[settings.pruner](epochs)
     if create:

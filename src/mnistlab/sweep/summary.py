@@ -20,6 +20,7 @@ from typing import Any
 from mnistlab.fileio import write_json, write_text, write_with
 from mnistlab.sweep.study import SweepSettings, open_storage
 
+SUMMARY_JSON = "summary.json"
 # Optuna's matplotlib figures: file name → the function of optuna.visualization.matplotlib
 FIGURES = {"optimization_history.png": "plot_optimization_history",
            "param_importances.png": "plot_param_importances",
@@ -51,6 +52,23 @@ class SweepResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def trial_row_from_dict(raw: dict[str, Any]) -> TrialRow:
+    """A row of ``summary.json`` back as a TrialRow, its types checked (the file may come from anyone)."""
+    def number(key: str, kind: type) -> Any:
+        value = raw[key]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+            raise TypeError(key)
+        return value
+
+    if not isinstance(raw["params"], dict) or raw["state"] not in STATE_NAMES.values():
+        raise TypeError("params or state")
+    params = {str(k): v if isinstance(v, (str, int, float, bool)) else str(v) for k, v in raw["params"].items()}
+    return TrialRow(number=number("number", int), state=raw["state"], value=number("value", (int, float)),
+                    params=params, seconds=number("seconds", (int, float)), epochs_run=number("epochs_run", int),
+                    run_dir=None if raw["run_dir"] is None else str(raw["run_dir"]),
+                    retry_of=number("retry_of", int))
 
 
 STATE_NAMES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running",
@@ -94,7 +112,7 @@ def write_results(settings: SweepSettings) -> SweepResult:
     result = collect(study, settings)
     out = Path(settings.out)
     result = SweepResult(**{**result.__dict__, "figures": tuple(write_figures(study, out))})
-    write_json(out / "summary.json", result.to_dict())
+    write_json(out / SUMMARY_JSON, result.to_dict())
     write_text(out / "summary.csv", to_csv(result))
     write_text(out / "summary.md", to_markdown(result))
     return result

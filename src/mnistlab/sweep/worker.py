@@ -84,13 +84,11 @@ def next_move(trials: list[Any], target: int | None, heartbeat: bool) -> str:
 
 def run_worker(settings: SweepSettings, space: SweepSpace, index: int) -> None:
     """Run trials until :func:`next_move` says stop."""
-    import optuna
     from optuna.storages import fail_stale_trials
     from optuna.trial import TrialState
 
     from mnistlab.training.loop import TrainingFailed
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING if settings.quiet else optuna.logging.INFO)
     # Each worker its own sampler seed: the same seed in two workers would draw the same first trials.
     study = open_study(settings, epochs=space.train_config({}).epochs, seed=settings.seed + index, create=False,
                        space_text=space.text)
