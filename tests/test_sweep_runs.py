@@ -191,3 +191,34 @@ def test_two_machines_share_a_postgres_study_and_rerun_a_killed_workers_trial(po
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     assert sorted(t.params["lr"] for t in complete) == [0.002, 0.003, 0.01]
     assert len({t.user_attrs["run_dir"] for t in complete}) == 3
+
+
+def test_train_and_sweep_track_their_runs_in_mlflow(journal_sweep, tmp_path, data_dir):
+    """`train --track mlflow` and a sweep's trials, read back with MLflow's own client from the SQLite store."""
+    pytest.importorskip("mlflow", reason="needs mnistlab[track]")
+    from mlflow.tracking import MlflowClient
+
+    from mnistlab import cli
+    from mnistlab.sweep.runner import track_trials
+    from mnistlab.sweep.study import SweepSettings, open_storage
+    from mnistlab.sweep.summary import collect
+
+    out = tmp_path / "runs" / "simple"
+    assert cli.main(["train", "--arch", "simple", "--epochs", "2", "--train-subset", "200", "--val-size", "100",
+                     "--batch-size", "50", "--out", str(out), "--quiet", "--track", "mlflow"]) == 0
+    client = MlflowClient(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("mnistlab").experiment_id])
+    assert run.data.params["lr"] == "0.003" and run.data.params["train_subset"] == "200"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")] == [1, 2]
+    assert json.loads((out / runs.TRAINING).read_text())["best_val_acc"] == run.data.metrics["best_val_acc"]
+    assert {"config.json", "history.csv", "training.json"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+
+    settings = SweepSettings(out=str(journal_sweep), study="grid", sampler="grid", track=f"sqlite:///{tmp_path}/s.db",
+                             storage=f"journal:{journal_sweep.parent / 'study.journal'}")
+    result = collect(optuna.load_study(study_name="grid", storage=open_storage(settings)), settings)
+    for _ in range(2):  # the second time finds every trial logged already
+        track_trials(result, settings)
+    client = MlflowClient(settings.track)
+    logged = client.search_runs([client.get_experiment_by_name("grid").experiment_id])
+    assert sorted(r.data.tags["optuna.trial"] for r in logged) == ["0", "1", "2", "3"]
+    assert {float(r.data.params["lr"]) for r in logged} == {0.003, 0.01, 0.00001, 0.002}

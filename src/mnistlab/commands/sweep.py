@@ -28,10 +28,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out = Path(args.out or Path("sweeps") / Path(args.space).stem)
     if args.join and not args.storage:
         raise UserError("--join adds workers to a study in a shared --storage URL; name it (and --study)")
+    track = None
+    if args.track:  # a mistake here shows before any trial runs
+        from mnistlab.tracking import Tracker
+
+        tracker = Tracker.parse(args.track, beside=out)
+        tracker.require()
+        track = tracker.uri
     settings = SweepSettings(out=str(out), study=args.study or Path(args.space).stem, trials=args.trials,
                              workers=args.workers, storage=args.storage, sampler=args.sampler, pruner=args.pruner,
                              seed=args.seed, heartbeat=args.heartbeat, threads=worker_threads(args.workers),
-                             data_dir=args.data_dir, quiet=args.quiet)
+                             data_dir=args.data_dir, quiet=args.quiet, track=track)
     argv = getattr(args, "argv", None)
     resume = "mnistlab " + shlex.join(argv) if argv else None
     result = run_sweep(space, settings, join=args.join, resume_command=resume)
@@ -85,6 +92,9 @@ def add_commands(command) -> None:
     p.add_argument("--heartbeat", type=int, default=60, metavar="S",
                    help="seconds between a running trial's heartbeats in an SQL storage; a trial silent for "
                         "twice this is marked failed and run again (default 60)")
+    p.add_argument("--track", metavar="mlflow[:URI]",
+                   help="log each finished trial's run to MLflow (mnistlab[track]), experiment = the study; "
+                        "default store: sqlite mlflow.db in the sweep folder")
     p.add_argument("--export-preset", metavar="FILE",
                    help="write the best trial's settings as a preset file for 'mnistlab train --preset-file'")
     add_output_options(p, out="sweep folder (default sweeps/<sweep file name>); the same command again continues it")

@@ -136,6 +136,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     preset, settings = preset_and_settings(args)
     arch = settings.pop("arch", None)
+    if args.track:  # a mistake in --track or a missing MLflow shows now, not after the training
+        from mnistlab.tracking import Tracker
+
+        Tracker.parse(args.track, beside=".").require()
     if args.nproc is not None:
         # The checks rank 0 would make, once, in one line; then this very command line on N processes,
         # whose rank 0 prints the summary (--json too).
@@ -147,15 +151,27 @@ def cmd_train(args: argparse.Namespace) -> int:
                    seeds=args.seeds, data_dir=args.data_dir, force=args.force, progress=not args.quiet, **settings)
     if not is_main_process():
         return EXIT_OK
+    tracked = track_runs(args.track, [r.path for r in (result if isinstance(result, list) else [result])])
     if isinstance(result, list):
-        print_seeds(args, result)
+        print_seeds(args, result, tracked)
     else:
-        print_summary(args, result.path, result.training)
+        print_summary(args, result.path, result.training, tracked)
     return EXIT_OK
 
 
-def print_summary(args: argparse.Namespace, out: Path, summary: dict[str, Any]) -> None:
-    summary = {"run_dir": str(out), **summary}
+def track_runs(track: str | None, paths: list[Path]) -> dict[Path, str]:
+    """``--track``: each finished run logged to MLflow; run folder → MLflow run id."""
+    if not track:
+        return {}
+    from mnistlab.tracking import Tracker
+
+    tracker = Tracker.parse(track, beside=paths[0].parent)
+    return {p: tracker.log_run(p, experiment="mnistlab") for p in paths}
+
+
+def print_summary(args: argparse.Namespace, out: Path, summary: dict[str, Any],
+                  tracked: dict[Path, str] | None = None) -> None:
+    summary = {"run_dir": str(out), **summary, **({"mlflow_run_id": tracked[out]} if tracked else {})}
     if args.json:
         emit_json(summary)
         return
@@ -163,11 +179,14 @@ def print_summary(args: argparse.Namespace, out: Path, summary: dict[str, Any]) 
     print(f"best epoch {summary['best_epoch']}/{summary['epochs_run']}: val acc {summary['best_val_acc']:.4f}, "
           f"val loss {summary['best_val_loss']:.4f}; {summary['train_seconds']:.0f}s, "
           f"{summary['samples_per_s']:,.0f} samples/s ({summary['stop_reason']})")
+    if tracked:
+        print(f"mlflow: run {tracked[out]} (experiment mnistlab)")
     print(f"next: mnistlab evaluate {out}")
 
 
-def print_seeds(args: argparse.Namespace, results: list) -> None:
-    rows = [{"run_dir": str(r.path), "seed": r.config.seed, **r.training} for r in results]
+def print_seeds(args: argparse.Namespace, results: list, tracked: dict[Path, str] | None = None) -> None:
+    rows = [{"run_dir": str(r.path), "seed": r.config.seed, **r.training,
+             **({"mlflow_run_id": tracked[r.path]} if tracked else {})} for r in results]
     if args.json:
         emit_json(rows)
         return
@@ -189,4 +208,7 @@ def add_commands(command) -> None:
     add_train_options(p, head=what)
     what.add_argument("--resume", metavar="RUN_DIR", help="continue a run that was stopped")
     p.add_argument("--seeds", metavar="LIST", help="train one run per seed (e.g. 0,1,2 or 0-4) into --out/seed<k>")
+    p.add_argument("--track", metavar="mlflow[:URI]",
+                   help="log the finished run to MLflow (mnistlab[track]): settings, each epoch's numbers, its "
+                        "files; default store: sqlite mlflow.db beside the run folder")
     add_output_options(p, out="run directory (default runs/<arch>-<time>)", force="overwrite an existing run at --out")

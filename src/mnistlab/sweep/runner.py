@@ -84,6 +84,8 @@ def run_sweep(space: SweepSpace, settings: SweepSettings, *, join: bool = False,
                 w.send_signal(signal.SIGTERM)
         codes = [w.wait() for w in workers]
     result = write_results(settings)
+    if settings.track:
+        track_trials(result, settings)
     stopped = stopped or next((c - 128 for c in codes if c in (128 + signal.SIGINT, 128 + signal.SIGTERM)), None)
     if stopped:
         raise Interrupted(stopped, resume_command)
@@ -93,3 +95,17 @@ def run_sweep(space: SweepSpace, settings: SweepSettings, *, join: bool = False,
         raise SweepFailed(f"{sum(map(bool, codes))} of {len(codes)} workers failed (their messages are above); "
                           f"the results so far are in {settings.out}")
     return result
+
+
+def track_trials(result: SweepResult, settings: SweepSettings) -> None:
+    """Log every finished trial not logged yet to MLflow (experiment: the study's name), one after another
+    here, once the workers are done: no two processes write the store at once."""
+    from mnistlab.tracking import Tracker
+
+    tracker = Tracker(settings.track)
+    for row in result.trials:
+        if row.state in ("complete", "pruned") and row.run_dir and Path(row.run_dir).is_dir():
+            if tracker.logged(row.run_dir, experiment=settings.study) is None:
+                tracker.log_run(row.run_dir, experiment=settings.study,
+                                tags={"optuna.study": settings.study, "optuna.trial": str(row.number),
+                                      "optuna.state": row.state})

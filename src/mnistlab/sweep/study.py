@@ -53,6 +53,7 @@ class SweepSettings:
     threads: int | None = None  # per worker; None: the trial's own setting
     data_dir: str | None = None
     quiet: bool = False
+    track: str | None = None  # an MLflow tracking URI: each finished trial is logged there (mnistlab.tracking)
 
     def __post_init__(self) -> None:
         checks = [
