@@ -145,3 +145,26 @@ def test_a_sweep_folder_gets_its_own_report(tmp_path):
     assert cli.main(["report", str(out), str(out), "-o", str(tmp_path / "r.html")]) == 2  # a sweep goes alone
     (out / "summary.json").write_text(json.dumps({"study": "s", "storage": "x", "trials": [{"number": "1"}]}))
     assert cli.main(["report", str(out), "-o", str(tmp_path / "r.html")]) == 2
+
+
+@pytest.mark.parametrize("states, target, heartbeat, move", [
+    ([], 3, True, "run"),
+    (["COMPLETE", "PRUNED", "COMPLETE"], 3, True, "stop"),           # enough finished, whoever ran them
+    (["COMPLETE", "RUNNING", "RUNNING"], 3, True, "wait"),           # the rest is in flight: wait, it may go stale
+    (["COMPLETE", "RUNNING", "RUNNING"], 3, False, "stop"),          # no heartbeat: nothing would ever be retried
+    (["COMPLETE", "FAIL", "RUNNING", "WAITING"], 3, True, "run"),    # a retry waits: take it
+    (["COMPLETE", "FAIL"], 3, False, "run"),                         # a failed trial does not count
+    (["WAITING"], None, False, "run"),                               # a grid runs what is enqueued
+    (["COMPLETE", "RUNNING"], None, True, "wait"),
+    (["COMPLETE", "FAIL"], None, True, "stop"),
+])
+def test_a_worker_runs_waits_or_stops_by_the_studys_trials(states, target, heartbeat, move):
+    pytest.importorskip("optuna", reason="needs mnistlab[sweep]")
+    from types import SimpleNamespace
+
+    from optuna.trial import TrialState
+
+    from mnistlab.sweep.worker import next_move
+
+    trials = [SimpleNamespace(state=TrialState[s]) for s in states]
+    assert next_move(trials, target, heartbeat) == move
