@@ -53,17 +53,27 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return EXIT_OK
     names = [p.name for p in space.params]
     print_table(f"sweep {result.study}: {len(result.trials)} trials", ["trial", "state", "val acc", *names, "seconds"],
-                [(r.number, r.state, "" if r.value is None else f"{r.value:.4f}", *(r.params.get(n, "") for n in names),
-                  "" if r.seconds is None else f"{r.seconds:.0f}") for r in result.trials])
+                [(r.number, r.state, "" if r.value is None else f"{r.value:.4f}",
+                  *(shown(r.params.get(n, "")) for n in names), "" if r.seconds is None else f"{r.seconds:.0f}")
+                 for r in result.trials])
     if result.best is None:
         print(f"no trial finished; see {out / 'summary.md'}")
         return EXIT_OK
     b = result.best
-    print(f"best: trial {b.number}, val acc {b.value:.4f}: " + ", ".join(f"{k}={v}" for k, v in b.params.items()))
+    print(f"best: trial {b.number}, val acc {b.value:.4f}: " + ", ".join(f"{k}={shown(v)}" for k, v in b.params.items()))
     print(f"run: {b.run_dir}")
     print(f"summary: {out / 'summary.md'}" + (f"; preset: {args.export_preset}" if args.export_preset else ""))
     print(f"next: mnistlab evaluate {b.run_dir}")
     return EXIT_OK
+
+
+def shown(value: object) -> str:
+    """A parameter as the table shows it: four significant digits for a float (the summary files keep all).
+
+    >>> shown(0.003538453590906551), shown(32), shown("adamw")
+    ('0.003538', '32', 'adamw')
+    """
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def add_commands(command) -> None:
