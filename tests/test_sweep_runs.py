@@ -206,14 +206,16 @@ def test_train_and_sweep_track_their_runs_in_mlflow(journal_sweep, tmp_path, dat
     out = tmp_path / "runs" / "simple"
     assert cli.main(["train", "--arch", "simple", "--epochs", "2", "--train-subset", "200", "--val-size", "100",
                      "--batch-size", "50", "--out", str(out), "--quiet", "--track", "mlflow"]) == 0
-    client = MlflowClient(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
+    store = f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}"  # --track mlflow's default: beside the run
+    client = MlflowClient(store)
     (run,) = client.search_runs([client.get_experiment_by_name("mnistlab").experiment_id])
     assert run.data.params["lr"] == "0.003" and run.data.params["train_subset"] == "200"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")] == [1, 2]
     assert json.loads((out / runs.TRAINING).read_text())["best_val_acc"] == run.data.metrics["best_val_acc"]
     assert {"config.json", "history.csv", "training.json"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
 
-    settings = SweepSettings(out=str(journal_sweep), study="grid", sampler="grid", track=f"sqlite:///{tmp_path}/s.db",
+    # the same store: creating one (MLflow's migrations) is most of this test's time
+    settings = SweepSettings(out=str(journal_sweep), study="grid", sampler="grid", track=store,
                              storage=f"journal:{journal_sweep.parent / 'study.journal'}")
     result = collect(optuna.load_study(study_name="grid", storage=open_storage(settings)), settings)
     for _ in range(2):  # the second time finds every trial logged already
