@@ -17,7 +17,8 @@ import pytest
 optuna = pytest.importorskip("optuna", reason="needs mnistlab[sweep]")
 
 from mnistlab import runs  # noqa: E402
-from sweep_postgres import postgres_url  # noqa: E402,F401 (a fixture)
+
+pytest_plugins = ["sweep_postgres"]  # the postgres_url fixture: a private PostgreSQL server
 
 pytestmark = pytest.mark.slow
 
@@ -137,7 +138,9 @@ def test_the_objective_never_reads_the_test_split(space_file, journal_sweep, tmp
     def garbage_test_labels(dataset, split, *args, **kw):
         asked.append(split)
         x, y = real(dataset, split, *args, **kw)
-        return (x, torch.randint(0, 10, y.shape, generator=torch.Generator().manual_seed(1))) if split == "test" else (x, y)
+        if split == "test":
+            y = torch.randint(0, 10, y.shape, generator=torch.Generator().manual_seed(1))
+        return x, y
 
     monkeypatch.setattr(datasets, "load_split", garbage_test_labels)
     settings = SweepSettings(out=str(tmp_path / "sweep"), study="grid", sampler="grid", pruner="none", quiet=True,
@@ -172,7 +175,8 @@ def test_two_machines_share_a_postgres_study_and_rerun_a_killed_workers_trial(po
     second = sweep(space, tmp_path / "b", "--join", "--study", "grid", *storage)
     try:
         study = optuna.load_study(study_name="grid", storage=postgres_url)
-        while not (running := [t for t in study.get_trials() if t.state.name == "RUNNING" and "worker" in t.user_attrs]):
+        while not (running := [t for t in study.get_trials()
+                               if t.state.name == "RUNNING" and "worker" in t.user_attrs]):
             assert time.monotonic() < deadline and (first.poll() is None or second.poll() is None)
             time.sleep(0.1)
         victim = running[0]

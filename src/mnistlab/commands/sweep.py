@@ -60,7 +60,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"no trial finished; see {out / 'summary.md'}")
         return EXIT_OK
     b = result.best
-    print(f"best: trial {b.number}, val acc {b.value:.4f}: " + ", ".join(f"{k}={shown(v)}" for k, v in b.params.items()))
+    settings_text = ", ".join(f"{k}={shown(v)}" for k, v in b.params.items())
+    print(f"best: trial {b.number}, val acc {b.value:.4f}: {settings_text}")
     print(f"run: {b.run_dir}")
     print(f"summary: {out / 'summary.md'}" + (f"; preset: {args.export_preset}" if args.export_preset else ""))
     print(f"next: mnistlab evaluate {b.run_dir}")

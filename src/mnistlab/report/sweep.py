@@ -39,7 +39,8 @@ def read_summary(sweep_dir: Path) -> tuple[dict, list[TrialRow]]:
         head = {k: str(raw[k]) for k in ("study", "storage")}
         return head, [trial_row_from_dict(t) for t in raw["trials"]]
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not a sweep summary ({type(exc).__name__}); run the sweep again to rewrite it") from None
+        raise UserError(f"{path}: not a sweep summary ({type(exc).__name__}); "
+                        "run the sweep again to rewrite it") from None
 
 
 def build_sweep_report(sweep_dir: str | Path, out: str | Path) -> Path:

@@ -29,7 +29,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from mnistlab.config import MAX_PRESET_FILE, TrainConfig, check_name, check_setting, preset, setting_type, settings_table
+from mnistlab.config import (MAX_PRESET_FILE, TrainConfig, check_name, check_setting, preset, setting_type,
+                             settings_table)
 from mnistlab.errors import UserError
 
 RANGE_KEYS = {"low", "high", "log", "step"}
