@@ -83,7 +83,8 @@ def test_training_options_are_trains_less_the_per_run_ones():
     # the options ensemble-train had before it shared train's definitions are all still there
     assert {"--preset", "--epochs", "--patience", "--batch-size", "--lr", "--train-subset", "--val-size",
             "--threads", "--device", "--amp", "--archs", "--seeds", "--selection", "--quiet"} <= set(ens)
-    shared = set(train) - per_run - {"--out", "--force", "--resume", "--seeds", "--quiet"}
+    # train's own options: where its run goes, resuming it, logging it to MLflow
+    shared = set(train) - per_run - {"--out", "--force", "--resume", "--seeds", "--quiet", "--track"}
     assert shared <= set(ens) and not per_run & set(ens)
     assert {o: ens[o] for o in shared} == {o: train[o] for o in shared}  # one help text per option
 

@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "mnistlab.commands.ensemble",
     "mnistlab.commands.serve",
     "mnistlab.commands.transfer",
+    "mnistlab.commands.sweep",
 )
 
 
@@ -84,9 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:  # Ctrl-C, or errors.Interrupted (SIGINT or SIGTERM during a long command)
         return interrupted(args.command, exc)
     except Exception as exc:  # the work failed: say so in one line; MNISTLAB_DEBUG=1 shows the traceback
+        from mnistlab.sweep.study import SweepFailed
         from mnistlab.training.trainer import TrainingFailed
 
-        if os.environ.get("MNISTLAB_DEBUG") or not isinstance(exc, (TrainingFailed, WriteFailed)):
+        if os.environ.get("MNISTLAB_DEBUG") or not isinstance(exc, (TrainingFailed, SweepFailed, WriteFailed)):
             raise
         print(f"mnistlab {args.command}: failed: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -13,8 +13,12 @@ options are generated from the fields.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import tomllib
+import typing
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Mapping
 
 from mnistlab.errors import UserError
 
@@ -231,3 +235,70 @@ def dataset_defaults(dataset: str) -> dict[str, Any]:
         return dict(registry.get(dataset).train_defaults)
     except UserError:  # an unknown name is reported, in one line, where the data is loaded
         return {}
+
+
+MAX_PRESET_FILE = 64 * 1024  # a preset file holds a few dozen settings; anything bigger is not one
+
+
+def setting_type(name: str) -> type:
+    """The plain type of the TrainConfig field ``name`` (``int | None`` → int).
+
+    >>> setting_type("lr"), setting_type("train_subset"), setting_type("augment")
+    (<class 'float'>, <class 'int'>, <class 'bool'>)
+    """
+    hint = typing.get_type_hints(TrainConfig)[name]
+    return next((t for t in typing.get_args(hint) if t is not type(None)), hint)
+
+
+def check_name(name: str, where: str) -> str:
+    """``name`` if it is a training setting (an option of ``mnistlab train``), else a did-you-mean UserError."""
+    names = [f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("cli", True)]
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else "; see 'mnistlab train --help'"
+        raise UserError(f"{where}: unknown setting {name!r:.40}{hint}")
+    return name
+
+
+def check_setting(name: str, value: Any, where: str) -> Any:
+    """``value`` for the training setting ``name`` (an int passes for a float), or a one-line UserError.
+
+    >>> check_setting("lr", 1, "x.toml")
+    1.0
+    >>> check_setting("lrr", 1, "x.toml")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    mnistlab.errors.UserError: x.toml: unknown setting 'lrr'; did you mean 'lr'?
+    """
+    kind = setting_type(check_name(name, where))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise UserError(f"{where}: {name} must be {kind.__name__}, not {type(value).__name__} ({value!r:.40})")
+    return value
+
+
+def read_preset_file(path: str | Path) -> tuple[str | None, dict[str, Any]]:
+    """(the preset it builds on or None, its settings) from a TOML preset file, checked.
+
+    A preset file holds training settings by the names of ``mnistlab train`` (underscores), and
+    optionally ``preset = "NAME"``: what ``mnistlab sweep --export-preset`` writes and
+    ``mnistlab train --preset-file`` reads. It is data: parsed as TOML, its size checked first.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such preset file")
+    if path.stat().st_size > MAX_PRESET_FILE:
+        raise UserError(f"{path}: larger than {MAX_PRESET_FILE // 1024} KiB; not a preset file")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not a TOML preset file ({exc})") from None
+    return settings_table(raw, str(path))
+
+
+def settings_table(raw: Mapping[str, Any], where: str) -> tuple[str | None, dict[str, Any]]:
+    """(``preset`` or None, the other entries checked as training settings) of a parsed TOML table."""
+    name = raw.get("preset")
+    if name is not None and name not in PRESETS:
+        raise UserError(f"{where}: unknown preset {name!r:.40}; choose one of: {', '.join(PRESETS)}")
+    return name, {k: check_setting(k, v, where) for k, v in raw.items() if k != "preset"}

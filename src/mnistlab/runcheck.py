@@ -38,7 +38,8 @@ KINDS = ("train", "prune", "ensemble")
 COMMON = {"schema_version", "kind", "framework", "dataset", "arch", "model_args", "params", "data", "environment",
           "created"}
 KNOWN_KEYS = {
-    "train": COMMON | {"train", "threads", "model_file", "world_size", "backend", "device", "budget", "transfer_from"},
+    "train": COMMON | {"train", "threads", "model_file", "world_size", "backend", "device", "budget", "transfer_from",
+              "sweep"},
     "prune": COMMON | {"train", "threads", "model_file", "world_size", "backend", "device", "pruned_from",
                        "pruning"},
     "ensemble": COMMON | {"weighting", "members", "selection"},
@@ -190,6 +191,27 @@ def _check_transfer_from(value: Any, path: Path) -> None:
         _number(trial["best_epoch"], int, 0, 100_000, f"{where}.recipe_trials[{i}].best_epoch", path)
 
 
+MAX_SWEEP_PARAMS = 100  # searched settings of one trial
+
+
+def _check_sweep(value: Any, path: Path) -> None:
+    """A sweep trial's record: the study's name, the trial's number, its settings (names and plain values)."""
+    value = _dict(value, "sweep", path)
+    if set(value) != {"study", "trial", "params"}:
+        raise _fail(path, "sweep must hold study, trial and params")
+    _text(value["study"], "sweep.study", path)
+    _number(value["trial"], int, 0, 10**9, "sweep.trial", path)
+    params = _dict(value["params"], "sweep.params", path)
+    if len(params) > MAX_SWEEP_PARAMS:
+        raise _fail(path, f"sweep.params holds more than {MAX_SWEEP_PARAMS} settings")
+    for key, item in params.items():
+        _text(key, "sweep.params key", path)
+        if item is not None and not isinstance(item, (str, int, float, bool)):
+            raise _fail(path, f"sweep.params.{key!r:.40} must be a string, a number, a boolean or null")
+        if isinstance(item, str):
+            _text(item, f"sweep.params.{key!r:.40}", path)
+
+
 @functools.lru_cache(maxsize=64)
 def _count_params(arch: str, dims_json: str, args_json: str) -> int:
     """Parameters of ``arch`` built on the meta device (shapes only, no memory); raises UserError."""
@@ -317,6 +339,8 @@ def validate_config(config: Any, run_dir: str | Path) -> dict[str, Any]:
     _check_model(config, path)
     if "transfer_from" in config:
         _check_transfer_from(config["transfer_from"], path)
+    if "sweep" in config:
+        _check_sweep(config["sweep"], path)
     if "threads" in config:
         _number(config["threads"], int, 1, MAX_THREADS, "threads", path)
         # A run trained on a bigger machine stays loadable; what it asks for never exceeds this one.

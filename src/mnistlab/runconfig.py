@@ -148,6 +148,21 @@ class TransferFrom:
 
 
 @dataclass(frozen=True)
+class SweepTrial:
+    """The trial of a hyper-parameter sweep (``mnistlab sweep``) that trained this run."""
+
+    study: str
+    trial: int
+    params: Mapping[str, Any] = field(default_factory=dict)  # the searched settings, by TrainConfig's names
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", _frozen(self.params))
+
+    def to_dict(self) -> dict[str, Any]:
+        return _fields(self)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything ``config.json`` says about a run; built only from valid values.
 
@@ -170,6 +185,7 @@ class RunConfig:
     backend: str | None = None  # torch.distributed's; None for a one-process run
     budget: Mapping[str, Any] = field(default_factory=dict)  # quickstart's plan (mnistlab.budget.Plan.record)
     transfer_from: TransferFrom | None = None
+    sweep: SweepTrial | None = None
     pruned_from: str | None = None
     pruning: Mapping[str, Any] = field(default_factory=dict)
     members: tuple[Member, ...] = ()
@@ -211,6 +227,8 @@ class RunConfig:
             config["train"] = TrainConfig.from_dict(config["train"])
         if "transfer_from" in config:
             config["transfer_from"] = TransferFrom.from_dict(config["transfer_from"])
+        if "sweep" in config:
+            config["sweep"] = SweepTrial(**config["sweep"])
         known = {f.name for f in dataclasses.fields(Member)}
         for i, member in enumerate(config.get("members", ())):
             if set(member) - known:

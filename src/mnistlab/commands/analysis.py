@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from mnistlab.commands.output import EXIT_OK, add_output_options, emit_json, print_table
+from mnistlab.errors import UserError
 from mnistlab.training.progress import stderr_log
 
 
@@ -52,9 +53,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from mnistlab.report.html import build_report
+    from mnistlab.report.sweep import build_sweep_report, is_sweep_dir
 
-    path = build_report(args.run_dirs, args.output, data_dir=args.data_dir, mc_limit=args.mc_limit,
-                        log=stderr_log if not args.json else (lambda _m: None))
+    sweeps = [d for d in args.run_dirs if is_sweep_dir(d)]
+    if sweeps and len(args.run_dirs) > 1:
+        raise UserError(f"{sweeps[0]} is a sweep folder: report it alone (its best run can join other runs)")
+    if sweeps:  # the search itself, from its summary and figures; no trial is evaluated on test
+        path = build_sweep_report(sweeps[0], args.output)
+    else:
+        path = build_report(args.run_dirs, args.output, data_dir=args.data_dir, mc_limit=args.mc_limit,
+                            log=stderr_log if not args.json else (lambda _m: None))
     if args.json:
         emit_json({"report": str(path), "bytes": path.stat().st_size})
     else:
@@ -78,7 +86,8 @@ def add_commands(command) -> None:
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     add_output_options(p, out="folder for the comparison files (default: <common parent>/comparison)", quiet=False)
 
-    p = command("report", cmd_report, "write one self-contained HTML report for one or more runs")
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p = command("report", cmd_report, "write one self-contained HTML report for one or more runs, or for a sweep "
+                                      "folder (mnistlab sweep)")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories, or one sweep folder")
     p.add_argument("-o", "--output", default="report.html", help="the HTML file to write (default report.html)")
     p.add_argument("--mc-limit", type=int, metavar="N", help=mc_limit_help)

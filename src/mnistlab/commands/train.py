@@ -101,16 +101,32 @@ def add_train_options(p: argparse.ArgumentParser, skip: Sequence[str] = (),
                            "'speedrun' reaches 99%% test accuracy fastest on a CPU (docs/speed.md); 'best' the "
                            "highest-accuracy one (deeper, 36 epochs; docs/quickstart.md) (default: 'default', "
                            "the values in brackets)")
+    head.add_argument("--preset-file", metavar="FILE",
+                      help="a TOML file of settings by these options' names (underscores), optionally with "
+                           "preset = NAME; on top of --preset, under the flags (mnistlab sweep --export-preset "
+                           "writes one)")
     if "nproc" not in skip:
         settings.add_argument("--nproc", type=int, metavar="N",
                               help="train on N processes on this machine (launches torchrun)")
 
 
+def preset_and_settings(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """(the preset, the settings) the options ask for: ``--preset-file``'s values under the flags given.
+
+    The file's own ``preset = NAME`` applies when ``--preset`` is not given.
+    """
+    from mnistlab.config import read_preset_file
+
+    name, settings = read_preset_file(args.preset_file) if getattr(args, "preset_file", None) else (None, {})
+    flags = {f.name: getattr(args, f.name) for f in cli_fields() if getattr(args, f.name, None) is not None}
+    return (args.preset if args.preset != "default" or name is None else name), {**settings, **flags}
+
+
 def train_config_from_args(args: argparse.Namespace):
     from mnistlab.config import preset
 
-    overrides = {f.name: getattr(args, f.name) for f in cli_fields() if getattr(args, f.name, None) is not None}
-    return preset(args.preset, **overrides)
+    name, settings = preset_and_settings(args)
+    return preset(name, **settings)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -118,28 +134,44 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mnistlab.api import prepare_torchrun, train
     from mnistlab.training.distributed import is_main_process, launch_torchrun
 
-    settings = {f.name: getattr(args, f.name) for f in cli_fields()
-                if f.name != "arch" and getattr(args, f.name, None) is not None}
+    preset, settings = preset_and_settings(args)
+    arch = settings.pop("arch", None)
+    if args.track:  # a mistake in --track or a missing MLflow shows now, not after the training
+        from mnistlab.tracking import Tracker
+
+        Tracker.parse(args.track, beside=".").require()
     if args.nproc is not None:
         # The checks rank 0 would make, once, in one line; then this very command line on N processes,
         # whose rank 0 prints the summary (--json too).
-        out, _ = prepare_torchrun(args.arch, preset=args.preset, out=args.resume or args.out,
+        out, _ = prepare_torchrun(arch, preset=preset, out=args.resume or args.out,
                                   resume=bool(args.resume), seeds=args.seeds, force=args.force, **settings)
         argv = args.argv if args.out or args.resume else [*args.argv, "--out", str(out)]
         return launch_torchrun(args.nproc, argv)
-    result = train(args.arch, preset=args.preset, out=args.resume or args.out, resume=bool(args.resume),
+    result = train(arch, preset=preset, out=args.resume or args.out, resume=bool(args.resume),
                    seeds=args.seeds, data_dir=args.data_dir, force=args.force, progress=not args.quiet, **settings)
     if not is_main_process():
         return EXIT_OK
+    tracked = track_runs(args.track, [r.path for r in (result if isinstance(result, list) else [result])])
     if isinstance(result, list):
-        print_seeds(args, result)
+        print_seeds(args, result, tracked)
     else:
-        print_summary(args, result.path, result.training)
+        print_summary(args, result.path, result.training, tracked)
     return EXIT_OK
 
 
-def print_summary(args: argparse.Namespace, out: Path, summary: dict[str, Any]) -> None:
-    summary = {"run_dir": str(out), **summary}
+def track_runs(track: str | None, paths: list[Path]) -> dict[Path, str]:
+    """``--track``: each finished run logged to MLflow; run folder → MLflow run id."""
+    if not track:
+        return {}
+    from mnistlab.tracking import Tracker
+
+    tracker = Tracker.parse(track, beside=paths[0].parent)
+    return {p: tracker.log_run(p, experiment="mnistlab") for p in paths}
+
+
+def print_summary(args: argparse.Namespace, out: Path, summary: dict[str, Any],
+                  tracked: dict[Path, str] | None = None) -> None:
+    summary = {"run_dir": str(out), **summary, **({"mlflow_run_id": tracked[out]} if tracked else {})}
     if args.json:
         emit_json(summary)
         return
@@ -147,11 +179,14 @@ def print_summary(args: argparse.Namespace, out: Path, summary: dict[str, Any]) 
     print(f"best epoch {summary['best_epoch']}/{summary['epochs_run']}: val acc {summary['best_val_acc']:.4f}, "
           f"val loss {summary['best_val_loss']:.4f}; {summary['train_seconds']:.0f}s, "
           f"{summary['samples_per_s']:,.0f} samples/s ({summary['stop_reason']})")
+    if tracked:
+        print(f"mlflow: run {tracked[out]} (experiment mnistlab)")
     print(f"next: mnistlab evaluate {out}")
 
 
-def print_seeds(args: argparse.Namespace, results: list) -> None:
-    rows = [{"run_dir": str(r.path), "seed": r.config.seed, **r.training} for r in results]
+def print_seeds(args: argparse.Namespace, results: list, tracked: dict[Path, str] | None = None) -> None:
+    rows = [{"run_dir": str(r.path), "seed": r.config.seed, **r.training,
+             **({"mlflow_run_id": tracked[r.path]} if tracked else {})} for r in results]
     if args.json:
         emit_json(rows)
         return
@@ -173,4 +208,7 @@ def add_commands(command) -> None:
     add_train_options(p, head=what)
     what.add_argument("--resume", metavar="RUN_DIR", help="continue a run that was stopped")
     p.add_argument("--seeds", metavar="LIST", help="train one run per seed (e.g. 0,1,2 or 0-4) into --out/seed<k>")
+    p.add_argument("--track", metavar="mlflow[:URI]",
+                   help="log the finished run to MLflow (mnistlab[track]): settings, each epoch's numbers, its "
+                        "files; default store: sqlite mlflow.db beside the run folder")
     add_output_options(p, out="run directory (default runs/<arch>-<time>)", force="overwrite an existing run at --out")

@@ -85,7 +85,7 @@ def inside(run_dir: Path, relative: str | Path) -> Path | None:
     return resolved
 
 
-def _png(run_dir: Path, relative: str | Path) -> dict[str, Any] | None:
+def png_inside(run_dir: Path, relative: str | Path) -> dict[str, Any] | None:
     path = inside(run_dir, relative)
     if path is None:
         return None
@@ -122,9 +122,9 @@ def model_section(run_dir: Path, label: str) -> dict[str, Any]:
     training = training if isinstance(training, dict) else {}
     named = analysis.get("figures", {})
     figures = {k: f for k, v in (named.items() if isinstance(named, dict) else ())
-               if isinstance(v, str) and (f := _png(run_dir, v)) is not None}
+               if isinstance(v, str) and (f := png_inside(run_dir, v)) is not None}
     interp = run_dir / "plots" / "interpretability"
-    interpretability = [f for p in sorted(interp.glob("*.png")) if (f := _png(run_dir, p.relative_to(run_dir)))]
+    interpretability = [f for p in sorted(interp.glob("*.png")) if (f := png_inside(run_dir, p.relative_to(run_dir)))]
     deployment = [{"title": _title(p), "rows": flatten(obj)} for p in sorted((run_dir / "export").glob("*.json"))
                   if (obj := _json(run_dir, p.relative_to(run_dir))) is not None]
     train = config.train.to_dict() if config.train is not None else {}

@@ -117,11 +117,13 @@ def check_before_launch(cfg: TrainConfig | None, out: Path, *, resume: bool = Fa
 def fit(cfg: TrainConfig | None, out: str | Path, *, build: Build, framework: str, data_dir: str | None = None,
         resume: bool = False, force: bool = False, progress: bool = True, data: TrainValData | None = None,
         on_epoch_end: Callable[[dict[str, float], Any], None] | None = None,
+        stop_when: Callable[[dict[str, float]], str | None] | None = None,
         config_extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train ``cfg`` into ``out`` (or continue ``out`` with ``resume``) with the step ``build`` makes.
 
     ``config_extra`` sets fields of a new run's :class:`~mnistlab.runconfig.RunConfig` (quickstart
-    records its budget plan this way). Rank 0 holds the run's lock (:func:`mnistlab.runs.writing`)
+    records its budget plan this way, a sweep its trial). ``stop_when(row)`` may end the run after
+    an epoch with a reason (:class:`~mnistlab.training.loop.LoopOptions`). Rank 0 holds the run's lock (:func:`mnistlab.runs.writing`)
     throughout; SIGINT and SIGTERM raise :class:`~mnistlab.errors.Interrupted` naming the command
     that resumes.
     """
@@ -131,7 +133,7 @@ def fit(cfg: TrainConfig | None, out: str | Path, *, build: Build, framework: st
         with stop_on_signals(), contextlib.ExitStack() as held:
             return _fit(cfg, out, ctx, held, build=build, framework=framework, data_dir=data_dir, resume=resume,
                         force=force, progress=progress, data=data, on_epoch_end=on_epoch_end,
-                        config_extra=config_extra)
+                        stop_when=stop_when, config_extra=config_extra)
     except KeyboardInterrupt as exc:
         raise Interrupted(getattr(exc, "signum", signal.SIGINT), _resume_hint(out)) from None
     finally:
@@ -141,6 +143,7 @@ def fit(cfg: TrainConfig | None, out: str | Path, *, build: Build, framework: st
 def _fit(cfg: TrainConfig | None, out: Path, ctx: DistContext, held: contextlib.ExitStack, *, build: Build,
          framework: str, data_dir: str | None, resume: bool, force: bool, progress: bool, data: TrainValData | None,
          on_epoch_end: Callable[[dict[str, float], Any], None] | None,
+         stop_when: Callable[[dict[str, float]], str | None] | None,
          config_extra: dict[str, Any] | None) -> dict[str, Any]:
     """:func:`fit` inside its lock (``held``, rank 0's) and signal handlers."""
     def lock() -> None:
@@ -171,5 +174,6 @@ def _fit(cfg: TrainConfig | None, out: Path, ctx: DistContext, held: contextlib.
     elif ctx.is_main and state is None:
         runs.write_config(out, dataclasses.replace(config, **(config_extra or {}), device=str(device),
                                                    world_size=ctx.world_size, backend=ctx.backend))
-    opts = LoopOptions(run_dir=out, device=device, ctx=ctx, progress=progress, on_epoch_end=on_epoch_end)
+    opts = LoopOptions(run_dir=out, device=device, ctx=ctx, progress=progress, on_epoch_end=on_epoch_end,
+                       stop_when=stop_when)
     return run_epochs(step, cfg, data, opts, resume=state)

@@ -90,6 +90,10 @@ class LoopOptions:
     progress: bool = True
     stream: int = 0  # added to the epoch in the generator formula: 1000 keeps fine-tuning off the run's draws
     on_epoch_end: Callable[[dict[str, float], Any], None] | None = None
+    # Asked on rank 0 after each epoch's validation, before its files are written: a reason (e.g.
+    # "pruned", from a hyper-parameter search) ends the run after this epoch as early stopping does,
+    # recorded as training.json's stop_reason. Not asked after the last epoch: nothing is left to stop.
+    stop_when: Callable[[dict[str, float]], str | None] | None = None
 
 
 def make_augment(cfg: TrainConfig, data: TrainValData) -> RandomAffine | RandomFlip | Chain | None:
@@ -232,6 +236,10 @@ def run_epochs(step: Step, cfg: TrainConfig, data: TrainValData, opts: LoopOptio
                             totals[4] / totals[5], lr, seconds, train_seconds)
             history.append(row)
             improved, done = selector.update(row), selector.done(epoch)
+            if not done and ctx.is_main and opts.stop_when is not None:
+                reason = opts.stop_when(row)
+                if reason:
+                    selector.stop_reason, done = reason, True
             improved, done = distributed.broadcast((improved, done), ctx)  # rank 0 decides for all
             if writes:
                 with deferred():  # weights, checkpoint and history agree when a signal stops the run

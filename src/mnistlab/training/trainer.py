@@ -61,16 +61,19 @@ def build_torch(cfg: TrainConfig, data: TrainValData, device: torch.device, ctx:
 def train(cfg: TrainConfig, out: str | Path, *, data_dir: str | None = None, resume: bool = False,
           force: bool = False, progress: bool = True, data: TrainValData | None = None,
           on_epoch_end: Callable[[dict[str, float], torch.nn.Module], None] | None = None,
+          stop_when: Callable[[dict[str, float]], str | None] | None = None,
           config_extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train ``cfg`` into the run directory ``out`` and return the training summary.
 
     ``resume=True`` continues the run in ``out`` from its last completed epoch, with the
     settings stored there (``cfg`` may be None). ``data`` may be passed to reuse tensors already
-    in memory. ``on_epoch_end(row, model)`` is called after each epoch's checkpoint (benchmarks use it).
+    in memory. ``on_epoch_end(row, model)`` is called after each epoch's checkpoint (benchmarks use it);
+    ``stop_when(row)`` may end the run after an epoch with a reason (a sweep's pruner says "pruned").
     ``config_extra`` adds keys to a new run's config.json (see :func:`~mnistlab.training.fit.fit`).
     """
     return fit(cfg, out, build=build_torch, framework=TORCH.name, data_dir=data_dir, resume=resume, force=force,
-               progress=progress, data=data, on_epoch_end=on_epoch_end, config_extra=config_extra)
+               progress=progress, data=data, on_epoch_end=on_epoch_end, stop_when=stop_when,
+               config_extra=config_extra)
 
 
 build = build_torch  # the name every framework's trainer module gives its step builder (Framework.build)

@@ -223,12 +223,13 @@ def build_keras(cfg: TrainConfig, data: TrainValData, device: torch.device, ctx:
 
 def train(cfg: TrainConfig, out: str | Path, *, data_dir: str | None = None, resume: bool = False,
           force: bool = False, progress: bool = True, data: TrainValData | None = None,
+          stop_when: Callable[[dict[str, float]], str | None] | None = None,
           config_extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train the Keras twin of ``cfg.arch`` into ``out`` (or continue it with ``resume``); the same summary as PyTorch's."""
     if cfg is not None and not resume and cfg.device == "auto":
         cfg = dataclasses.replace(cfg, device="cpu")  # recorded as such: a resume elsewhere stays on the CPU
     return fit(cfg, out, build=build_keras, framework=KERAS.name, data_dir=data_dir, resume=resume, force=force,
-               progress=progress, data=data, config_extra=config_extra)
+               progress=progress, data=data, stop_when=stop_when, config_extra=config_extra)
 
 
 build = build_keras  # the name every framework's trainer module gives its step builder (Framework.build)

@@ -1,0 +1,111 @@
+"""Start a sweep's workers, wait for them, write the results: what ``mnistlab sweep`` calls.
+
+    from mnistlab.sweep.runner import run_sweep
+    from mnistlab.sweep.space import read_space
+    from mnistlab.sweep.study import SweepSettings
+
+    result = run_sweep(read_space("space.toml"), SweepSettings(out="sweeps/a", study="a", trials=8, workers=2))
+    result.best.number, result.best.value
+
+The sweep folder holds ``space.toml`` (the sweep file), ``sweep.json`` (the settings the workers
+read), the study (``study.db`` unless ``--storage``), ``trials/trial-NNNN`` (one run each) and
+the results. Running the same command again continues the study: finished trials are kept, a
+trial that was interrupted is failed and (on a grid) its point run again, and new trials are
+drawn until ``--trials`` have finished.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from mnistlab.errors import Interrupted, UserError
+from mnistlab.fileio import write_text
+from mnistlab.stopping import stop_on_signals
+from mnistlab.sweep.space import SweepSpace
+from mnistlab.sweep.study import SETTINGS_FILE, SPACE_FILE, SweepFailed, SweepSettings, open_study
+from mnistlab.sweep.summary import SweepResult, write_results
+
+EXIT_USAGE = 2
+
+
+def worker_threads(workers: int) -> int:
+    """Torch threads per worker: this machine's cores shared between the workers.
+
+    >>> worker_threads(os.cpu_count() or 1) >= 1
+    True
+    """
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def prepare(space: SweepSpace, settings: SweepSettings, *, join: bool) -> None:
+    """The sweep folder with its space and settings; the study made (or joined) and a grid enqueued."""
+    out = Path(settings.out)
+    copy = out / SPACE_FILE
+    if copy.is_file() and copy.read_text(encoding="utf-8") != space.text:
+        raise UserError(f"{out} holds a sweep of another sweep file; use the same file or another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(copy, space.text)
+    study = open_study(settings, epochs=space.train_config({}).epochs, seed=settings.seed, create=not join,
+                       space_text=space.text)
+    if settings.sampler == "grid" and not join:
+        enqueue_grid(study, space, settings.trials)
+    settings.write()
+
+
+def enqueue_grid(study, space: SweepSpace, limit: int | None) -> None:
+    """Enqueue each grid point (the first ``limit``) that no trial has finished, runs or waits for."""
+    from optuna.trial import TrialState
+
+    taken = [t.params or t.system_attrs.get("fixed_params", {}) for t in study.get_trials(deepcopy=False)
+             if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)]
+    for point in space.grid()[:limit]:
+        if point not in taken:
+            study.enqueue_trial(point)
+
+
+def run_sweep(space: SweepSpace, settings: SweepSettings, *, join: bool = False,
+              resume_command: str | None = None) -> SweepResult:
+    """Run the sweep to its end with ``settings.workers`` worker processes; the results, also written."""
+    prepare(space, settings, join=join)
+    command = [sys.executable, "-m", "mnistlab.sweep.worker", str(Path(settings.out) / SETTINGS_FILE)]
+    workers = [subprocess.Popen([*command, str(i)]) for i in range(settings.workers)]
+    stopped: int | None = None
+    try:
+        with stop_on_signals():
+            codes = [w.wait() for w in workers]
+    except KeyboardInterrupt as exc:  # our own SIGINT/SIGTERM: the workers stop their trials cleanly too
+        stopped = getattr(exc, "signum", signal.SIGINT)
+        for w in workers:
+            if w.poll() is None:
+                w.send_signal(signal.SIGTERM)
+        codes = [w.wait() for w in workers]
+    result = write_results(settings)
+    if settings.track:
+        track_trials(result, settings)
+    stopped = stopped or next((c - 128 for c in codes if c in (128 + signal.SIGINT, 128 + signal.SIGTERM)), None)
+    if stopped:
+        raise Interrupted(stopped, resume_command)
+    if EXIT_USAGE in codes:
+        raise UserError("a sweep worker stopped on a mistake (its message is above)")
+    if any(codes):
+        raise SweepFailed(f"{sum(map(bool, codes))} of {len(codes)} workers failed (their messages are above); "
+                          f"the results so far are in {settings.out}")
+    return result
+
+
+def track_trials(result: SweepResult, settings: SweepSettings) -> None:
+    """Log every finished trial not logged yet to MLflow (experiment: the study's name), one after another
+    here, once the workers are done: no two processes write the store at once."""
+    from mnistlab.tracking import Tracker
+
+    tracker = Tracker(settings.track)
+    for row in result.trials:
+        if row.state in ("complete", "pruned") and row.run_dir and Path(row.run_dir).is_dir():
+            if tracker.logged(row.run_dir, experiment=settings.study) is None:
+                tracker.log_run(row.run_dir, experiment=settings.study,
+                                tags={"optuna.study": settings.study, "optuna.trial": str(row.number),
+                                      "optuna.state": row.state})
