@@ -1,10 +1,10 @@
-"""Self-attention CNN: a conv stem to a 7×7 grid, then transformer blocks over its 49 positions (~87K params).
+"""Self-attention CNN: a conv stem to a 7×7 grid, then transformer blocks over its 49 positions (~161K params).
 
 The ``attention`` model re-weights *channels*; here every *position* of the feature grid looks
 at every other one (Vaswani et al., 2017, as in the hybrid ViT of Dosovitskiy et al., 2021): a
 stroke end can gather evidence from the far side of a loop, which a 3×3 convolution only
-reaches after several layers. Two convolutions with pooling turn the 28×28 image into a 7×7
-grid of 64-channel features; a fixed 2-D sinusoidal position encoding is added (attention
+reaches after several layers. Four convolutions (two followed by pooling) turn the 28×28 image
+into a 7×7 grid of 64-channel features; a fixed 2-D sinusoidal position encoding is added (attention
 itself is blind to where a position lies); two pre-norm transformer blocks (multi-head
 self-attention, then an MLP, each with a residual connection) follow; a final layer norm,
 global average pooling and a linear layer give the logits.
@@ -98,6 +98,13 @@ class TransformerBlock(nn.Module):
         self.mlp = nn.Sequential(OrderedDict(
             fc1=nn.Linear(dim, mlp_ratio * dim), act=nn.GELU(), fc2=nn.Linear(mlp_ratio * dim, dim),
         ))
+        # Both residual branches start at zero, so a new block is the identity and the conv stem's
+        # features reach the head unchanged while attention learns where to look (as ReZero, or the
+        # zero-initialised last BN of ResNet blocks). With the default one-epoch recipe this gave
+        # 0.954 validation accuracy against 0.945 without (seed 0, docs/models.md).
+        for last in (self.attn.proj, self.mlp.fc2):
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def attend(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         attended, weights = self.attn.attend(self.norm1(x))
@@ -135,9 +142,9 @@ class GridSelfAttention(nn.Module):
         return self.attend(x)[0]
 
 
-@register("selfattention", "CNN stem + multi-head self-attention over a 7×7 grid, ~87K params")
+@register("selfattention", "CNN stem + multi-head self-attention over a 7×7 grid, ~161K params")
 class SelfAttentionCNN(FeaturesThenHead):
-    """CNN stem + multi-head self-attention over a 7×7 grid, ~87K params."""
+    """CNN stem + multi-head self-attention over a 7×7 grid, ~161K params."""
 
     def __init__(self, in_channels: int = IN_CHANNELS, num_classes: int = NUM_CLASSES, image_size: int = IMAGE_SIZE,
                  width: int = 64, heads: int = 4, depth: int = 2, mlp_ratio: int = 2):
@@ -146,6 +153,7 @@ class SelfAttentionCNN(FeaturesThenHead):
         self.features = nn.Sequential(OrderedDict(
             stem1=nn.Sequential(ConvBNAct(in_channels, width // 2), nn.MaxPool2d(2)),  # 28 → 14
             stem2=nn.Sequential(ConvBNAct(width // 2, width), nn.MaxPool2d(2)),        # 14 → 7
+            stem3=nn.Sequential(ConvBNAct(width, width), ConvBNAct(width, width)),
             attention=GridSelfAttention(width, (grid, grid), heads, depth, mlp_ratio),
         ))
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes))

@@ -190,13 +190,17 @@ def transformer_block(x, heads: int, name: str, mlp_ratio: int = 2):
     # Every kernel of PyTorch's attention and of the MLP's first layer has fan-in dim; Keras would
     # count the heads' axis of the (dim, heads, dim/heads) kernels into fan-in, so the bound is given.
     bound = keras.initializers.RandomUniform(-1 / math.sqrt(dim), 1 / math.sqrt(dim))
+    attention = keras.layers.MultiHeadAttention(heads, dim // heads, kernel_initializer=bound,
+                                                bias_initializer=bound, name=f"{name}_attn")
     y = _layer_norm(x, f"{name}_norm1")
-    y, _ = keras.layers.MultiHeadAttention(heads, dim // heads, kernel_initializer=bound, bias_initializer=bound,
-                                           name=f"{name}_attn")(y, y, return_attention_scores=True)
+    y, _ = attention(y, y, return_attention_scores=True)
+    for weight in attention.output_dense.weights:  # both residual branches start at zero, as in PyTorch
+        weight.assign(keras.ops.zeros(weight.shape))
     x = keras.layers.Add(name=f"{name}_add1")([x, y])
     y = keras.layers.Activation("gelu", name=f"{name}_mlp_act")(_dense(_layer_norm(x, f"{name}_norm2"),
                                                                       mlp_ratio * dim, f"{name}_mlp_fc1"))
-    return keras.layers.Add(name=f"{name}_add2")([x, _dense(y, dim, f"{name}_mlp_fc2")])
+    y = keras.layers.Dense(dim, kernel_initializer="zeros", bias_initializer="zeros", name=f"{name}_mlp_fc2")(y)
+    return keras.layers.Add(name=f"{name}_add2")([x, y])
 
 
 def _layer_norm(x, name: str):
@@ -204,9 +208,10 @@ def _layer_norm(x, name: str):
 
 
 def selfattention(inputs, num_classes: int, width: int = 64, heads: int = 4, depth: int = 2, mlp_ratio: int = 2):
-    """``models.selfattention.SelfAttentionCNN``: two conv + pool stems, sinusoidal positions, transformer blocks."""
+    """``models.selfattention.SelfAttentionCNN``: four convs (two pooled), sinusoidal positions, transformer blocks."""
     x = keras.layers.MaxPooling2D(2, name="stem1_pool")(conv_bn_act(inputs, width // 2, "stem1"))
     x = keras.layers.MaxPooling2D(2, name="stem2_pool")(conv_bn_act(x, width, "stem2"))
+    x = conv_bn_act(conv_bn_act(x, width, "stem3_0"), width, "stem3_1")
     h, w = x.shape[1], x.shape[2]
     # The fixed encoding is a constant of the graph (saved in model.keras), not a layer with weights.
     x = keras.ops.add(x, sinusoidal_grid(width, h, w).permute(1, 2, 0)[None].numpy())
