@@ -107,7 +107,7 @@ def _train(framework: str, out, data_dir):
     from mnistlab.config import TrainConfig
 
     cfg = TrainConfig(arch="selfattention", framework=framework, epochs=1, train_subset=256, val_size=100,
-                      batch_size=64, seed=0)  # seconds: the maps need a run, not a good model
+                      batch_size=32, seed=0)  # seconds: the maps need a run, not a good model
     frameworks.get(framework).train(cfg, out, data_dir=str(data_dir), progress=False)
 
 
