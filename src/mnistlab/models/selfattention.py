@@ -40,7 +40,7 @@ def sinusoidal_grid(channels: int, height: int, width: int) -> torch.Tensor:
 
     Each half is the transformer's 1-D encoding of the row (or column) index: ``sin`` and ``cos``
     at ``channels / 4`` frequencies from 1 down to 1/10000. Being fixed, it needs no weights and
-    is the same in every framework; with only 7 positions a side a learned table would do as well.
+    is the same in every framework.
     """
     if channels % 4:
         raise ValueError(f"the position encoding needs channels divisible by 4, not {channels}")
@@ -116,7 +116,7 @@ class TransformerBlock(nn.Module):
 
 
 class GridSelfAttention(nn.Module):
-    """A feature map ``[N, C, H, W]`` → position encoding → transformer blocks over its H·W positions → same shape.
+    """A feature map ``[N, C, H, W]`` → position encoding → transformer blocks over its H·W positions → a map.
 
     Input and output are maps, so Grad-CAM and feature maps see this stage like any conv stage.
     """
