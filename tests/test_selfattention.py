@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,6 +36,17 @@ def test_each_heads_weights_sum_to_one_over_the_keys_and_change_with_the_input()
         torch.testing.assert_close(w.sum(-1), torch.ones(2, 4, 49))
         assert (w[0] - w[1]).abs().max() > 1e-3  # another image, other weights
         assert (w[:, 0] - w[:, 1]).abs().max() > 1e-3  # heads differ
+
+
+def test_a_model_without_self_attention_has_no_attention_maps():
+    pytest.importorskip("captum")
+    from mnistlab.explain.attention import draw
+    from mnistlab.explain.torch_backend import TorchExplainer
+
+    explainer = TorchExplainer(create_model("attention"), MNIST)  # channel attention: no position attends to another
+    image = np.zeros((28, 28), np.uint8)
+    assert explainer.attention_maps(image) == []
+    assert draw(explainer, [{"image": image, "name": "blank", "note": "blank"}], Path("unused")) == []
 
 
 def test_position_encoding_tells_positions_apart():
@@ -113,7 +125,9 @@ def _train(framework: str, out, data_dir):
 
 @pytest.mark.parametrize("framework", ["torch", pytest.param("keras", marks=[needs_keras, pytest.mark.slow])])
 def test_explain_draws_attention_maps_that_differ_between_heads_and_images(framework, tmp_path, data_dir):
-    pytest.importorskip("captum")
+    pytest.importorskip("matplotlib")
+    if framework == "torch":
+        pytest.importorskip("captum")  # the PyTorch explainer's attributions; Keras uses GradientTape
     from PIL import Image
 
     from mnistlab import runs
