@@ -146,6 +146,10 @@ def test_explain_draws_attention_maps_that_differ_between_heads_and_images(frame
         assert [q["name"] for q in entry["queries"]] == ["centre", "stroke end"]
         with Image.open(out / entry["file"]) as img:
             assert img.size[0] > 500 and img.size[1] > 500
+    from mnistlab.report.html import _captions  # the report shows every figure, titled by these captions
+
+    captions = _captions(run, Path("plots") / "interpretability" / "index.json")
+    assert captions["attention_idx1.png"].startswith("self-attention of test #1")
     files = [(out / f["file"]).read_bytes() for f in entries]
     assert files[0] != files[1]
     config = runs.read_config(run)
