@@ -7,8 +7,8 @@
 
 ``explain_run("runs/simple")`` draws every figure for four chosen test images (see :mod:`.run`).
 
-Modules: ``gradcam`` (attributions, captum), ``visualize`` (figures, matplotlib), ``run``
-(writes a run's figures). The gradient-norm monitor the trainer uses lives in
+Modules: ``gradcam`` (attributions, captum), ``visualize`` (figures, matplotlib), ``attention``
+(self-attention maps, for models that have them), ``run`` (writes a run's figures). The gradient-norm monitor the trainer uses lives in
 ``mnistlab.training.gradflow``; this package only plots what it logged. The names below are
 imported lazily, so importing the package needs neither captum nor matplotlib.
 """

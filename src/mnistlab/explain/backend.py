@@ -48,3 +48,7 @@ class Explainer(Protocol):
 
     def feature_maps(self, image: np.ndarray) -> list[tuple[str, np.ndarray]]:
         """``(stage name, output [C, H, W])`` of each convolutional stage, in order."""
+
+    def attention_maps(self, image: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        """``(layer name, weights [heads, queries, keys])`` of each self-attention layer over a square grid of
+        positions (row-major); empty for a model without one."""

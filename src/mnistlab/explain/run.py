@@ -9,6 +9,9 @@ a few seconds::
     [f["file"] for f in index["files"]]
     # ['gradcam_idx0.png', 'filters.png', 'feature_maps_idx0.png', 'gradient_flow.png']
 
+A model with self-attention (``selfattention``) also gets ``attention_<example>.png``: each
+head's attention from the centre and from a stroke end, over the digit (:mod:`.attention`).
+
 Everything goes to ``RUN_DIR/plots/interpretability/`` with an ``index.json`` that lists each
 figure with a caption (the HTML report reads it). The default examples are chosen from the saved
 test logits (``predictions.npz``), not recomputed: the most and least confident correct
@@ -109,6 +112,7 @@ def explain_run(run_dir: str | Path, *, indices: Sequence[int] | None = None, im
                 target: str | int | None = None, layer: str | None = None,
                 data_dir: str | None = None) -> dict[str, Any]:
     """Write every interpretability figure for ``run_dir`` and return the index (also saved as JSON)."""
+    from mnistlab.explain import attention
     from mnistlab.explain import visualize as vis
 
     run_dir = Path(run_dir)
@@ -155,6 +159,8 @@ def explain_run(run_dir: str | Path, *, indices: Sequence[int] | None = None, im
     vis.save(vis.feature_maps_figure(first["image"], maps, title), out / file)
     files.append({"file": file, "kind": "feature_maps", "caption": title,
                   "stages": [{"name": n, "shape": list(m.shape)} for n, m in maps]})
+
+    files += attention.draw(explainer, examples, out)  # only for models with self-attention
 
     flow = gradient_flow_plot(run_dir, update_index=False)
     if flow is not None:

@@ -24,6 +24,7 @@ from mnistlab.explain import gradcam as gc
 from mnistlab.frameworks.pytorch import load_model, normalize_images
 from mnistlab.maths.metrics import softmax
 from mnistlab.models import IMAGE_SIZE, IN_CHANNELS
+from mnistlab.models.selfattention import MultiHeadSelfAttention, ShowsAttention
 from mnistlab.runconfig import DataFacts, RunConfig
 
 
@@ -61,6 +62,14 @@ class TorchExplainer:
 
     def feature_maps(self, image: np.ndarray) -> list[tuple[str, np.ndarray]]:
         return [(name, m.numpy()) for name, m in gc.feature_maps(self.model, self._x(image))]
+
+    def attention_maps(self, image: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        if not isinstance(self.model, ShowsAttention):
+            return []
+        with torch.no_grad():
+            weights = self.model.attention_weights(self._x(image))
+        names = [name for name, m in self.model.named_modules() if isinstance(m, MultiHeadSelfAttention)]
+        return [(name, w[0].numpy()) for name, w in zip(names, weights)]
 
 
 def explainer(run_dir: str | Path, config: RunConfig) -> TorchExplainer:

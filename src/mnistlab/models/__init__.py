@@ -7,7 +7,8 @@
 Importing this package registers every architecture module below.
 """
 
-from mnistlab.models import attention, deeper, dense, resnet, separable, simple, speedrun  # noqa: F401  (registration)
+# Imported for their registration: each module registers its architecture.
+from mnistlab.models import attention, deeper, dense, resnet, selfattention, separable, simple, speedrun  # noqa: F401
 from mnistlab.models.registry import (  # noqa: F401
     IMAGE_SIZE,
     IN_CHANNELS,

@@ -111,6 +111,16 @@ def _json(run_dir: Path, relative: str | Path) -> Any:
         return None
 
 
+def _captions(run_dir: Path, index: Path) -> dict[str, str]:
+    """File name → caption from ``explain``'s index (which example, class, query, layer a figure shows)."""
+    data = _json(run_dir, index)
+    entries = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(entries, list):  # no explain yet, or not its index: the file names serve as titles
+        return {}
+    return {e["file"]: e["caption"] for e in entries
+            if isinstance(e, dict) and isinstance(e.get("file"), str) and isinstance(e.get("caption"), str)}
+
+
 def model_section(run_dir: Path, label: str) -> dict[str, Any]:
     """Everything the template shows for one run; only files inside ``run_dir`` are read."""
     config = runs.read_config(run_dir)
@@ -124,7 +134,9 @@ def model_section(run_dir: Path, label: str) -> dict[str, Any]:
     figures = {k: f for k, v in (named.items() if isinstance(named, dict) else ())
                if isinstance(v, str) and (f := png_inside(run_dir, v)) is not None}
     interp = run_dir / "plots" / "interpretability"
-    interpretability = [f for p in sorted(interp.glob("*.png")) if (f := png_inside(run_dir, p.relative_to(run_dir)))]
+    captions = _captions(run_dir, interp.relative_to(run_dir) / "index.json")
+    interpretability = [{**f, "title": captions.get(p.name, f["title"])} for p in sorted(interp.glob("*.png"))
+                        if (f := png_inside(run_dir, p.relative_to(run_dir)))]
     deployment = [{"title": _title(p), "rows": flatten(obj)} for p in sorted((run_dir / "export").glob("*.json"))
                   if (obj := _json(run_dir, p.relative_to(run_dir))) is not None]
     train = config.train.to_dict() if config.train is not None else {}

@@ -30,9 +30,21 @@ from mnistlab.frameworks.keras.runtime import keras, load_keras_model, tf, to_nh
 from mnistlab.runconfig import DataFacts, RunConfig
 
 
+def _shape(layer: Any) -> tuple | None:
+    """A layer's output shape; None for a layer with several outputs (attention with its weights)."""
+    output = getattr(layer, "output", None)
+    return None if output is None or isinstance(output, (list, tuple)) else tuple(output.shape)
+
+
 def _is_spatial(layer: Any) -> bool:
-    shape = getattr(layer, "output", None) is not None and layer.output.shape
+    shape = _shape(layer)
     return bool(shape) and len(shape) == 4 and shape[1] > 1 and shape[2] > 1
+
+
+def _attention_layers(model: "keras.Model") -> list[Any]:
+    """Attention layers whose call also returned the weights (the twins' ``return_attention_scores=True``)."""
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.MultiHeadAttention)
+            and isinstance(layer.output, (list, tuple)) and len(layer.output) == 2]
 
 
 def _stages(model: "keras.Model") -> list[tuple[str, Any]]:
@@ -44,7 +56,7 @@ def _stages(model: "keras.Model") -> list[tuple[str, Any]]:
     """
     groups: list[list[Any]] = []  # [stage name, last layer]
     for layer in model.layers:
-        if isinstance(layer, keras.layers.InputLayer) or len(layer.output.shape) != 4:
+        if isinstance(layer, keras.layers.InputLayer) or len(_shape(layer) or ()) != 4:
             continue
         if layer.name.startswith("features_"):
             if isinstance(layer, keras.layers.Conv2D) or not groups:
@@ -114,6 +126,15 @@ class KerasExplainer:
         outs = probe(self._x(image), training=False)
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
         return [(name, np.transpose(out.numpy()[0], (2, 0, 1))) for (name, _), out in zip(stages, outs)]
+
+    def attention_maps(self, image: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        layers = _attention_layers(self.model)
+        if not layers:
+            return []
+        probe = keras.Model(self.model.inputs, [layer.output[1] for layer in layers])
+        outs = probe(self._x(image), training=False)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        return [(layer.name, out.numpy()[0]) for layer, out in zip(layers, outs)]
 
 
 def explainer(run_dir: str | Path, config: RunConfig) -> KerasExplainer:

@@ -23,6 +23,7 @@ from typing import Any, Callable
 from mnistlab.errors import UserError
 from mnistlab.frameworks.keras.runtime import keras
 from mnistlab.models import IMAGE_SIZE, IN_CHANNELS, NUM_CLASSES
+from mnistlab.models.selfattention import sinusoidal_grid
 from mnistlab.models.separable import BLOCKS as SEPARABLE_BLOCKS
 
 
@@ -179,8 +180,52 @@ def attention(inputs, num_classes: int, width: int = 24):
     return _dense(x, num_classes, "head_dense")
 
 
+def transformer_block(x, heads: int, name: str, mlp_ratio: int = 2):
+    """``selfattention.TransformerBlock`` on tokens ``[N, T, dim]``: pre-norm attention and MLP, each residual.
+
+    The attention layer is called with ``return_attention_scores=True`` so that its second
+    output, the weights ``[N, heads, T, T]``, can be read from a loaded model (the explainer does).
+    """
+    dim = x.shape[-1]
+    # Every kernel of PyTorch's attention and of the MLP's first layer has fan-in dim; Keras would
+    # count the heads' axis of the (dim, heads, dim/heads) kernels into fan-in, so the bound is given.
+    bound = keras.initializers.RandomUniform(-1 / math.sqrt(dim), 1 / math.sqrt(dim))
+    attention = keras.layers.MultiHeadAttention(heads, dim // heads, kernel_initializer=bound,
+                                                bias_initializer=bound, name=f"{name}_attn")
+    y = _layer_norm(x, f"{name}_norm1")
+    y, _ = attention(y, y, return_attention_scores=True)
+    for weight in attention.output_dense.weights:  # both residual branches start at zero, as in PyTorch
+        weight.assign(keras.ops.zeros(weight.shape))
+    x = keras.layers.Add(name=f"{name}_add1")([x, y])
+    y = keras.layers.Activation("gelu", name=f"{name}_mlp_act")(_dense(_layer_norm(x, f"{name}_norm2"),
+                                                                      mlp_ratio * dim, f"{name}_mlp_fc1"))
+    y = keras.layers.Dense(dim, kernel_initializer="zeros", bias_initializer="zeros", name=f"{name}_mlp_fc2")(y)
+    return keras.layers.Add(name=f"{name}_add2")([x, y])
+
+
+def _layer_norm(x, name: str):
+    return keras.layers.LayerNormalization(epsilon=1e-5, name=name)(x)  # PyTorch's epsilon (Keras says 1e-3)
+
+
+def selfattention(inputs, num_classes: int, width: int = 64, heads: int = 4, depth: int = 2, mlp_ratio: int = 2):
+    """``models.selfattention.SelfAttentionCNN``: four convs (two pooled), sinusoidal positions, transformer blocks."""
+    x = keras.layers.MaxPooling2D(2, name="stem1_pool")(conv_bn_act(inputs, width // 2, "stem1"))
+    x = keras.layers.MaxPooling2D(2, name="stem2_pool")(conv_bn_act(x, width, "stem2"))
+    x = conv_bn_act(conv_bn_act(x, width, "stem3_0"), width, "stem3_1")
+    h, w = x.shape[1], x.shape[2]
+    # The fixed encoding is a constant of the graph (saved in model.keras), not a layer with weights.
+    x = keras.ops.add(x, sinusoidal_grid(width, h, w).permute(1, 2, 0)[None].numpy())
+    x = keras.layers.Reshape((h * w, width), name="attention_tokens")(x)  # row-major, as PyTorch's flatten
+    for i in range(depth):
+        x = transformer_block(x, heads, f"attention_block{i}", mlp_ratio)
+    x = keras.layers.Reshape((h, w, width), name="attention_grid")(_layer_norm(x, "attention_norm"))
+    x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
+    return _dense(x, num_classes, "head_dense")
+
+
 KERAS_MODELS: dict[str, Callable[..., Any]] = {"simple": simple, "deeper": deeper, "resnet": resnet,
-                                               "separable": separable, "dense": dense, "attention": attention}
+                                               "separable": separable, "dense": dense, "attention": attention,
+                                               "selfattention": selfattention}
 # Every model in ``mnistlab.models.list_models()`` has a twin above or a one-line reason here
 # (the registry-wide tests check both, and that twins have exactly the PyTorch parameter count).
 NO_TWIN: dict[str, str] = {
