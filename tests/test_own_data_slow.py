@@ -87,3 +87,34 @@ def test_keras_trains_on_a_colour_data_set(store, own_sources, tmp_path, capsys)
     run(capsys, "train", "--framework", "keras", "--arch", "simple", "--dataset", "colour", "--epochs", 1,
         "--batch-size", 32, "--out", out_dir)
     assert json.loads(run(capsys, "evaluate", out_dir, "--json")[0])["accuracy"] > 0.2
+
+
+def test_every_other_command_takes_an_added_data_set(store, own_sources, tmp_path, capsys):
+    """plots, report, explain, bench, prune, ensemble, transfer (to another added set) and quickstart on
+    a data set of 600 training images: each finds it by name and fits its splits to its size."""
+    run(capsys, "data", "add", "digits", own_sources.npz)
+    run(capsys, "data", "add", "clothes", own_sources.folder)
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out_dir, arch in ((a, "simple"), (b, "attention")):
+        run(capsys, "train", "--arch", arch, "--dataset", "digits", "--epochs", 1, "--out", out_dir)
+        run(capsys, "evaluate", out_dir)
+    run(capsys, "plots", a)
+    assert (a / "plots" / "confusion_matrices" / "confusion_matrices.png").is_file()
+    run(capsys, "explain", a, "--index", 0, 1)
+    assert any((a / "plots" / "interpretability").glob("gradcam*.png"))
+    report = tmp_path / "report.html"
+    run(capsys, "report", a, "--out", report)
+    assert "digits" in report.read_text()
+    bench = json.loads(run(capsys, "bench", a, "--quick", "--paths", "torch_eager,onnxruntime", "--json")[0])
+    assert set(bench["paths"]) == {"torch_eager", "onnxruntime"}, bench["paths"]
+    assert "digits test images" in bench["conditions"]["input"]
+    pruned = json.loads(run(capsys, "prune", a, "--sparsity", "0.5", "--finetune-epochs", 1, "--json")[0])
+    assert pruned, "prune reported nothing"
+    ensemble = json.loads(run(capsys, "ensemble", a, b, "--out", tmp_path / "ens", "--json")[0])
+    assert 0 <= ensemble["accuracy"] <= 1 and len(ensemble["members"]) >= 1
+    transfer = json.loads(run(capsys, "transfer", a, "--to", "clothes", "--mode", "finetune", "--recipe", "all",
+                              "--epochs", 1, "--out", tmp_path / "tr", "--json")[0])
+    assert json.loads((tmp_path / "tr" / "config.json").read_text())["dataset"] == "clothes", transfer
+    out, _ = run(capsys, "quickstart", "--smoke", "--dataset", "digits", "--models", "simple",
+                 "--out", tmp_path / "qs", "--json")
+    assert json.loads(out)

@@ -237,6 +237,17 @@ def dataset_defaults(dataset: str) -> dict[str, Any]:
         return {}
 
 
+def capped_val_size(dataset: str, val_size: int) -> int:
+    """``val_size``, or the data set's own validation size when that is smaller: a fixed split size (the
+    smoke budget's, the transfer recipe's) must still fit a small added data set.
+
+    >>> capped_val_size("mnist", 1000)
+    1000
+    """
+    own = dataset_defaults(dataset).get("val_size")
+    return min(val_size, own) if isinstance(own, int) else val_size
+
+
 MAX_PRESET_FILE = 64 * 1024  # a preset file holds a few dozen settings; anything bigger is not one
 
 

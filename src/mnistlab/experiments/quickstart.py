@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from mnistlab import frameworks, runs
 from mnistlab.analysis.uncertainty import MC_PASSES
-from mnistlab.config import TrainConfig, preset
+from mnistlab.config import TrainConfig, capped_val_size, preset
 from mnistlab.data import registry, store
 from mnistlab.data.datasets import TrainValData, load_train_val
 from mnistlab.ensembles import ensemble_runs
@@ -95,10 +95,15 @@ def quickstart(out: str | Path, *, smoke: bool = False, budget_min: float = BUDG
         except UserError as exc:  # an optional framework's extra is missing: the others still run
             log(f"skipping {name}: {exc}")
             continue
-        overrides = dict(SMOKE) if smoke else {"epochs": max_epochs(dataset, name, arch)}
+        overrides = ({**SMOKE, "val_size": capped_val_size(dataset, SMOKE["val_size"])} if smoke
+                     else {"epochs": max_epochs(dataset, name, arch)})
         configs[name] = preset("default", arch=arch, framework=framework, dataset=dataset, seed=seed, patience=0,
                                **overrides)
     first = next(iter(configs.values()), TrainConfig(dataset=dataset, **SMOKE))
+    if smoke and (room := len(load_train_val(dataset, val_size=first.val_size, data_dir=data_dir).train_y)) \
+            <= SMOKE["train_subset"]:  # a small added data set: the smoke budget takes all of it
+        configs = {name: dataclasses.replace(cfg, train_subset=room) for name, cfg in configs.items()}
+        first = dataclasses.replace(first, train_subset=room)
     data = load_train_val(dataset, val_size=first.val_size, seed=first.split_seed, data_dir=data_dir,
                           train_subset=first.train_subset)
     plan = None

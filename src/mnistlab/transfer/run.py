@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from mnistlab import runs
-from mnistlab.config import TRANSFER_MODES, TrainConfig
+from mnistlab.config import TRANSFER_MODES, TrainConfig, capped_val_size
 from mnistlab.data.datasets import TrainValData, load_train_val
 from mnistlab.errors import Interrupted, UserError
 from mnistlab.fileio import read_json, write_with
@@ -79,6 +79,7 @@ def transfer_config(source: Source, to: str, mode: str, recipe: str, *, n_train:
                     **overrides: Any) -> TrainConfig:
     """The settings of a transfer run; the default budget fills ``epochs`` and ``batch_size``."""
     default_epochs, default_batch = default_budget(n_train)
+    overrides.setdefault("val_size", capped_val_size(to, TrainConfig.val_size))
     return TrainConfig(arch=source.config.arch, model_args=dict(source.config.model_args),
                        dataset=to, epochs=epochs or default_epochs, batch_size=batch_size or default_batch,
                        seed=seed, train_subset=train_subset, patience=0, framework=TORCH.name,
@@ -185,7 +186,9 @@ def transfer_run(source_dir: str | Path, to: str, mode: str, *, recipe: str = "a
         with stop_on_signals(), runs.writing(out):
             _prepare(out, force=force, resume=resume)
             if data is None:
-                data = load_train_val(to, data_dir=data_dir, train_subset=train_subset)
+                overrides.setdefault("val_size", capped_val_size(to, TrainConfig.val_size))
+                data = load_train_val(to, val_size=overrides["val_size"], data_dir=data_dir,
+                                      train_subset=train_subset)
             cfgs = [transfer_config(source, to, mode, r, n_train=len(data.train_y), epochs=epochs,
                                     batch_size=batch_size, seed=seed, train_subset=train_subset, **overrides)
                     for r in candidates]
