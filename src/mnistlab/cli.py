@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     from mnistlab.version import __version__
 
     parser = argparse.ArgumentParser(
-        prog="mnistlab", description="Train, compare, explain, export and serve image classifiers on MNIST and Fashion-MNIST.")
+        prog="mnistlab", description="Train, compare, explain, export and serve image classifiers on MNIST, "
+                    "Fashion-MNIST and your own image sets (mnistlab data add).")
     parser.add_argument("--version", action="version", version=f"mnistlab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
