@@ -296,15 +296,24 @@ def read_preset_file(path: str | Path) -> tuple[str | None, dict[str, Any]]:
     ``mnistlab train --preset-file`` reads. It is data: parsed as TOML, its size checked first.
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such preset file")
-    if path.stat().st_size > MAX_PRESET_FILE:
-        raise UserError(f"{path}: larger than {MAX_PRESET_FILE // 1024} KiB; not a preset file")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raw = tomllib.loads(read_settings_text(path, "preset file"))
+    except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: not a TOML preset file ({exc})") from None
     return settings_table(raw, str(path))
+
+
+def read_settings_text(path: Path, what: str) -> str:
+    """The text of a file of settings (a preset file, a sweep file: ``what``), its size checked before
+    it is read; a one-line UserError when it is missing, too large or not UTF-8."""
+    if not path.is_file():
+        raise UserError(f"{path}: no such {what}")
+    if path.stat().st_size > MAX_PRESET_FILE:
+        raise UserError(f"{path}: larger than {MAX_PRESET_FILE // 1024} KiB; not a {what}")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a UTF-8 text file") from None
 
 
 def settings_table(raw: Mapping[str, Any], where: str) -> tuple[str | None, dict[str, Any]]:

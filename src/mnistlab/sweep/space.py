@@ -29,7 +29,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from mnistlab.config import (MAX_PRESET_FILE, TrainConfig, check_name, check_setting, preset, setting_type,
+from mnistlab.config import (TrainConfig, check_name, check_setting, preset, read_settings_text, setting_type,
                              settings_table)
 from mnistlab.errors import UserError
 
@@ -108,15 +108,7 @@ class SweepSpace:
 def read_space(path: str | Path) -> SweepSpace:
     """The space in the TOML file ``path``; a one-line UserError for anything wrong with it."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such sweep file")
-    if path.stat().st_size > MAX_PRESET_FILE:
-        raise UserError(f"{path}: larger than {MAX_PRESET_FILE // 1024} KiB; not a sweep file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not a UTF-8 text file") from None
-    return parse_space(text, str(path))
+    return parse_space(read_settings_text(path, "sweep file"), str(path))
 
 
 def parse_space(text: str, where: str) -> SweepSpace:
