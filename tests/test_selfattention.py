@@ -158,3 +158,36 @@ def test_explain_draws_attention_maps_that_differ_between_heads_and_images(frame
     for (_, wa), (_, wb) in zip(a, b):
         assert np.abs(wa - wb).max() > 1e-3  # the two images' maps differ ...
         assert min(np.abs(wa[h] - wa[g]).max() for h in range(4) for g in range(h)) > 1e-3  # ... and so do the heads
+
+
+def test_bf16_autocast_trains_the_attention_model_like_float32():
+    """`--amp` on a CPU runs the step under bf16 autocast: the attention blocks must run in it and learn."""
+    torch.manual_seed(0)
+    model = create_model("selfattention")
+    x, y = torch.randn(4, 1, 28, 28), torch.randint(0, 10, (4,))
+    with torch.no_grad():
+        reference = model.eval()(x)
+    seen: list[torch.dtype] = []
+    from mnistlab.models.selfattention import GridSelfAttention
+
+    grid = next(m for m in model.modules() if isinstance(m, GridSelfAttention))
+    linear = next(m for m in grid.blocks[0].modules() if isinstance(m, torch.nn.Linear))  # a projection in the block
+    hook = linear.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+        low = model(x)
+    hook.remove()
+    assert seen and seen[0] == torch.bfloat16  # the attention block itself ran in bf16
+    torch.testing.assert_close(low.float(), reference, atol=0.15, rtol=0.05)  # bf16 keeps ~3 digits
+
+    model.train()
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(4):  # one batch, learnt by heart: the loss must fall under autocast
+        optimiser.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        assert all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in model.parameters())
+        optimiser.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.7 * losses[0]
