@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -111,3 +112,28 @@ def test_keras_run_quantizes_through_the_same_onnx_path(exported_keras, data_dir
 
     report = export_int8(exported_keras, data_dir=str(data_dir), calibration_size=300, seconds=0.05)
     assert abs(report["accuracy_delta_points"]) <= 1.0 and report["prediction_agreement"] > 0.97
+
+
+def test_a_tracked_keras_run_logs_its_checked_onnx_export_as_its_mlflow_model(exported_keras, val_digits, tmp_path,
+                                                                                monkeypatch):
+    """`--track mlflow` takes the run's export/model.onnx (the checked export of its weights) as the model;
+    MLflow's pyfunc loader gives the Keras model's logits (one more SQLite store: ~10 s)."""
+    pytest.importorskip("mlflow", reason="needs mnistlab[track]")
+    pytest.importorskip("pandas", reason="needs mnistlab[track] (mlflow.onnx imports pandas)")
+    import mlflow.pyfunc
+
+    from mnistlab.tracking import Tracker
+
+    tracker = Tracker.parse("mlflow", beside=tmp_path)
+    run_id = tracker.log_run(exported_keras, experiment="keras")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracker.uri)
+    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    assert model.metadata.metadata["framework"] == "keras"
+    assert model.metadata.metadata["onnx_source"] == "the run's export/model.onnx"
+    local = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model", dst_path=str(tmp_path / "got")))
+    assert (local / "model.onnx").read_bytes() == (exported_keras / "export" / "model.onnx").read_bytes()
+    images, _ = val_digits
+    logits, keras_logits = model.predict(images[:, None].astype(np.float32) / 255)["logits"], \
+        _keras_logits(exported_keras, images)
+    np.testing.assert_array_equal(logits.argmax(1), keras_logits.argmax(1))
+    np.testing.assert_allclose(logits, keras_logits, atol=1e-4)

@@ -4,6 +4,7 @@ server, one of them killed (see sweep_postgres.py for the server)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -217,6 +218,8 @@ def test_train_and_sweep_track_their_runs_in_mlflow(journal_sweep, tmp_path, dat
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")] == [1, 2]
     assert json.loads((out / runs.TRAINING).read_text())["best_val_acc"] == run.data.metrics["best_val_acc"]
     assert {"config.json", "history.csv", "training.json"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+    model = importlib.util.find_spec("pandas") is not None  # else logged without it (test_tracking_model.py)
+    assert run.data.tags["mnistlab.model"].startswith("models:/m-") if model else run.data.tags["mnistlab.model"] == "none"
 
     # the same store: creating one (MLflow's migrations) is most of this test's time
     settings = SweepSettings(out=str(journal_sweep), study="grid", sampler="grid", track=store,
@@ -228,3 +231,5 @@ def test_train_and_sweep_track_their_runs_in_mlflow(journal_sweep, tmp_path, dat
     logged = client.search_runs([client.get_experiment_by_name("grid").experiment_id])
     assert sorted(r.data.tags["optuna.trial"] for r in logged) == ["0", "1", "2", "3"]
     assert {float(r.data.params["lr"]) for r in logged} == {0.003, 0.01, 0.00001, 0.002}
+    with_model = {r.data.tags["optuna.trial"] for r in logged if "models:/" in r.data.tags.get("mnistlab.model", "")}
+    assert with_model == ({str(result.best.number)} if model else set())  # the best trial's model only

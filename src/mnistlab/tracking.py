@@ -1,4 +1,5 @@
-"""Copy a finished run into MLflow: its settings as parameters, each epoch's numbers as metrics, its files.
+"""Copy a finished run into MLflow: its settings as parameters, each epoch's numbers as metrics, its files,
+and its model as ONNX in MLflow's ``onnx`` flavour (:mod:`mnistlab.tracking_model`).
 
     from mnistlab.tracking import Tracker
     tracker = Tracker.parse("mlflow", beside="runs")       # --track mlflow: sqlite:///runs/mlflow.db
@@ -6,7 +7,8 @@
 
 Built from the run directory's files (``config.json``, ``history.csv``, ``training.json``), after
 training: the run stays the record and MLflow a view of it, so a run can be logged again, or later.
-Needs ``mnistlab[track]`` (mlflow-skinny). MLflow's telemetry is switched off before it is
+Needs ``mnistlab[track]`` (mlflow-skinny; pandas for the model) and, for the model,
+``mnistlab[deploy]`` (onnx, onnxruntime). MLflow's telemetry is switched off before it is
 imported (``MLFLOW_DISABLE_TELEMETRY``, ``DO_NOT_TRACK``), unless the environment says otherwise.
 """
 
@@ -14,13 +16,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnistlab import runs
 from mnistlab.errors import UserError
 from mnistlab.fileio import read_json
+
+if TYPE_CHECKING:
+    from mnistlab.runconfig import RunConfig
 
 DEFAULT_DB = "mlflow.db"
 ARTIFACTS = "mlartifacts"  # beside an SQLite store, one folder per experiment
@@ -44,7 +50,7 @@ class Tracker:
     uri: str
 
     @classmethod
-    def parse(cls, value: str, *, beside: str | Path) -> "Tracker":
+    def parse(cls, value: str, *, beside: str | Path) -> Tracker:
         """``mlflow`` (an SQLite store in ``beside``) or ``mlflow:URI``.
 
         >>> Tracker.parse("mlflow:http://127.0.0.1:5000", beside="runs").uri
@@ -85,13 +91,20 @@ class Tracker:
                                    filter_string=f"tags.`mnistlab.run_dir` = '{where}'", max_results=1)
         return found[0].info.run_id if found else None
 
-    def log_run(self, run_dir: str | Path, *, experiment: str, tags: dict[str, str] | None = None) -> str:
-        """Log the finished run at ``run_dir``; the MLflow run's id."""
+    def log_run(self, run_dir: str | Path, *, experiment: str, tags: dict[str, str] | None = None,
+                model: bool = True, data_dir: str | None = None) -> str:
+        """Log the finished run at ``run_dir``, with its model unless ``model`` is False; the MLflow run's id.
+
+        The model is the run's ONNX export (:mod:`mnistlab.tracking_model`; ``data_dir`` is for its
+        self-check). Where it cannot be exported or logged here, one line on stderr says why and the
+        run is logged without it.
+        """
         mlflow = _mlflow()
         run_dir = Path(run_dir)
         config = runs.read_config(run_dir)
         client = mlflow.tracking.MlflowClient(self.uri)
-        run = client.create_run(self._experiment(mlflow, experiment), run_name=run_dir.name,
+        experiment_id = self._experiment(mlflow, experiment)
+        run = client.create_run(experiment_id, run_name=run_dir.name,
                                 tags={"mnistlab.run_dir": str(run_dir.absolute()), **(tags or {})})
         run_id = run.info.run_id
         params = {"arch": config.arch, "framework": config.framework, "dataset": config.dataset,
@@ -114,8 +127,27 @@ class Tracker:
         for path in _artifacts(run_dir):
             folder = path.parent.relative_to(run_dir)
             client.log_artifact(run_id, str(path), artifact_path=None if folder == Path(".") else folder.as_posix())
+        if model:
+            self._log_model(client, run_id, experiment_id, run_dir, config, data_dir)
         client.set_terminated(run_id)
         return run_id
+
+    def _log_model(self, client: Any, run_id: str, experiment_id: str, run_dir: Path, config: RunConfig,
+                   data_dir: str | None) -> None:
+        """The model beside the run's files, or one line on stderr saying why not (the MLflow run is
+        marked failed if logging it breaks)."""
+        from mnistlab.tracking_model import log_onnx_model
+
+        try:
+            uri = log_onnx_model(self.uri, run_id, experiment_id, run_dir, config, data_dir=data_dir)
+        except UserError as exc:
+            client.set_tag(run_id, "mnistlab.model", "none")
+            print(f"mlflow: {run_dir}: logged without its model: {exc}", file=sys.stderr)
+            return
+        except BaseException:
+            client.set_terminated(run_id, "FAILED")
+            raise
+        client.set_tag(run_id, "mnistlab.model", uri)
 
 
 def _artifacts(run_dir: Path) -> list[Path]:

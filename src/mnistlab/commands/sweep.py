@@ -104,8 +104,8 @@ def add_commands(command) -> None:
                    help="seconds between a running trial's heartbeats in an SQL storage; a trial silent for "
                         "twice this is marked failed and run again (default 60)")
     p.add_argument("--track", metavar="mlflow[:URI]",
-                   help="log each finished trial's run to MLflow (mnistlab[track]), experiment = the study; "
-                        "default store: sqlite mlflow.db in the sweep folder")
+                   help="log each finished trial's run to MLflow (mnistlab[track]), experiment = the study, the "
+                        "best trial's with its model as ONNX; default store: sqlite mlflow.db in the sweep folder")
     p.add_argument("--export-preset", metavar="FILE",
                    help="write the best trial's settings as a preset file for 'mnistlab train --preset-file'")
     add_output_options(p, out="sweep folder (default sweeps/<sweep file name>); the same command again continues it")

@@ -151,7 +151,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                    seeds=args.seeds, data_dir=args.data_dir, force=args.force, progress=not args.quiet, **settings)
     if not is_main_process():
         return EXIT_OK
-    tracked = track_runs(args.track, [r.path for r in (result if isinstance(result, list) else [result])])
+    tracked = track_runs(args.track, [r.path for r in (result if isinstance(result, list) else [result])],
+                         data_dir=args.data_dir)
     if isinstance(result, list):
         print_seeds(args, result, tracked)
     else:
@@ -159,14 +160,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def track_runs(track: str | None, paths: list[Path]) -> dict[Path, str]:
-    """``--track``: each finished run logged to MLflow; run folder → MLflow run id."""
+def track_runs(track: str | None, paths: list[Path], *, data_dir: str | None = None) -> dict[Path, str]:
+    """``--track``: each finished run logged to MLflow with its model; run folder → MLflow run id."""
     if not track:
         return {}
     from mnistlab.tracking import Tracker
 
     tracker = Tracker.parse(track, beside=paths[0].parent)
-    return {p: tracker.log_run(p, experiment="mnistlab") for p in paths}
+    return {p: tracker.log_run(p, experiment="mnistlab", data_dir=data_dir) for p in paths}
 
 
 def print_summary(args: argparse.Namespace, out: Path, summary: dict[str, Any],
@@ -210,5 +211,6 @@ def add_commands(command) -> None:
     p.add_argument("--seeds", metavar="LIST", help="train one run per seed (e.g. 0,1,2 or 0-4) into --out/seed<k>")
     p.add_argument("--track", metavar="mlflow[:URI]",
                    help="log the finished run to MLflow (mnistlab[track]): settings, each epoch's numbers, its "
-                        "files; default store: sqlite mlflow.db beside the run folder")
+                        "files, its model as ONNX (with mnistlab[deploy]); default store: sqlite mlflow.db beside "
+                        "the run folder")
     add_output_options(p, out="run directory (default runs/<arch>-<time>)", force="overwrite an existing run at --out")

@@ -98,8 +98,8 @@ def run_sweep(space: SweepSpace, settings: SweepSettings, *, join: bool = False,
 
 
 def track_trials(result: SweepResult, settings: SweepSettings) -> None:
-    """Log every finished trial not logged yet to MLflow (experiment: the study's name), one after another
-    here, once the workers are done: no two processes write the store at once."""
+    """Log every finished trial not logged yet to MLflow (experiment: the study's name), the best one with its
+    model, one after another here, once the workers are done: no two processes write the store at once."""
     from mnistlab.tracking import Tracker
 
     tracker = Tracker(settings.track)
@@ -108,4 +108,6 @@ def track_trials(result: SweepResult, settings: SweepSettings) -> None:
             if tracker.logged(row.run_dir, experiment=settings.study) is None:
                 tracker.log_run(row.run_dir, experiment=settings.study,
                                 tags={"optuna.study": settings.study, "optuna.trial": str(row.number),
-                                      "optuna.state": row.state})
+                                      "optuna.state": row.state},  # the model of the best trial only
+                                model=result.best is not None and row.number == result.best.number,
+                                data_dir=settings.data_dir)
