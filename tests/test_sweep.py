@@ -15,6 +15,7 @@ from mnistlab.commands.train import train_config_from_args
 from mnistlab.config import TrainConfig, read_preset_file
 from mnistlab.errors import UserError
 from mnistlab.runconfig import RunConfig, SweepTrial
+from mnistlab.sweep.preset import preset_text
 from mnistlab.sweep.space import Choice, Range, parse_space
 from mnistlab.training.checkpoint import load_checkpoint
 from mnistlab.training.trainer import train
@@ -37,6 +38,21 @@ def test_a_space_is_typed_and_builds_each_trials_config():
     assert degrees.kind is float and degrees.grid() == (0.0, 10.0, 20.0)
     cfg = space.train_config({"lr": 0.004, "batch_size": 64, "degrees": 10.0})
     assert (cfg.arch, cfg.epochs, cfg.lr, cfg.batch_size, cfg.degrees) == ("simple", 2, 0.004, 64, 10.0)
+
+
+def test_bundles_are_named_recipes_that_go_over_the_base():
+    space = parse_space('[base]\narch = "simple"\nlr = 0.003\n[search]\nseed = [0, 1]\n'
+                        '[search.recipe]\nplain = {}\nmirror = { hflip = 0.5, degrees = 0 }\nslow = { lr = 0.001 }\n',
+                        "r.toml")
+    assert [p.name for p in space.params] == ["seed", "recipe"] and space.params[1].values == ("plain", "mirror", "slow")
+    assert len(space.grid()) == 6 and {"seed": 1, "recipe": "mirror"} in space.grid()
+    mirror = space.train_config({"seed": 1, "recipe": "mirror"})
+    assert (mirror.hflip, mirror.degrees, mirror.lr, mirror.seed) == (0.5, 0.0, 0.003, 1)
+    assert space.train_config({"seed": 0, "recipe": "slow"}).lr == 0.001  # a bundle overrides the base
+    plain = space.train_config({"seed": 0, "recipe": "plain"})
+    assert (plain.hflip, plain.lr) == (TrainConfig().hflip, 0.003)
+    text = preset_text(space, {"seed": 1, "recipe": "mirror"}, "trial 3")  # the bundle's settings, not its name
+    assert "recipe" not in text and 'hflip = 0.5' in text and "seed = 1" in text
 
 
 def test_a_grid_needs_steps_and_lists_every_combination():
@@ -62,6 +78,11 @@ def test_a_grid_needs_steps_and_lists_every_combination():
     ('[base]\narch = "simple"\n', "needs a [search] table"),
     ('[search]\nlr = [0.1]\n[extra]\nx = 1\n', "unknown table [extra]"),
     ('[search\n', "not valid TOML"),
+    ('[search.lr]\nslow = { lr = 0.001 }\n', "lr is a setting"),
+    ('[search.recipe]\nflip = { hflipp = 0.5 }\n', "did you mean 'hflip'"),
+    ('[search.recipe]\nflip = { lr = -1.0 }\n', "--lr must be positive"),
+    ('[search.recipe]\nbig = { preset = "best" }\n', "cannot name a preset"),
+    ('[search]\nlr = [0.1]\n[search.recipe]\nslow = { lr = 0.001 }\n', "lr is set by both lr and recipe"),
 ])
 def test_a_wrong_space_is_one_line_naming_the_fix(text, message):
     with pytest.raises(UserError, match=message.replace("[", r"\[").replace("(", r"\(")) as err:

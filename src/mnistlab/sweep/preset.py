@@ -9,7 +9,8 @@
     lr = 0.003
 
 The file is TOML that :func:`mnistlab.config.read_preset_file` reads back: the sweep's base (and
-its preset, if it named one) with the trial's searched values on top.
+its preset, if it named one) with the trial's searched values on top, a bundle's settings in place
+of its name.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def preset_text(space: SweepSpace, params: Mapping[str, Any], title: str) -> str
     lines = [f"# {title}", "# mnistlab train --preset-file FILE trains with these settings"]
     if space.preset != "default":
         lines.append(f"preset = {toml_value(space.preset)}")
-    lines += [f"{name} = {toml_value(value)}" for name, value in {**space.base, **params}.items()]
+    lines += [f"{name} = {toml_value(value)}" for name, value in space.settings(params).items()]
     return "\n".join(lines) + "\n"
 
 

@@ -15,13 +15,22 @@
 
 ``[base]`` holds fixed settings by the names ``mnistlab train`` uses (underscores), optionally
 ``preset = "NAME"``; ``[search]`` holds each searched setting as a list of choices or a range
-``{low, high, log, step}`` (an int setting gets an int range). Every name is checked against
+``{low, high, log, step}`` (an int setting gets an int range), or, under a name of your own, a
+table of named bundles of settings — candidate recipes that differ in several settings at once:
+
+    [search.recipe]
+    plain = {}
+    mirror = { hflip = 0.5, degrees = 0.0 }
+
+A trial picks one bundle by name (recorded as ``recipe = "mirror"``); its settings go over the
+base. A setting may be in one searched thing only. Every name is checked against
 :class:`~mnistlab.config.TrainConfig` (a misspelt one gets a did-you-mean), every choice and both
 ends of every range must make a valid config, and an arch must be a registered model.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import tomllib
 from dataclasses import dataclass, field
@@ -78,20 +87,57 @@ class Range:
 
 
 @dataclass(frozen=True)
+class Bundles:
+    """A choice among named bundles of settings (``[search.NAME]`` of tables): the trial records the name."""
+
+    name: str
+    options: Mapping[str, Mapping[str, Any]]
+
+    @property
+    def values(self) -> tuple[str, ...]:
+        return tuple(self.options)
+
+    def suggest(self, trial: Any) -> str:
+        return trial.suggest_categorical(self.name, list(self.options))
+
+    def grid(self) -> tuple[str, ...]:
+        return self.values
+
+
+Param = Choice | Range | Bundles
+
+
+@dataclass(frozen=True)
 class SweepSpace:
     """Fixed settings (``preset`` underneath ``base``) and the searched ``params``; ``text`` is the TOML read."""
 
     base: Mapping[str, Any]
-    params: tuple[Choice | Range, ...]
+    params: tuple[Param, ...]
     preset: str = "default"
     text: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base", MappingProxyType(dict(self.base)))
 
+    def settings(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The base, then the trial's ``values`` with each bundle's name replaced by its settings (no preset).
+
+        >>> space = parse_space('[base]\\nepochs = 2\\n[search.recipe]\\nplain = {}\\nmirror = { hflip = 0.5 }\\n', "s")
+        >>> space.settings({"recipe": "mirror"})
+        {'epochs': 2, 'hflip': 0.5}
+        """
+        out = dict(self.base)
+        bundles = {p.name: p for p in self.params if isinstance(p, Bundles)}
+        for name, value in values.items():
+            if name in bundles:
+                out.update(bundles[name].options[value])
+            else:
+                out[name] = value
+        return out
+
     def train_config(self, values: Mapping[str, Any], **extra: Any) -> TrainConfig:
         """The settings of one trial: the preset, the base, the trial's ``values``, then ``extra``."""
-        return preset(self.preset, **{**self.base, **values, **extra})
+        return preset(self.preset, **{**self.settings(values), **extra})
 
     def grid(self) -> list[dict[str, Any]]:
         """Every combination of the params' points (``--sampler grid``), in a fixed order."""
@@ -124,15 +170,46 @@ def parse_space(text: str, where: str) -> SweepSpace:
         raise UserError(f"{where}: needs a [search] table naming at least one setting (and optionally [base])")
     name, base = settings_table(raw.get("base", {}), f"{where} [base]")
     params = tuple(_param(key, value, f"{where} [search]") for key, value in raw["search"].items())
-    both = set(base) & {p.name for p in params}
-    if both:
-        raise UserError(f"{where}: {min(both)} is both fixed in [base] and searched in [search]")
+    _check_once(base, params, where)
     space = SweepSpace(base=base, params=params, preset=name or "default", text=text)
     _check_values(space, where)
     return space
 
 
-def _param(name: str, value: Any, where: str) -> Choice | Range:
+def _check_once(base: Mapping[str, Any], params: tuple[Param, ...], where: str) -> None:
+    """Each setting searched in one place only, and not also fixed in [base] (a bundle may override the base)."""
+    both = set(base) & {p.name for p in params}
+    if both:
+        raise UserError(f"{where}: {min(both)} is both fixed in [base] and searched in [search]")
+    owner: dict[str, str] = {}
+    for p in params:
+        names = {k for o in p.options.values() for k in o} if isinstance(p, Bundles) else {p.name}
+        for name in names:
+            if owner.setdefault(name, p.name) != p.name:
+                raise UserError(f"{where}: {name} is set by both {owner[name]} and {p.name} in [search]; "
+                                "let one of them set it")
+
+
+def _bundles(name: str, value: dict[str, Any], where: str) -> Bundles:
+    """``[search.NAME]`` of named tables of settings; NAME must not itself be a setting."""
+    if name in {f.name for f in dataclasses.fields(TrainConfig)}:
+        raise UserError(f"{where}: {name} is a setting: give it a list or a range, or name the bundles otherwise")
+    if not 1 <= len(value) <= MAX_CHOICES:
+        raise UserError(f"{where}: {name} needs between 1 and {MAX_CHOICES} bundles")
+    options = {}
+    for label, table in value.items():
+        if not isinstance(table, dict):
+            raise UserError(f"{where}: {name}.{label} must be a table of settings, e.g. {{ lr = 0.001 }}")
+        preset_name, settings = settings_table(table, f"{where} {name}.{label}")
+        if preset_name is not None:
+            raise UserError(f"{where}: {name}.{label}: a bundle cannot name a preset; put preset in [base]")
+        options[label] = MappingProxyType(settings)
+    return Bundles(name, MappingProxyType(options))
+
+
+def _param(name: str, value: Any, where: str) -> Param:
+    if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+        return _bundles(name, value, where)
     if isinstance(value, list):
         if not 1 <= len(value) <= MAX_CHOICES:
             raise UserError(f"{where}: {name} needs between 1 and {MAX_CHOICES} choices")
@@ -161,7 +238,8 @@ def _check_values(space: SweepSpace, where: str) -> None:
     """The base, every choice and both ends of every range make a valid config; an arch is a registered model."""
     from mnistlab.models import list_models
 
-    tried = [{}] + [{p.name: v} for p in space.params for v in (p.values if isinstance(p, Choice) else (p.low, p.high))]
+    tried = [{}] + [{p.name: v} for p in space.params
+                    for v in ((p.low, p.high) if isinstance(p, Range) else p.values)]
     for values in tried:
         what = ", ".join(f"{k} = {v!r:.40}" for k, v in values.items()) or "[base]"
         try:
