@@ -7,6 +7,7 @@ timing is asserted on.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,6 +21,7 @@ from mnistlab.training.trainer import train
 
 AVX2 = CpuBf16("AMD EPYC", None, "AVX2")
 AMX = CpuBf16("Intel Xeon Platinum 8480+", "AMX", "AVX512")
+FIXTURE = Path(__file__).parent / "fixtures" / "runs" / "train-torch"
 TINY = dict(arch="simple", epochs=1, train_subset=300, val_size=100, batch_size=64, threads=1, seed=0)
 
 
@@ -103,7 +105,11 @@ def test_amp_takes_old_booleans_new_words_and_the_bare_flag():
 def test_an_old_run_with_a_boolean_amp_loads_resumes_and_evaluates(tmp_path, data_dir, kill_after_first_epoch):
     from mnistlab.evaluation.evaluate import evaluate_run
 
-    assert runs.read_config("tests/fixtures/runs/train-torch").train.amp == "off"  # written as "amp": false
+    old = json.loads((FIXTURE / runs.CONFIG).read_text())
+    old["train"]["amp"] = True
+    (tmp_path / "fixture").mkdir()
+    (tmp_path / "fixture" / runs.CONFIG).write_text(json.dumps(old))
+    assert runs.read_config(tmp_path / "fixture").train.amp == "on"
     run = tmp_path / "old"
     kill_after_first_epoch(train, TrainConfig(**{**TINY, "epochs": 2, "amp": "off"}), run)
     raw = json.loads((run / runs.CONFIG).read_text())
