@@ -44,17 +44,33 @@ def one_run(arch: str, seed: int, precision: str, args: argparse.Namespace, out:
     run_dir = out / f"{arch}-s{seed}-{precision}"
     if not (run_dir / runs.METRICS).is_file():
         epochs = args.epochs or max_epochs("mnist", arch, arch)
-        cfg = preset("default", arch=arch, seed=seed, patience=0, epochs=epochs, amp=PRECISIONS[precision],
-                     device="cpu", threads=args.threads, train_subset=args.train_subset)
+        cfg = preset(
+            "default",
+            arch=arch,
+            seed=seed,
+            patience=0,
+            epochs=epochs,
+            amp=PRECISIONS[precision],
+            device="cpu",
+            threads=args.threads,
+            train_subset=args.train_subset,
+        )
         print(f"training {run_dir.name} ({epochs} epochs)", file=sys.stderr, flush=True)
         train(cfg, run_dir, progress=False, force=True)
         evaluate_run(run_dir)
     training, metrics = read_json(run_dir / runs.TRAINING), read_json(run_dir / runs.METRICS)
     if training.get("precision") != precision:
         raise SystemExit(f"{run_dir}: trained in {training.get('precision')}, not {precision}")
-    return {"arch": arch, "seed": seed, "precision": precision, "epochs": training["epochs_run"],
-            "val_acc": training["best_val_acc"], "test_acc": metrics["accuracy"],
-            "train_seconds": training["train_seconds"], "run_dir": str(run_dir)}
+    return {
+        "arch": arch,
+        "seed": seed,
+        "precision": precision,
+        "epochs": training["epochs_run"],
+        "val_acc": training["best_val_acc"],
+        "test_acc": metrics["accuracy"],
+        "train_seconds": training["train_seconds"],
+        "run_dir": str(run_dir),
+    }
 
 
 def table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -62,8 +78,11 @@ def table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for arch in dict.fromkeys(r["arch"] for r in rows):
         by = {p: [r for r in rows if r["arch"] == arch and r["precision"] == p] for p in PRECISIONS}
-        entry: dict[str, Any] = {"arch": arch, "seeds": [r["seed"] for r in by["float32"]],
-                                 "epochs": by["float32"][0]["epochs"]}
+        entry: dict[str, Any] = {
+            "arch": arch,
+            "seeds": [r["seed"] for r in by["float32"]],
+            "epochs": by["float32"][0]["epochs"],
+        }
         for p, members in by.items():
             for key in ("val_acc", "test_acc"):
                 s = spread(r[key] for r in members)
@@ -88,25 +107,42 @@ def main() -> None:
     cpu = cpu_bf16()
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
-        rows = [one_run(arch, seed, p, args, out)
-                for arch in args.archs.split(",") for seed in seeds for p in PRECISIONS]
-    conditions = {"cpu": cpu.model, "native_bf16": cpu.native or "no", "cpu_capability": cpu.capability,
-                  "threads": args.threads or torch.get_num_threads(), "torch": torch.__version__,
-                  "train_subset": args.train_subset, "date": dt.date.today().isoformat()}
+        rows = [
+            one_run(arch, seed, p, args, out) for arch in args.archs.split(",") for seed in seeds for p in PRECISIONS
+        ]
+    conditions = {
+        "cpu": cpu.model,
+        "native_bf16": cpu.native or "no",
+        "cpu_capability": cpu.capability,
+        "threads": args.threads or torch.get_num_threads(),
+        "torch": torch.__version__,
+        "train_subset": args.train_subset,
+        "date": dt.date.today().isoformat(),
+    }
     result = {"conditions": conditions, "table": table(rows), "runs": rows}
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"CPU: {cpu.model} (native bf16: {conditions['native_bf16']}; {cpu.capability}); "
-          f"{conditions['threads']} threads; torch {torch.__version__}; {conditions['date']}")
-    print("| model | epochs | seeds | val acc float32 | val acc bf16 | test acc float32 | test acc bf16 | "
-          "bf16 train time / float32 |")
+    print(
+        f"CPU: {cpu.model} (native bf16: {conditions['native_bf16']}; {cpu.capability}); "
+        f"{conditions['threads']} threads; torch {torch.__version__}; {conditions['date']}"
+    )
+    print(
+        "| model | epochs | seeds | val acc float32 | val acc bf16 | test acc float32 | test acc bf16 | "
+        "bf16 train time / float32 |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for e in result["table"]:
-        cells = [mean_std_text(e[f"{k}_{p}"]["mean"], e[f"{k}_{p}"]["std"]) for k in ("val_acc", "test_acc")
-                 for p in PRECISIONS]
-        print(f"| {e['arch']} | {e['epochs']} | {','.join(map(str, e['seeds']))} | " + " | ".join(cells)
-              + f" | {e['bf16_time_ratio']:.2f} |")
+        cells = [
+            mean_std_text(e[f"{k}_{p}"]["mean"], e[f"{k}_{p}"]["std"])
+            for k in ("val_acc", "test_acc")
+            for p in PRECISIONS
+        ]
+        print(
+            f"| {e['arch']} | {e['epochs']} | {','.join(map(str, e['seeds']))} | "
+            + " | ".join(cells)
+            + f" | {e['bf16_time_ratio']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

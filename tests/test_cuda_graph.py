@@ -69,8 +69,8 @@ def test_monitor_resets_in_place_so_a_graph_keeps_writing_to_its_tensors(tmp_pat
 
 
 @pytest.mark.parametrize("change, scaled, reason", [
-    (dict(amp="on"), True, "--amp on"), (dict(amp="auto"), True, "--amp auto"), (dict(ema_decay=0.999), False, "EMA"),
-    (dict(beta1=None), False, "--beta1"),
+    ({"amp": "on"}, True, "--amp on"), ({"amp": "auto"}, True, "--amp auto"), ({"ema_decay": 0.999}, False, "EMA"),
+    ({"beta1": None}, False, "--beta1"),
 ])
 def test_what_a_graph_cannot_capture_is_named(change, scaled, reason):
     cfg = TrainConfig(**{**SPEEDRUN_LIKE, **change})

@@ -22,7 +22,7 @@ from mnistlab.training.trainer import train
 AVX2 = CpuBf16("AMD EPYC", None, "AVX2")
 AMX = CpuBf16("Intel Xeon Platinum 8480+", "AMX", "AVX512")
 FIXTURE = Path(__file__).parent / "fixtures" / "runs" / "train-torch"
-TINY = dict(arch="simple", epochs=1, train_subset=300, val_size=100, batch_size=64, threads=1, seed=0)
+TINY = {"arch": "simple", "epochs": 1, "train_subset": 300, "val_size": 100, "batch_size": 64, "threads": 1, "seed": 0}
 
 
 def no_timing(precision: str) -> float:
@@ -44,10 +44,17 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "cache" / "mnistlab" / precision_mod.CACHE_FILE
 
 
-@pytest.mark.parametrize("amp, device, cpu, expected", [
-    ("auto", "cuda", AMX, "fp16"), ("on", "cuda", AVX2, "fp16"), ("off", "cuda", AMX, "float32"),
-    ("on", "cpu", AVX2, "bf16"), ("off", "cpu", AMX, "float32"), ("auto", "cpu", AVX2, "float32"),
-])
+@pytest.mark.parametrize(
+    "amp, device, cpu, expected",
+    [
+        ("auto", "cuda", AMX, "fp16"),
+        ("on", "cuda", AVX2, "fp16"),
+        ("off", "cuda", AMX, "float32"),
+        ("on", "cpu", AVX2, "bf16"),
+        ("off", "cpu", AMX, "float32"),
+        ("auto", "cpu", AVX2, "float32"),
+    ],
+)
 def test_what_each_setting_means_without_a_timing(amp, device, cpu, expected):
     assert decide(amp, device, cpu=cpu, timer=no_timing).precision == expected
 
@@ -124,8 +131,26 @@ def test_an_old_run_with_a_boolean_amp_loads_resumes_and_evaluates(tmp_path, dat
 def test_auto_on_a_cpu_without_native_bf16_times_nothing(tmp_path, data_dir, monkeypatch, capsys, cache):
     monkeypatch.setattr(precision_mod, "cpu_bf16", lambda: AVX2)
     monkeypatch.setattr(trainer_mod, "torch_timer", lambda *a, **k: no_timing)
-    argv = ["train", "--arch", "simple", "--amp", "auto", "--epochs", "1", "--train-subset", "300", "--val-size",
-            "100", "--threads", "1", "--device", "cpu", "--out", str(tmp_path / "run"), "--quiet"]
+    argv = [
+        "train",
+        "--arch",
+        "simple",
+        "--amp",
+        "auto",
+        "--epochs",
+        "1",
+        "--train-subset",
+        "300",
+        "--val-size",
+        "100",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path / "run"),
+        "--quiet",
+    ]
     assert cli.main(argv) == 0
     training = json.loads((tmp_path / "run" / runs.TRAINING).read_text())
     assert training["precision"] == "float32" and "no native bf16 (AVX2)" in training["precision_reason"]
