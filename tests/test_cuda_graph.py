@@ -68,11 +68,13 @@ def test_monitor_resets_in_place_so_a_graph_keeps_writing_to_its_tensors(tmp_pat
     assert sorted({r["epoch"] for r in step.monitor.rows}) == [1, 2]
 
 
-@pytest.mark.parametrize("change, reason", [
-    (dict(amp=True), "--amp"), (dict(ema_decay=0.999), "EMA"), (dict(beta1=None), "--beta1"),
+@pytest.mark.parametrize("change, scaled, reason", [
+    ({"amp": "on"}, True, "--amp on"), ({"amp": "auto"}, True, "--amp auto"), ({"ema_decay": 0.999}, False, "EMA"),
+    ({"beta1": None}, False, "--beta1"),
 ])
-def test_what_a_graph_cannot_capture_is_named(change, reason):
-    assert reason in unsupported(TrainConfig(**{**SPEEDRUN_LIKE, **change}), distributed=False, transfer=False)
+def test_what_a_graph_cannot_capture_is_named(change, scaled, reason):
+    cfg = TrainConfig(**{**SPEEDRUN_LIKE, **change})
+    assert reason in unsupported(cfg, distributed=False, transfer=False, scaled=scaled)
 
 
 def test_distributed_and_transfer_runs_are_not_captured():

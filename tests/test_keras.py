@@ -320,6 +320,7 @@ def test_keras_amp_trains_in_bfloat16_and_saves_float32(tmp_path, data_dir):
                                 amp=True, tensorboard=True), tmp_path / "amp", progress=False)
     # it learns under bf16: 63 steps reached 0.85 at seed 2 (0.845 at seeds 0 and 1); chance 0.10
     assert summary["best_val_acc"] >= 0.75
+    assert summary["precision"] == "bf16" and "--amp on" in summary["precision_reason"]
     assert keras.mixed_precision.dtype_policy().name == "float32"  # the global policy is left as found
     model = load_keras_model(tmp_path / "amp")
     assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
@@ -333,6 +334,23 @@ def test_keras_amp_trains_in_bfloat16_and_saves_float32(tmp_path, data_dir):
     board.Reload()
     assert {"loss/train", "accuracy/val", "lr"} <= set(board.Tags()["scalars"])
     assert any(t.startswith("grad_norm/") for t in board.Tags()["scalars"])
+
+
+@needs_keras
+def test_keras_amp_auto_keeps_float32_even_on_a_native_bf16_cpu(data_dir, monkeypatch):
+    """Keras has no timing of its own (PyTorch's says nothing of TensorFlow's kernels): auto is float32."""
+    from mnistlab.config import TrainConfig
+    from mnistlab.data.datasets import load_train_val
+    from mnistlab.frameworks.keras.train import build_keras
+    from mnistlab.training import precision
+    from mnistlab.training.distributed import DistContext
+
+    monkeypatch.setattr(precision, "cpu_bf16", lambda: precision.CpuBf16("Xeon", "AMX", "AVX512"))
+    data = load_train_val("mnist", val_size=100, train_subset=100)
+    step, _ = build_keras(TrainConfig(**{**KERAS_TINY, "amp": "auto"}), data, torch.device("cpu"), DistContext(),
+                          None, 1)
+    assert step.precision.precision == "float32" and "Keras" in step.precision.reason
+    assert {layer.dtype_policy.name for layer in step.model.layers} == {"float32"}
 
 
 @needs_keras

@@ -25,7 +25,7 @@ from mnistlab.training.trainer import train
 # What docs/speed.md says the preset is; a change to the recipe must change the docs too.
 DOCUMENTED_SPEEDRUN = dict(arch="speedrun", epochs=1, batch_size=256, lr=1e-2, beta1=0.7, beta2=0.9,
                            weight_decay=0.0, label_smoothing=0.1, scheduler="onecycle", augment=False,
-                           patience=0, val_size=1000, channels_last=True, amp=False)
+                           patience=0, val_size=1000, channels_last=True, amp="off")
 DOCUMENTED_SEED = dict(optimizer="adam", lr=1e-3, weight_decay=1e-3, scheduler="step", step_size=7, gamma=0.1,
                        patience=3, batch_size=128, epochs=20, beta1=None, beta2=0.999, label_smoothing=0.0)
 

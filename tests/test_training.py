@@ -150,7 +150,7 @@ def test_amp_trains_under_bf16_autocast_on_cpu(tmp_path, data_dir, monkeypatch):
                                           "--train-subset", "2000", "--val-size", "200", "--batch-size", "64",
                                           "--lr", "3e-3"])
     cfg = train_config_from_args(args)
-    assert cfg.amp is True and cfg.device == "cpu"
+    assert cfg.amp == "on" and cfg.device == "cpu"  # --amp alone: on, as before --amp auto
     seen = []
     real = torch.autocast
 
@@ -164,5 +164,6 @@ def test_amp_trains_under_bf16_autocast_on_cpu(tmp_path, data_dir, monkeypatch):
     # it learns; bf16 did not break training: 32 steps reached 0.755 at seed 0 (0.75-0.77 over seeds 0-2); chance 0.10
     assert summary["best_val_acc"] >= 0.65
     config = runs.read_config(tmp_path / "amp")
-    assert config.train.amp is True and config.device == "cpu"
+    assert config.train.amp == "on" and config.device == "cpu"
+    assert summary["precision"] == "bf16" and "--amp on" in summary["precision_reason"]
     assert (config.world_size, config.backend) == (1, None)

@@ -27,6 +27,14 @@ SCHEDULERS = ("onecycle", "step", "none")
 OPTIMIZERS = ("adam", "adamw")
 MONITORS = ("val_loss", "val_acc")
 DEVICES = ("auto", "cpu", "cuda")
+AMP_CHOICES = ("auto", "on", "off")
+# --amp's default. "auto" (fp16 on CUDA; bf16 on a CPU with native bf16 units when a short timing
+# finds it faster, float32 elsewhere: training/precision.py) becomes the default once the accuracy
+# table on a native-bf16 CPU (benchmarks/amp_accuracy.py, issue 23) shows bf16 loses nothing;
+# until then "off", the behaviour of every run so far.
+DEFAULT_AMP = "off"
+# Values older config.json, preset and sweep files hold, in today's terms: amp was a bool.
+LEGACY_VALUES: dict[str, dict[bool, str]] = {"amp": {True: "on", False: "off"}}
 
 # Transfer learning (``mnistlab transfer``): what a run starting from another run's weights trains.
 # A recipe is (the body's learning rate as a fraction of --lr, the fraction of the epochs during
@@ -69,10 +77,22 @@ def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
     return seed * SEED_STRIDE + epoch + rank * RANK_STREAM
 
 
-def opt(default: Any, help: str, *, choices: tuple[str, ...] = (), shown: str = "") -> Any:
-    """A dataclass field and what ``--help`` says of it: its help text, its fixed ``choices`` (if any)
-    and, where the default is None, what None means (``shown``)."""
-    return field(default=default, metadata={"help": help, "choices": choices, "shown": shown})
+def opt(default: Any, help: str, *, choices: tuple[str, ...] = (), shown: str = "",
+        bare: tuple[str, str] | None = None) -> Any:
+    """A dataclass field and what ``--help`` says of it: its help text, its fixed ``choices`` (if any),
+    where the default is None what None means (``shown``), and for a choice that was once a switch
+    the values of ``--x`` alone and of ``--no-x`` (``bare``)."""
+    return field(default=default, metadata={"help": help, "choices": choices, "shown": shown, "bare": bare})
+
+
+def legacy_value(name: str, value: Any) -> Any:
+    """``value`` of the setting ``name`` in today's terms (``amp = true`` of an older file → ``"on"``).
+
+    >>> legacy_value("amp", True), legacy_value("amp", "auto"), legacy_value("lr", 1)
+    ('on', 'auto', 1)
+    """
+    table = LEGACY_VALUES.get(name)
+    return table[value] if table is not None and isinstance(value, bool) else value
 
 
 @dataclass(frozen=True)
@@ -119,7 +139,9 @@ class TrainConfig:
     train_subset: int | None = opt(None, "train on this many images (after the validation carve)", shown="all")
     threads: int | None = opt(None, "torch intra-op threads", shown="all cores")
     channels_last: bool = opt(True, "NHWC memory layout: ~1.4× faster convolutions on CPU")
-    amp: bool = opt(False, "mixed precision: bf16 autocast on CPU, fp16 with loss scaling on CUDA")
+    amp: str = opt(DEFAULT_AMP, "mixed precision: on = bf16 autocast on a CPU, fp16 with loss scaling on CUDA; auto "
+                                "= fp16 on CUDA, bf16 on a CPU with native bf16 (AMX, AVX-512 BF16) if a short timing "
+                                "finds it faster, else float32; --amp alone = on", choices=AMP_CHOICES, bare=("on", "off"))
     cuda_graph: bool = opt(False, "on a GPU, replay each training step as a captured CUDA graph (one launch instead "
                                   "of hundreds; PyTorch, one process, no --amp/--ema-decay; ignored on a CPU)")
     device: str = opt("auto", "auto (CUDA when present), cpu or cuda; data, model and loop all live there",
@@ -132,6 +154,7 @@ class TrainConfig:
         "cli": False})
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "amp", legacy_value("amp", self.amp))  # amp=True of older code and files
         checks = [
             (self.epochs >= 1, "--epochs must be at least 1"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
@@ -149,6 +172,7 @@ class TrainConfig:
             (self.threads is None or self.threads >= 1, "--threads must be at least 1"),
             (0 <= self.degrees <= 180, "--degrees must be between 0 and 180"),
             (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}"),
+            (self.amp in AMP_CHOICES, f"--amp must be one of {', '.join(AMP_CHOICES)}"),
             (0 <= self.erasing <= 1, "--erasing must be between 0 and 1"),
             (0 <= self.hflip <= 1, "--hflip must be between 0 and 1"),
             (0 <= self.translate <= 0.5, "--translate must be between 0 and 0.5"),
@@ -203,10 +227,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # augmentation, Adam with the fast public recipe's (0.7, 0.9) betas and no momentum cycling;
     # a 1,000-image validation split leaves 59,000 images to learn from; Adam's fused kernel (5% of
     # the CPU step saved). On a GPU each step is one CUDA graph replay (training/cuda_graph.py),
-    # with the capturable Adam instead; a CPU ignores that setting.
+    # with the capturable Adam instead; a CPU ignores that setting. Mixed precision stays off whatever
+    # --amp's default: its loss scaler cannot be captured, and fp16 did not help this small model.
     "speedrun": dict(arch="speedrun", epochs=1, batch_size=256, lr=1e-2, beta1=0.7, beta2=0.9,
                      weight_decay=0.0, label_smoothing=0.1, scheduler="onecycle", augment=False, patience=0,
-                     val_size=1000, channels_last=True, cuda_graph=True, fused_optimizer=True),
+                     val_size=1000, channels_last=True, cuda_graph=True, fused_optimizer=True, amp="off"),
     "best": dict(arch="deeper", epochs=36, scheduler="onecycle", lr=3e-3, patience=0, monitor="val_loss"),
 }
 
@@ -281,6 +306,7 @@ def check_setting(name: str, value: Any, where: str) -> Any:
     mnistlab.errors.UserError: x.toml: unknown setting 'lrr'; did you mean 'lr'?
     """
     kind = setting_type(check_name(name, where))
+    value = legacy_value(name, value)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):

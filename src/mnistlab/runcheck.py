@@ -25,7 +25,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mnistlab.config import TrainConfig
+from mnistlab.config import TrainConfig, legacy_value
 from mnistlab.errors import UserError
 
 MAX_PARAMS = 50_000_000  # 200 MB of float32 weights: 100× the largest model here, far below a machine's RAM
@@ -142,6 +142,7 @@ def _check_train(train: dict, path: Path) -> None:
     if unknown:
         raise _fail(path, f"unknown key train.{sorted(unknown)[0]!r}")
     for name, value in train.items():
+        value = legacy_value(name, value)  # amp = true/false of runs made before --amp auto
         types = _annotation_types(str(fields[name].type))
         bad_bool = isinstance(value, bool) and bool not in (types or ())
         if types is not None and (not isinstance(value, types) or bad_bool):

@@ -34,7 +34,7 @@ from mnistlab.maths.spread import mean_std_text, spread
 
 COLUMNS = ("model", "runs", "seeds", "accuracy", "params", "size KB", "train s", "samples/s", "ECE", "ECE (T-scaled)")
 RUN_FIELDS = ("name", "model", "run_dir", "arch", "framework", "dataset", "seed", "accuracy", "macro_f1", "params",
-              "model_bytes", "train_seconds", "samples_per_s", "ece", "ece_scaled", "temperature")
+              "model_bytes", "train_seconds", "samples_per_s", "precision", "ece", "ece_scaled", "temperature")
 
 
 def run_row(run_dir: Path) -> dict[str, Any]:
@@ -46,7 +46,7 @@ def run_row(run_dir: Path) -> dict[str, Any]:
            "seed": config.seed, "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
            "params": m.get("params", config.params), "model_bytes": m.get("model_bytes"),
            "train_seconds": m.get("train_seconds"), "samples_per_s": m.get("samples_per_s"), "ece": m["ece"],
-           "per_class_accuracy": [c["accuracy"] for c in m["per_class"]],
+           "precision": m.get("precision"), "per_class_accuracy": [c["accuracy"] for c in m["per_class"]],
            "class_names": [c["name"] for c in m["per_class"]]}
     if (run_dir / runs.VAL_PREDICTIONS).is_file():
         t = fit_temperature(*runs.load_predictions(run_dir / runs.VAL_PREDICTIONS))

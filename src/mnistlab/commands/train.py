@@ -66,6 +66,8 @@ def option_keywords(f: dataclasses.Field, kind: type, choices: list[str]) -> dic
     kw: dict[str, Any] = {"help": f"{f.metadata['help']} {default_text(f)}".replace("%", "%%")}
     if kind is bool:
         return {**kw, "action": argparse.BooleanOptionalAction}
+    if f.metadata.get("bare"):  # once a switch: --amp alone is still --amp on
+        return {**kw, "choices": choices, "nargs": "?", "const": f.metadata["bare"][0]}
     if choices:
         return {**kw, "choices": choices}
     return {**kw, "type": kind, "metavar": "N" if kind is int else "X"}
@@ -96,6 +98,9 @@ def add_train_options(p: argparse.ArgumentParser, skip: Sequence[str] = (),
         choices = registry_choices.get(f.name) or list(f.metadata["choices"])
         (head if f.name == "arch" else settings).add_argument("--" + f.name.replace("_", "-"),
                                                               **option_keywords(f, kind, choices))
+        if f.metadata.get("bare"):  # and --no-amp of older scripts is --amp off
+            settings.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_const",
+                                  const=f.metadata["bare"][1], help=argparse.SUPPRESS)
     head.add_argument("--preset", choices=list(PRESETS), default="default",
                       help="named recipe; 'seed' is the original project's (StepLR, patience 3); "
                            "'speedrun' reaches 99%% test accuracy fastest on a CPU (docs/speed.md); 'best' the "
@@ -180,6 +185,8 @@ def print_summary(args: argparse.Namespace, out: Path, summary: dict[str, Any],
     print(f"best epoch {summary['best_epoch']}/{summary['epochs_run']}: val acc {summary['best_val_acc']:.4f}, "
           f"val loss {summary['best_val_loss']:.4f}; {summary['train_seconds']:.0f}s, "
           f"{summary['samples_per_s']:,.0f} samples/s ({summary['stop_reason']})")
+    if "precision" in summary:
+        print(f"precision: {summary['precision']} ({summary['precision_reason']})")
     if tracked:
         print(f"mlflow: run {tracked[out]} (experiment mnistlab)")
     print(f"next: mnistlab evaluate {out}")

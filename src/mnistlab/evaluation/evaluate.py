@@ -104,6 +104,7 @@ def run_summary(run_dir: Path, config: RunConfig) -> dict[str, Any]:
         "model_bytes": weights.stat().st_size if weights.is_file() else None,
         "train_seconds": training.get("train_seconds"),
         "samples_per_s": training.get("samples_per_s"),
+        "precision": training.get("precision"),  # bf16, fp16 or float32 (--amp); None before it was recorded
         "best_epoch": training.get("best_epoch"),
         "epochs_run": training.get("epochs_run"),
         "best_val_acc": training.get("best_val_acc"),

@@ -172,7 +172,7 @@ def plan_budget(configs: dict[str, TrainConfig], data: TrainValData, budget_s: f
         costs.append(ModelCost(name, cfg.epochs, epoch_seconds(n_train, n_val, speed.train_per_s, speed.eval_per_s),
                                fixed_s=speed.startup_s + after / speed.eval_per_s + PLOT_S))
         log(f"measured {name}: {speed.train_per_s:,.0f} training and {speed.eval_per_s:,.0f} evaluation images/s "
-            f"({speed.steps} steps): {costs[-1].epoch_s:.0f} s per epoch")
+            f"({speed.steps} steps, {speed.precision}): {costs[-1].epoch_s:.0f} s per epoch")
     plan = plan_epochs(costs, budget_s, spent_s + time.perf_counter() - t0)
     log(plan.line())
     if not plan.fits:

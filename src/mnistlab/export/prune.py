@@ -78,7 +78,7 @@ def finetune(model: nn.Module, cfg: TrainConfig, data, epochs: int) -> tuple[flo
     run's own augmentation; its generator stream is offset so fine-tuning never replays the
     original run's draws.
     """
-    cfg = dataclasses.replace(cfg, epochs=max(1, epochs), scheduler="none", amp=False, patience=0,
+    cfg = dataclasses.replace(cfg, epochs=max(1, epochs), scheduler="none", amp="off", patience=0,
                               tensorboard=False, device="cpu")
     step = TorchStep(model, cfg, steps_per_epoch(len(data.train_y), cfg.batch_size), label="fine-tune")
     before = evaluate(step, data)[1]

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 # What a framework may be able to do; an entry lists the ones it can and says why not for the rest.
 CAPABILITIES = {
     "resume": "continue a stopped run from its checkpoint",
-    "amp": "mixed precision (--amp)",
+    "amp": "mixed precision (--amp on)",
     "explain": "Grad-CAM, saliency, filters and feature maps (mnistlab explain, the service's Grad-CAM)",
     "onnx": "ONNX export (mnistlab export --format onnx, serve --backend onnx, bench)",
     "int8": "INT8 static quantization (mnistlab export --format int8)",
@@ -115,7 +115,9 @@ class Framework:
 
     def check_settings(self, cfg: "TrainConfig") -> None:
         """The training settings ask only for what this framework can do."""
-        wanted = {"ema": cfg.ema_decay > 0, "transfer": bool(cfg.transfer), "amp": cfg.amp, "cuda": cfg.device == "cuda"}
+        # --amp auto asks nothing: a framework without mixed precision resolves it to float32.
+        wanted = {"ema": cfg.ema_decay > 0, "transfer": bool(cfg.transfer), "amp": cfg.amp == "on",
+                  "cuda": cfg.device == "cuda"}
         for capability, asked in wanted.items():
             if asked and not self.can(capability):
                 raise UserError(self.reasons[capability])

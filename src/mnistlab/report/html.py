@@ -145,6 +145,8 @@ def model_section(run_dir: Path, label: str) -> dict[str, Any]:
     settings += [(k.replace("_", " "), str(train[k])) for k in TRAIN_KEYS if k in train]
     if config.model_args:
         settings.append(("model args", json.dumps(config.model_args)))
+    if isinstance(training.get("precision"), str):  # runs before --amp auto did not record it
+        settings.append(("training precision", f"{training['precision']} ({training.get('precision_reason', '')})"))
     aurocs = [{"name": SCORE_LABELS.get(k, k), **v} for k, v in analysis["uncertainty"]["aurocs"].items()]
     return {
         "id": "model-" + "".join(c if c.isalnum() else "-" for c in label),

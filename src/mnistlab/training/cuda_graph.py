@@ -47,10 +47,13 @@ WARMUP_STEPS = 3  # eager steps on a side stream before the capture (PyTorch's r
 StepFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]
 
 
-def unsupported(cfg: Any, distributed: bool, transfer: bool) -> str | None:
-    """Why ``cfg``'s step cannot be captured (a phrase for a warning), or None when it can."""
-    if cfg.amp:
-        return "--amp's loss scaler reads the GPU every step"
+def unsupported(cfg: Any, distributed: bool, transfer: bool, scaled: bool = False) -> str | None:
+    """Why ``cfg``'s step cannot be captured (a phrase for a warning), or None when it can.
+
+    ``scaled``: the run trains in fp16 with a loss scaler (``--amp`` on or auto on CUDA).
+    """
+    if scaled:
+        return f"--amp {cfg.amp}'s fp16 loss scaler reads the GPU every step"
     if cfg.scheduler == "onecycle" and cfg.beta1 is None:
         return "OneCycle cycles Adam's beta1 every step (a number the graph would freeze); give --beta1"
     if cfg.ema_decay > 0:

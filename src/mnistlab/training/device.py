@@ -1,9 +1,7 @@
-"""Which device a run trains on, and the mixed precision that suits it.
+"""Which device a run trains on (its precision: :mod:`mnistlab.training.precision`).
 
     >>> resolve_device("cpu")
     device(type='cpu')
-    >>> amp_dtype(torch.device("cpu"))
-    torch.bfloat16
 
 ``auto`` takes CUDA when PyTorch sees a GPU. Asking for ``cuda`` on a machine without one is a
 one-line :class:`~mnistlab.errors.UserError`, not a traceback from deep inside the model.
@@ -41,11 +39,6 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
                         f"({torch.cuda.device_count()} visible); start at most that many processes per node")
     torch.cuda.set_device(local_rank)
     return torch.device("cuda", local_rank)
-
-
-def amp_dtype(device: torch.device) -> torch.dtype:
-    """fp16 on CUDA (tensor cores; needs a grad scaler), bf16 on CPU (CPUs have no fast fp16; needs none)."""
-    return torch.float16 if device.type == "cuda" else torch.bfloat16
 
 
 # glibc's mallopt parameters: M_TRIM_THRESHOLD and M_MMAP_THRESHOLD.

@@ -42,6 +42,7 @@ from mnistlab.stopping import deferred
 from mnistlab.training import distributed
 from mnistlab.training.checkpoint import save_checkpoint
 from mnistlab.training.distributed import DistContext
+from mnistlab.training.precision import Precision
 from mnistlab.training.progress import EpochProgress
 from mnistlab.training.selection import EpochSelector, epoch_row
 from mnistlab.training.tensorboard import MISCLASSIFIED_SHOWN, EpochBoard
@@ -58,6 +59,7 @@ class Step(Protocol):
 
     label: str   # shown in the progress line
     model: Any   # handed to ``on_epoch_end``
+    precision: Precision  # what it trains in and why (--amp); training.json records it
 
     def begin_epoch(self, epoch: int, seed: int) -> float:
         """Enter training mode, seed dropout with ``seed``; return the learning rate at the epoch's start."""
@@ -217,6 +219,7 @@ def run_epochs(step: Step, cfg: TrainConfig, data: TrainValData, opts: LoopOptio
             runs.write_history(run_dir, history)  # the checkpoint's rows, whatever the kill left
     board = EpochBoard(run_dir if writes and cfg.tensorboard else None, resume_epoch=start if resume else None)
     with EpochProgress(step.label, enabled=opts.progress and ctx.is_main) as bar:
+        bar.log(f"precision: {step.precision.precision} ({step.precision.reason})")
         if resume is not None:
             bar.log(f"resuming {run_dir} at epoch {start}" if start <= end else
                     f"completing {run_dir}: its training had finished; writing history.csv and training.json")
@@ -256,7 +259,7 @@ def run_epochs(step: Step, cfg: TrainConfig, data: TrainValData, opts: LoopOptio
             if done:
                 break
     board.close()
-    summary = selector.summary(history, elapsed, resumed=resume is not None)
+    summary = {**selector.summary(history, elapsed, resumed=resume is not None), **step.precision.record()}
     if writes:
         write_json(run_dir / runs.TRAINING, summary)
     return summary

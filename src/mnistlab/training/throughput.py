@@ -9,12 +9,14 @@ Up to ``MEASURE_SECONDS`` per model, on the training data the job loaded::
 
     data = load_train_val("mnist")
     measure(TrainConfig(arch="simple"), data, build=build_torch)
-    # Speed(train_per_s=3512.0, eval_per_s=11800.0, startup_s=0.9, steps=100)
+    # Speed(train_per_s=3512.0, eval_per_s=11800.0, startup_s=0.9, steps=100, precision="float32")
 
 The model is built by its framework's own ``build`` (the one training uses), fed the loop's own
 batches (normalised, augmented as configured) and thrown away; nothing is written. The first
 steps pay for one-off work (allocation, kernel selection, Keras's tracing): they are timed
-apart, as ``startup_s``, because the real run pays them again once.
+apart, as ``startup_s``, because the real run pays them again once. ``build`` resolves the
+run's ``--amp`` as training will (:mod:`mnistlab.training.precision`: under ``auto`` on a
+native-bf16 CPU, timed once and cached), so the speed is that of the precision the run will use.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class Speed:
     eval_per_s: float
     startup_s: float
     steps: int
+    precision: str = "float32"  # what the steps ran in: bf16, fp16 or float32
 
 
 def measure(cfg: TrainConfig, data: TrainValData, *, build: Callable[..., tuple[Any, Any]],
@@ -85,4 +88,4 @@ def measure(cfg: TrainConfig, data: TrainValData, *, build: Callable[..., tuple[
     for _ in range(EVAL_CHUNKS):
         float(step.logits(val).sum())
     eval_per_s = EVAL_CHUNKS * len(val) / (time.perf_counter() - t2)
-    return Speed(round(train_per_s, 1), round(eval_per_s, 1), round(startup, 2), done)
+    return Speed(round(train_per_s, 1), round(eval_per_s, 1), round(startup, 2), done, step.precision.precision)

@@ -9,8 +9,9 @@
     >>> step.logits(torch.zeros(2, 1, 28, 28)).shape
     torch.Size([2, 10])
 
-Mixed precision (``amp``) is fp16 with a ``GradScaler`` on CUDA and bf16 autocast on a CPU;
-evaluation always runs in float32. Under torchrun the model is wrapped in
+Mixed precision is the run's resolved :class:`~mnistlab.training.precision.Precision` (``--amp``):
+fp16 autocast with a ``GradScaler`` on CUDA, bf16 autocast on a CPU, or float32; evaluation
+always runs in float32. Under torchrun the model is wrapped in
 ``DistributedDataParallel`` for training only; weights are saved from the bare module, so the
 saved names carry no ``module.`` prefix. With ``ema_decay`` > 0 an EMA of the weights
 (:mod:`~mnistlab.training.ema`) follows every optimiser step, and it is what ``logits``
@@ -32,10 +33,10 @@ from mnistlab import runs
 from mnistlab.config import (ONECYCLE_BETA1, ONECYCLE_DIV_FACTOR, ONECYCLE_FINAL_DIV_FACTOR, ONECYCLE_PCT_START,
                              TrainConfig)
 from mnistlab.training.cuda_graph import GraphedStep, unsupported
-from mnistlab.training.device import amp_dtype
 from mnistlab.training.distributed import DistContext
 from mnistlab.training.ema import WeightEMA
 from mnistlab.training.gradflow import GradNormMonitor
+from mnistlab.training.precision import Precision, decide
 
 log = logging.getLogger("mnistlab.train")
 
@@ -76,9 +77,9 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch
     return None, False
 
 
-def _graph_supported(cfg: TrainConfig, distributed: bool, transfer: bool) -> bool:
+def _graph_supported(cfg: TrainConfig, distributed: bool, transfer: bool, precision: Precision) -> bool:
     """Whether ``--cuda-graph`` can capture this run's step; a warning when it cannot."""
-    reason = unsupported(cfg, distributed, transfer)
+    reason = unsupported(cfg, distributed, transfer, scaled=precision.scaled)
     if reason is not None:
         log.warning("warning: --cuda-graph is off for this run: %s; training without it", reason)
     return reason is None
@@ -90,13 +91,17 @@ class TorchStep:
     ``run_dir`` (rank 0 of a run that writes files) enables the gradient monitor and its
     ``grad_norms.csv``; ``steps_per_epoch`` counts this rank's batches (OneCycle's length).
     ``plan`` (a :class:`~mnistlab.training.transfer_plan.TransferPlan`, for transfer runs) gives
-    the optimiser's parameter groups and freezes the body in the epochs it says.
+    the optimiser's parameter groups and freezes the body in the epochs it says. ``precision``:
+    the run's resolved precision (:func:`mnistlab.training.precision.resolve`); by default ``cfg.amp``
+    decided without a timing (``auto`` on a CPU is then float32).
     """
 
     def __init__(self, model: nn.Module, cfg: TrainConfig, steps_per_epoch: int, *,
                  device: torch.device = torch.device("cpu"), ctx: DistContext = DistContext(),
-                 run_dir: Path | None = None, label: str | None = None, plan: Any = None):
+                 run_dir: Path | None = None, label: str | None = None, plan: Any = None,
+                 precision: Precision | None = None):
         self.cfg, self.device, self.label = cfg, device, label or cfg.arch
+        self.precision = precision or decide(cfg.amp, device.type)
         self.model = model.to(device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -108,12 +113,12 @@ class TorchStep:
         self.monitor = GradNormMonitor(self.model, run_dir) if run_dir is not None else None
         self.ema = WeightEMA(self.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.plan = plan
-        graphed = cfg.cuda_graph and device.type == "cuda" and _graph_supported(cfg, ctx.active, plan is not None)
+        graphed = cfg.cuda_graph and device.type == "cuda" and _graph_supported(cfg, ctx.active, plan is not None,
+                                                                                 self.precision)
         self.opt = make_optimizer(self.model, cfg, plan.param_groups() if plan is not None else None,
                                   capturable_on=device if graphed else None)
         self.sched, self.per_batch = make_scheduler(self.opt, cfg, steps_per_epoch)
-        self.amp_dtype = amp_dtype(device)
-        self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp and self.amp_dtype == torch.float16)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision.scaled)
         self.graphed = GraphedStep(self._step) if graphed else None
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
@@ -134,7 +139,7 @@ class TorchStep:
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Forward, backward, optimiser step: what a CUDA graph captures (nothing here reads the GPU)."""
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.cfg.amp):
+        with torch.autocast(self.device.type, dtype=self.precision.dtype, enabled=self.precision.autocast):
             logits = self.trained(self._input(x))
             loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
         self.opt.zero_grad(set_to_none=self.graphed is None)  # a graph's gradients keep their memory

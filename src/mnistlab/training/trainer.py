@@ -26,9 +26,11 @@ from mnistlab.frameworks.registry import TABLE
 from mnistlab.models import count_parameters, create_model
 from mnistlab.models.heads import load_body
 from mnistlab.runconfig import RunConfig
+from mnistlab.training import distributed
 from mnistlab.training.distributed import DistContext
 from mnistlab.training.fit import fit, run_config
 from mnistlab.training.loop import TrainingFailed, steps_per_epoch
+from mnistlab.training.precision import Precision, resolve, torch_timer
 from mnistlab.training.torch_step import TorchStep
 from mnistlab.training.transfer_plan import TransferPlan
 
@@ -53,9 +55,22 @@ def build_torch(cfg: TrainConfig, data: TrainValData, device: torch.device, ctx:
     if init is not None:
         load_body(model, init)
     plan = TransferPlan(model, cfg.transfer, cfg.epochs) if cfg.transfer else None
+    precision = distributed.from_main(lambda: torch_precision(cfg, model, data, device, threads), ctx)
     step = TorchStep(model, cfg, steps_per_epoch(len(data.train_y), cfg.batch_size, ctx.world_size),
-                     device=device, ctx=ctx, run_dir=run_dir, plan=plan)
+                     device=device, ctx=ctx, run_dir=run_dir, plan=plan, precision=precision)
     return step, run_config(cfg, data, params, threads, framework=TORCH.name, model_file=TORCH.model_file)
+
+
+def torch_precision(cfg: TrainConfig, model: torch.nn.Module, data: TrainValData, device: torch.device,
+                    threads: int) -> Precision:
+    """``cfg.amp`` resolved for this model (rank 0 decides for all): under ``auto`` on a native-bf16
+    CPU, a timing of a copy of ``model`` at the run's batch size, cached per kind of run."""
+    info = data.info
+    shape = (info.in_channels, info.image_size, info.image_size)
+    key = (f"{TORCH.name} | {cfg.arch} {sorted(cfg.model_args.items())} | input {shape} | batch {cfg.batch_size} | "
+           f"threads {threads} | channels_last {cfg.channels_last}")
+    timer = torch_timer(model, shape, info.num_classes, cfg.batch_size, cfg.channels_last)
+    return resolve(cfg.amp, device.type, timer=timer, key=key, who=TORCH.label)
 
 
 def train(cfg: TrainConfig, out: str | Path, *, data_dir: str | None = None, resume: bool = False,

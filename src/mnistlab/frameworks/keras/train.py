@@ -15,8 +15,10 @@ gradient (PyTorch's coupled L2) and ``adamw`` is Keras's AdamW (decoupled, as ``
 One known difference: Keras adds Adam's epsilon to √v before the bias correction, PyTorch after.
 
 Parity with PyTorch: ``--resume`` (the checkpoint holds every model variable, dropout seed
-states included, and the optimiser's variables) and ``--amp`` (Keras's ``mixed_bfloat16``
-policy; ``model.keras`` is saved in float32 so every reader gets float32 logits). Not here:
+states included, and the optimiser's variables) and ``--amp on`` (Keras's ``mixed_bfloat16``
+policy; ``model.keras`` is saved in float32 so every reader gets float32 logits). ``--amp auto``
+keeps float32: TensorFlow's bf16 training speed has not been timed on a native-bf16 CPU, and
+PyTorch's timing says nothing about TensorFlow's kernels (:mod:`mnistlab.training.precision`). Not here:
 CUDA (the TensorFlow wheel is CPU-only) and several processes (torchrun drives PyTorch only).
 
 A custom ``tf.function`` step is used rather than ``model.fit``: it measured faster on this CPU
@@ -47,6 +49,7 @@ from mnistlab.runconfig import RunConfig
 from mnistlab.training.distributed import DistContext
 from mnistlab.training.fit import fit, run_config
 from mnistlab.training.loop import steps_per_epoch
+from mnistlab.training.precision import Precision, resolve
 
 KERAS = TABLE["keras"]  # this module is a piece of the Keras entry (frameworks.keras), which loads it
 
@@ -145,8 +148,8 @@ class KerasStep:
     """A Keras model and its :class:`Stepper` as a :class:`~mnistlab.training.loop.Step`."""
 
     def __init__(self, cfg: TrainConfig, model: "keras.Model", steps_per_epoch: int,
-                 float32_twin: Callable[[], "keras.Model"]):
-        self.cfg, self.model, self.steps_per_epoch = cfg, model, steps_per_epoch
+                 float32_twin: Callable[[], "keras.Model"], precision: Precision):
+        self.cfg, self.model, self.steps_per_epoch, self.precision = cfg, model, steps_per_epoch, precision
         self.label = f"{cfg.arch} (keras)"
         self.stepper, self.forward = Stepper(model, cfg), forward_function(model)
         self.float32_twin = float32_twin
@@ -191,7 +194,7 @@ class KerasStep:
 
     def save_best(self, run_dir: Path) -> None:
         model = self.model
-        if self.cfg.amp:
+        if self.precision.autocast:
             model = self.float32_twin()
             model.set_weights(self.model.get_weights())
         save_model(model, run_dir / MODEL_FILE)
@@ -207,14 +210,15 @@ def build_keras(cfg: TrainConfig, data: TrainValData, device: torch.device, ctx:
     set_threads(threads)
     keras.utils.set_random_seed(cfg.seed)
     dims = dict(in_channels=data.info.in_channels, num_classes=data.info.num_classes, image_size=data.info.image_size)
+    precision = resolve(cfg.amp, device.type, who=KERAS.label)  # no timer: auto keeps float32 (see above)
     previous = keras.mixed_precision.dtype_policy()
-    keras.mixed_precision.set_dtype_policy(AMP_POLICY if cfg.amp else "float32")
+    keras.mixed_precision.set_dtype_policy(AMP_POLICY if precision.autocast else "float32")
     try:
         model = create_keras_model(cfg.arch, **dims, **cfg.model_args)
     finally:
         keras.mixed_precision.set_dtype_policy(previous)
     step = KerasStep(cfg, model, steps_per_epoch(len(data.train_y), cfg.batch_size),
-                     lambda: create_keras_model(cfg.arch, **dims, **cfg.model_args))
+                     lambda: create_keras_model(cfg.arch, **dims, **cfg.model_args), precision)
     config = run_config(cfg, data, trainable_parameters(model), threads, framework=KERAS.name,
                         model_file=KERAS.model_file)
     versions = {**config.environment, "keras": keras.__version__, "tensorflow": tf.__version__}
