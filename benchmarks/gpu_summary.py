@@ -1,9 +1,9 @@
-"""One line per finished run and per time-to-accuracy race under a GPU script's work folder.
+"""One line per finished run and per time-to-accuracy race in a folder.
 
-    python benchmarks/gpu_summary.py /tmp/gpuw
+    python benchmarks/gpu_summary.py /tmp/gpu-check
 
-Used by benchmarks/gpu_check.sh, gpu_followup.sh and gpu_sweep.sh at the end of their call, so the figures are
-in the call's output even when the packed files do not come back.
+Used by benchmarks/gpu_check.sh at the end of its call, so the figures are in the call's output even
+when its files do not come back.
 """
 
 from __future__ import annotations

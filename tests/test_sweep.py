@@ -189,3 +189,15 @@ def test_a_worker_runs_waits_or_stops_by_the_studys_trials(states, target, heart
 
     trials = [SimpleNamespace(state=TrialState[s]) for s in states]
     assert next_move(trials, target, heartbeat) == move
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "benchmarks" / "sweeps").glob("*.toml")),
+                         ids=lambda p: p.name)
+def test_the_benchmark_sweep_files_are_valid(path):
+    """The rounds' sweep files stay runnable as the settings change: each parses, and each grid builds configs."""
+    from mnistlab.sweep.space import read_space
+
+    space = read_space(path)
+    if all(not isinstance(p, Range) or p.kind is int or p.step for p in space.params):
+        points = space.grid()
+        assert len({json.dumps(space.train_config(p).to_dict(), sort_keys=True) for p in points}) == len(points)
