@@ -166,8 +166,10 @@ def _run_on_study(
             f"{len(queued)} of {len(members)} members to run on {options.workers} worker(s); "
             f"study {settings.study} in {storage}"
         )
-    if options.join or pending(study):  # every member finished: no worker to start
-        codes, stopped = start_workers(settings.write(SETTINGS_FILE), options.workers)
+    # No more workers here than members left (none when every member finished); joined: all of them.
+    count = options.workers if options.join else min(options.workers, len(pending(study)))
+    if count:
+        codes, stopped = start_workers(settings.write(SETTINGS_FILE), count)
         check_codes(codes, stopped, resume_command, str(folder))
     left = [m.name for m in members if not m.finished(folder)]
     if left:

@@ -144,10 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         with stop_on_signals():
             run_worker(settings, JOBS[settings.job](settings), int(index))
     except UserError as exc:
-        print(f"mnistlab sweep: worker {index}: error: {exc}", file=sys.stderr)
+        print(f"mnistlab worker {index} of study {settings.study}: error: {exc}", file=sys.stderr)
         return 2
     except SweepFailed as exc:
-        print(f"mnistlab sweep: worker {index}: failed: {exc}", file=sys.stderr)
+        print(f"mnistlab worker {index} of study {settings.study}: failed: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:  # the sweep command says what stopped it and how to resume
         return 128 + getattr(exc, "signum", signal.SIGINT)
