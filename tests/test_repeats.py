@@ -17,13 +17,21 @@ from mnistlab.runconfig import RunConfig
 from mnistlab.sweep.members import TrainMember, TransferMember, member_from_dict
 from mnistlab.sweep.repeats import study_name
 
-TINY = dict(epochs=1, train_subset=300, val_size=100, batch_size=64, patience=0)
+TINY = {"epochs": 1, "train_subset": 300, "val_size": 100, "batch_size": 64, "patience": 0}
 
 
 def test_members_round_trip_and_name_their_study_by_what_they_learn():
     train = TrainMember("simple-s1", TrainConfig(arch="simple", seed=1, **TINY), evaluate=True)
-    transfer = TransferMember("runs/features/n100/seed0", source="runs/a", to="fashion-mnist", mode="features",
-                              seed=0, subset=100, epochs=2, threads=1)
+    transfer = TransferMember(
+        "runs/features/n100/seed0",
+        source="runs/a",
+        to="fashion-mnist",
+        mode="features",
+        seed=0,
+        subset=100,
+        epochs=2,
+        threads=1,
+    )
     for member in (train, transfer):
         assert member_from_dict(json.loads(json.dumps(member.to_dict()))) == member
     same = TrainMember("simple-s1", TrainConfig(arch="simple", seed=1, threads=4, **TINY), evaluate=True)
@@ -35,10 +43,25 @@ def test_members_round_trip_and_name_their_study_by_what_they_learn():
 def _finished(run_dir: Path, cfg: TrainConfig, best: float = 0.5) -> Path:
     """A run folder as a finished training leaves it (config.json, training.json)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    data = {"class_names": [str(i) for i in range(10)], "num_classes": 10, "mean": 0.1307, "std": 0.3081,
-            "image_size": 28, "in_channels": 1, "val_size": cfg.val_size, "split_seed": 0}
-    raw = {"kind": "train", "framework": "torch", "dataset": "mnist", "arch": cfg.arch, "params": 93_322,
-           "data": data, "train": cfg.to_dict()}
+    data = {
+        "class_names": [str(i) for i in range(10)],
+        "num_classes": 10,
+        "mean": 0.1307,
+        "std": 0.3081,
+        "image_size": 28,
+        "in_channels": 1,
+        "val_size": cfg.val_size,
+        "split_seed": 0,
+    }
+    raw = {
+        "kind": "train",
+        "framework": "torch",
+        "dataset": "mnist",
+        "arch": cfg.arch,
+        "params": 93_322,
+        "data": data,
+        "train": cfg.to_dict(),
+    }
     runs.write_config(run_dir, RunConfig.from_dict(raw, run_dir))
     (run_dir / runs.TRAINING).write_text(json.dumps({"best_val_acc": best}))
     return run_dir
@@ -84,8 +107,9 @@ def test_a_workers_trial_runs_the_member_it_names_and_returns_its_val_accuracy(t
     monkeypatch.setattr(Framework, "train", _fake_train)
     monkeypatch.setattr("mnistlab.data.datasets.load_train_val", lambda *a, **kw: None)
     members = [TrainMember(f"simple-s{k}", TrainConfig(arch="simple", seed=k, **TINY), evaluate=True) for k in (3, 4)]
-    (tmp_path / PLAN_FILE).write_text(json.dumps({"force": False, "progress": False,
-                                                  "members": [m.to_dict() for m in members]}))
+    (tmp_path / PLAN_FILE).write_text(
+        json.dumps({"force": False, "progress": False, "members": [m.to_dict() for m in members]})
+    )
     job = members_job(SweepSettings(out=str(tmp_path), study="s", sampler="grid", job="members", threads=1))
     trial = _Trial("simple-s4")
     assert job.objective(trial) == pytest.approx(0.14)
@@ -111,8 +135,18 @@ def test_a_member_trained_otherwise_is_refused_before_any_worker_starts(tmp_path
     pytest.importorskip("optuna", reason="needs mnistlab[sweep]")
     out = tmp_path / "seeds"
     _finished(out / "seed0", TrainConfig(arch="simple", seed=0, **{**TINY, "epochs": 3}))
-    argv = ["train", "--arch", "simple", "--seeds", "0,1", "--workers", "2", "--out", str(out),
-            *[o for k, v in TINY.items() for o in ("--" + k.replace("_", "-"), str(v))]]
+    argv = [
+        "train",
+        "--arch",
+        "simple",
+        "--seeds",
+        "0,1",
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+        *[o for k, v in TINY.items() for o in ("--" + k.replace("_", "-"), str(v))],
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert "trained with epochs=3, not 1" in err and "--force" in err and len(err.splitlines()) == 1

@@ -26,10 +26,14 @@ import dataclasses
 import difflib
 import signal
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from mnistlab.api.results import Explanation, Metrics, Prediction, figure_from_png, html_table
 from mnistlab.errors import CheckFailed, Interrupted, UserError
+
+if TYPE_CHECKING:  # the options of seeds run as repeats; imported where used
+    from mnistlab.sweep.repeats import RepeatOptions
+
 
 class Run:
     """One run directory: its typed config, history, metrics and model, and what can be done with it."""
@@ -237,7 +241,8 @@ def train_config(arch: str | None = None, *, preset: str = "default", **settings
 
 def train(arch: str | None = None, *, preset: str = "default", out: str | Path | None = None, force: bool = False,
           resume: bool = False, seeds: Sequence[int] | str | None = None, nproc: int | None = None,
-          data_dir: str | None = None, progress: bool = True, repeat: Any = None, resume_command: str | None = None,
+          data_dir: str | None = None, progress: bool = True, repeat: RepeatOptions | None = None,
+          resume_command: str | None = None,
           **settings: Any) -> "Run | list[Run] | None":
     """Train a model into a run directory and return the :class:`Run`; ``mnistlab train`` by the same names.
 

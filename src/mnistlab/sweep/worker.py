@@ -8,6 +8,10 @@ accuracy to the study; when the pruner says so the run ends after that epoch wit
 ``stop_reason: "pruned"`` in its training.json (the loop's ``stop_when``), its files complete.
 The objective is the run's best validation accuracy: the test split is never opened.
 SIGINT and SIGTERM stop the running trial at a consistent point; Optuna records it as failed.
+
+What a trial runs is the settings' ``job`` (:data:`JOBS`): ``space``, a trial drawn from the sweep
+file, as above; ``members``, the run of a fixed list that the trial names (repeats:
+:mod:`mnistlab.sweep.memberjob`), trained into its own folder, never pruned.
 """
 
 from __future__ import annotations
