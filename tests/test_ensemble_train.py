@@ -127,10 +127,10 @@ def fake_members(tmp_path, monkeypatch, caplog):
     warnings of mnistlab.runs (the "removed the previous run" lines) each call logged."""
     from mnistlab.cli import main
     from mnistlab.data import datasets
-    from mnistlab.experiments import ensemble_train as ensemble_module
+    from mnistlab.sweep import members as members_module
 
     monkeypatch.setattr(Framework, "train", _fake_train)
-    monkeypatch.setattr(ensemble_module, "evaluate_run", lambda run_dir, **kw: None)
+    monkeypatch.setattr(members_module, "evaluate_run", lambda run_dir, **kw: None)  # the members' evaluation
     monkeypatch.setattr(datasets, "load_train_val", lambda *a, **kw: None)
     argv = ["ensemble-train", "--archs", "simple", "--seeds", "0-1", "--out", str(tmp_path / "ens"), "--quiet",
             "--json", *[o for k, v in TINY.items() for o in ("--" + k.replace("_", "-"), str(v))]]

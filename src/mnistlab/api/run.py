@@ -26,10 +26,14 @@ import dataclasses
 import difflib
 import signal
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from mnistlab.api.results import Explanation, Metrics, Prediction, figure_from_png, html_table
 from mnistlab.errors import CheckFailed, Interrupted, UserError
+
+if TYPE_CHECKING:  # the options of seeds run as repeats; imported where used
+    from mnistlab.sweep.repeats import RepeatOptions
+
 
 class Run:
     """One run directory: its typed config, history, metrics and model, and what can be done with it."""
@@ -215,7 +219,8 @@ def export_run(run_dir: str | Path, format: str = "onnx", *, data_dir: str | Non
 
 
 # The keyword arguments of `train` that are not TrainConfig fields (the command's other options).
-RUN_OPTIONS = ("preset", "out", "force", "resume", "seeds", "nproc", "data_dir", "progress")
+RUN_OPTIONS = ("preset", "out", "force", "resume", "seeds", "nproc", "data_dir", "progress", "repeat",
+               "resume_command")
 
 
 def train_config(arch: str | None = None, *, preset: str = "default", **settings: Any):
@@ -236,7 +241,9 @@ def train_config(arch: str | None = None, *, preset: str = "default", **settings
 
 def train(arch: str | None = None, *, preset: str = "default", out: str | Path | None = None, force: bool = False,
           resume: bool = False, seeds: Sequence[int] | str | None = None, nproc: int | None = None,
-          data_dir: str | None = None, progress: bool = True, **settings: Any) -> "Run | list[Run] | None":
+          data_dir: str | None = None, progress: bool = True, repeat: RepeatOptions | None = None,
+          resume_command: str | None = None,
+          **settings: Any) -> "Run | list[Run] | None":
     """Train a model into a run directory and return the :class:`Run`; ``mnistlab train`` by the same names.
 
     ``settings`` are the training settings, by the names of :class:`mnistlab.config.TrainConfig`
@@ -244,7 +251,10 @@ def train(arch: str | None = None, *, preset: str = "default", out: str | Path |
     ``amp``, ...), on top of ``preset`` (``default``, ``seed``, ``speedrun``, ``best``).
     ``out`` defaults to ``runs/<arch>-<time>``; an existing run is replaced only with ``force``;
     ``resume=True`` continues the stopped run at ``out``. ``seeds`` trains one run per seed
-    under ``out/seed<k>`` and returns them all; ``nproc`` trains on that many processes (torchrun).
+    under ``out/seed<k>`` and returns them all (``repeat``, a :class:`~mnistlab.sweep.repeats.RepeatOptions`:
+    that many worker processes, a shared study; the same call again keeps finished seeds and resumes
+    an interrupted one; ``resume_command`` is what an interruption names); ``nproc`` trains on that
+    many processes (torchrun).
     In a script that torchrun itself started, the processes other than rank 0 get None.
     """
     from mnistlab import frameworks, runs
@@ -268,7 +278,8 @@ def train(arch: str | None = None, *, preset: str = "default", out: str | Path |
 
             seed_list = parse_seeds(seeds) if isinstance(seeds, str) else [int(s) for s in seeds]
             out = Path(out) if out else runs.default_run_dir(f"{cfg.arch}-seeds")
-            results = train_seeds(cfg, out, seed_list, data_dir=data_dir, force=force, progress=progress)
+            results = train_seeds(cfg, out, seed_list, data_dir=data_dir, force=force, progress=progress,
+                                  options=repeat, resume_command=resume_command)
             return [Run(r["run_dir"]) for r in results]
         out = Path(out) if out else runs.default_run_dir(cfg.arch)
         framework.train(cfg, out, data_dir=data_dir, force=force, progress=progress)

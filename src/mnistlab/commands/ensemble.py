@@ -11,12 +11,11 @@ best member on validation. The logic lives in :mod:`mnistlab.ensembles`.
 from __future__ import annotations
 
 import argparse
-import shlex
-import signal
 from pathlib import Path
 from typing import Any
 
 from mnistlab.commands.output import EXIT_OK, add_output_options, emit_json, print_table
+from mnistlab.commands.repeats import add_repeat_options
 from mnistlab.commands.train import PER_RUN_OPTIONS, add_train_options, train_config_from_args
 
 
@@ -55,7 +54,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 
 def cmd_ensemble_train(args: argparse.Namespace) -> int:
-    from mnistlab.errors import Interrupted
+    from mnistlab.commands.repeats import repeat_options, resume_line
     from mnistlab.experiments.ensemble_train import ensemble_train, parse_members
     from mnistlab.experiments.multiseed import parse_seeds
     from mnistlab.maths.spread import mean_std_text
@@ -63,12 +62,10 @@ def cmd_ensemble_train(args: argparse.Namespace) -> int:
     members, seeds = parse_members(args.archs), parse_seeds(args.seeds)
     base = train_config_from_args(args)  # --arch is not an option here: each member gets its own
     out = args.out or f"runs/ens-{'+'.join(a if f == 'torch' else f'{f}-{a}' for f, a in members)}"
-    try:
-        result = ensemble_train(members, seeds, base, out, selection=args.selection, temperature=args.temperature,
-                                rounds=args.rounds, force=args.force, data_dir=args.data_dir, progress=not args.quiet)
-    except KeyboardInterrupt as exc:  # the same command (without --force) reuses finished members, resumes the rest
-        again = "mnistlab " + shlex.join(a for a in args.argv if a != "--force")
-        raise Interrupted(getattr(exc, "signum", signal.SIGINT), again) from None
+    # The same command (without --force) reuses finished members and resumes the rest.
+    result = ensemble_train(members, seeds, base, out, selection=args.selection, temperature=args.temperature,
+                            rounds=args.rounds, force=args.force, data_dir=args.data_dir, progress=not args.quiet,
+                            options=repeat_options(args), resume_command=resume_line(args))
     if args.json:
         emit_json(result)
         return EXIT_OK
@@ -111,6 +108,7 @@ def add_commands(command) -> None:
     p.add_argument("--archs", required=True, help="models, e.g. deeper,resnet,keras:simple")
     p.add_argument("--seeds", default="0-4", help="seeds, e.g. 0-4 or 0,1,2 (default 0-4)")
     add_train_options(p, skip=PER_RUN_OPTIONS)  # every member's settings, the same options as `train`
+    add_repeat_options(p, "members")
     _selection_options(p, "caruana")
     add_output_options(p, out="folder for the members and <out>/ensemble (default runs/ens-<archs>); "
                               "run the same command again to continue",

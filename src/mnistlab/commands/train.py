@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from mnistlab.commands.output import EXIT_OK, add_output_options, emit_json, print_table
+from mnistlab.commands.repeats import add_repeat_options
+from mnistlab.errors import UserError
 
 # Options that name one run; `ensemble-train` sets them per member (--archs, --seeds, keras: prefix).
 PER_RUN_OPTIONS = ("arch", "seed", "framework", "nproc")
@@ -152,7 +154,17 @@ def cmd_train(args: argparse.Namespace) -> int:
                                   resume=bool(args.resume), seeds=args.seeds, force=args.force, **settings)
         argv = args.argv if args.out or args.resume else [*args.argv, "--out", str(out)]
         return launch_torchrun(args.nproc, argv)
-    result = train(arch, preset=preset, out=args.resume or args.out, resume=bool(args.resume),
+    repeats: dict[str, Any] = {}
+    if args.seeds is not None and not args.resume:  # the seeds run through the sweep engine: the same command continues them
+        from mnistlab import runs
+        from mnistlab.commands.repeats import repeat_options, resume_line
+
+        out = args.out or runs.default_run_dir(f"{train_config_from_args(args).arch}-seeds")
+        repeats = {"out": out, "repeat": repeat_options(args), "resume_command": resume_line(args, out)}
+    elif args.workers != 1 or args.storage or args.join:
+        raise UserError("--workers, --storage and --join run several --seeds at once; give --seeds "
+                        "(or --nproc to train one run on several processes)")
+    result = train(arch, preset=preset, **{"out": args.resume or args.out, **repeats}, resume=bool(args.resume),
                    seeds=args.seeds, data_dir=args.data_dir, force=args.force, progress=not args.quiet, **settings)
     if not is_main_process():
         return EXIT_OK
@@ -215,7 +227,9 @@ def add_commands(command) -> None:
     what = p.add_argument_group("what to train (one is required)")
     add_train_options(p, head=what)
     what.add_argument("--resume", metavar="RUN_DIR", help="continue a run that was stopped")
-    p.add_argument("--seeds", metavar="LIST", help="train one run per seed (e.g. 0,1,2 or 0-4) into --out/seed<k>")
+    p.add_argument("--seeds", metavar="LIST", help="train one run per seed (e.g. 0,1,2 or 0-4) into --out/seed<k>; "
+                   "the same command again keeps finished seeds and resumes an interrupted one")
+    add_repeat_options(p, "seeds")
     p.add_argument("--track", metavar="mlflow[:URI]",
                    help="log the finished run to MLflow (mnistlab[track]): settings, each epoch's numbers, its "
                         "files, its model as ONNX (with mnistlab[deploy]); default store: sqlite mlflow.db beside "

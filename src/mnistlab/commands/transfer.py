@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 from mnistlab.commands.output import EXIT_OK, add_output_options, emit_json, print_table
+from mnistlab.commands.repeats import add_repeat_options
 
 BUDGET_HELP = ("default budget (the same for every mode): about 400 optimiser steps, batches of n/16 images "
                "(16..128), 3 to 40 epochs: 100 labels → 40 epochs of 16, 1,000 → 24 of 62, "
@@ -39,13 +40,15 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 
 
 def cmd_curve(args: argparse.Namespace) -> int:
+    from mnistlab.commands.repeats import repeat_options, resume_line
     from mnistlab.experiments.multiseed import parse_seeds
     from mnistlab.experiments.transfer_curve import accuracy_text, parse_subsets, transfer_curve
 
     out = Path(args.out or f"runs/transfer-curve-{args.to}")
     result = transfer_curve(args.run_dir, args.to, parse_subsets(args.subsets), parse_seeds(args.seeds),
                             out=out, modes=[m for m in args.modes.split(",") if m], epochs=args.epochs,
-                            data_dir=args.data_dir, force=args.force, progress=not args.quiet, threads=args.threads)
+                            data_dir=args.data_dir, force=args.force, progress=not args.quiet, threads=args.threads,
+                            options=repeat_options(args), resume_command=resume_line(args, str(out)))
     if args.json:
         emit_json(result)
         return EXIT_OK
@@ -97,6 +100,7 @@ def add_commands(command) -> None:
     p.add_argument("--seeds", default="0,1,2", help="seeds (e.g. 0,1,2 or 0-4)")
     p.add_argument("--modes", default=",".join(TRANSFER_MODES), help="comma-separated modes")
     p.add_argument("--epochs", type=int, help=BUDGET_HELP)
-    p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    p.add_argument("--threads", type=int, help="torch threads (default: all cores, shared out between --workers)")
+    add_repeat_options(p, "points")
     add_output_options(p, out="folder for the runs and the table (default runs/transfer-curve-<target>)",
                        force="train every point again (default: reuse evaluated runs)")

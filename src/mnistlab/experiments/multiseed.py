@@ -10,7 +10,9 @@ Then three trainings, one per seed (each a full epoch of ``simple`` on MNIST)::
     train_seeds(TrainConfig(arch="simple", epochs=1), "runs/simple-seeds", [0, 1, 2])
 
 Each seed trains into ``<out>/seed<k>``. The validation split depends on ``split_seed`` only, so
-all seeds share one split and the data is loaded once.
+all seeds share one split and the data is loaded once per process. The seeds are a fixed grid run
+by :mod:`mnistlab.sweep.repeats`: with ``RepeatOptions(workers=K)`` K processes train them at
+once, and calling again continues (finished seeds kept, an interrupted one resumed).
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
+from mnistlab import runs
 from mnistlab.config import TrainConfig
-from mnistlab.data.datasets import load_train_val
 from mnistlab.errors import UserError
+from mnistlab.fileio import read_json
+from mnistlab.sweep.members import TrainMember
+from mnistlab.sweep.repeats import RepeatOptions, run_members
 
 MAX_SEEDS = 100  # each seed is a whole training run; more is a typo ("0-1000000"), not a plan
 MAX_SEED = 2**31 - 1  # seeds feed torch.manual_seed(seed * 100_003 + epoch): keep that well inside 64 bits
@@ -48,18 +53,16 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def train_seeds(cfg: TrainConfig, out: str | Path, seeds: Sequence[int], *, data_dir: str | None = None,
-                force: bool = False, progress: bool = True) -> list[dict[str, Any]]:
-    """Train ``cfg`` once per seed into ``out/seed<k>``; return each run's summary with its path."""
-    from mnistlab import frameworks  # torch or keras, as the config says
+                force: bool = False, progress: bool = True, options: RepeatOptions | None = None,
+                resume_command: str | None = None) -> list[dict[str, Any]]:
+    """Train ``cfg`` once per seed into ``out/seed<k>``; return each run's summary with its path.
 
-    train = frameworks.get(cfg.framework).train
+    The seeds run through :func:`~mnistlab.sweep.repeats.run_members` (``options``: workers, a
+    shared study): a seed already trained with these settings is kept, an interrupted one resumed.
+    """
     out = Path(out)
-    data = load_train_val(cfg.dataset, val_size=cfg.val_size, seed=cfg.split_seed,
-                          data_dir=data_dir, train_subset=cfg.train_subset)
-    results = []
-    for seed in seeds:
-        run_dir = out / f"seed{seed}"
-        summary = train(dataclasses.replace(cfg, seed=seed), run_dir, data_dir=data_dir, force=force,
-                        progress=progress, data=data)
-        results.append({"run_dir": str(run_dir), "seed": seed, **summary})
-    return results
+    members = [TrainMember(f"seed{seed}", dataclasses.replace(cfg, seed=seed)) for seed in seeds]
+    run_members(members, out, options or RepeatOptions(), what="seeds", data_dir=data_dir, force=force, progress=progress,
+                resume_command=resume_command)
+    return [{"run_dir": str(out / m.name), "seed": m.cfg.seed, **read_json(out / m.name / runs.TRAINING)}
+            for m in members]

@@ -13,7 +13,9 @@ into ``<out>/runs/<mode>/n<size>/seed<k>``, evaluated once on the test split (th
 measurement; nothing is chosen from it). Subsets are stratified and nested (each size's images
 contain the smaller sizes' images: the same per-class shuffle, cut longer) and drawn after the
 fixed validation carve, so every point shares one validation split. A run already evaluated is
-reused, so a stopped curve continues where it stopped (``force`` trains everything again).
+reused, so a stopped curve continues where it stopped (``force`` trains everything again). The
+points are a fixed grid run by :mod:`mnistlab.sweep.repeats`: ``options=RepeatOptions(workers=K)``
+trains K at once, each evaluated by the worker that trained it.
 
 Writes ``curve.md``, ``curve.csv``, ``curve.json`` (every run, the summary, the conditions) and
 ``curve.png`` to ``<out>``.
@@ -24,7 +26,6 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import io
-import shutil
 import statistics
 import time
 from pathlib import Path
@@ -34,10 +35,10 @@ from mnistlab import runs
 from mnistlab.config import TRANSFER_MODES
 from mnistlab.data.datasets import load_train_val
 from mnistlab.errors import UserError
-from mnistlab.evaluation.evaluate import evaluate_run
 from mnistlab.fileio import read_json, write_json, write_text
 from mnistlab.maths.spread import mean_std_text, spread
-from mnistlab.transfer.run import transfer_run
+from mnistlab.sweep.members import TransferMember
+from mnistlab.sweep.repeats import RepeatOptions, run_members
 from mnistlab.transfer.source import open_source
 
 MAX_SUBSETS = 20
@@ -62,24 +63,24 @@ def _label(subset: int | None) -> str:
     return "all" if subset is None else str(subset)
 
 
-def _one(source_dir: Path, to: str, mode: str, seed: int, subset: int | None, data, run_dir: Path,
-         data_dir: str | None, force: bool, progress: bool, epochs: int | None, threads: int | None
-         ) -> dict[str, Any]:
-    """Train (unless already evaluated) and evaluate one point of the curve; its row."""
-    done = (run_dir / runs.METRICS).is_file() and not force
-    if not done:
-        if run_dir.exists():
-            shutil.rmtree(run_dir)  # inside the curve's own folder: a run stopped half-way
-        transfer_run(source_dir, to, mode, train_subset=subset, epochs=epochs, seed=seed, out=run_dir,
-                     data_dir=data_dir, progress=progress, data=data, threads=threads)
-        evaluate_run(run_dir, data_dir=data_dir)
+def point_name(mode: str, subset: int | None, seed: int) -> str:
+    """A point's run directory under the curve's folder.
+
+    >>> point_name("finetune", None, 2)
+    'runs/finetune/nall/seed2'
+    """
+    return f"runs/{mode}/n{_label(subset)}/seed{seed}"
+
+
+def _row(member: TransferMember, run_dir: Path, reused: bool) -> dict[str, Any]:
+    """One point of the curve as ``curve.json`` lists it, from its evaluated run."""
     config, metrics = runs.read_config(run_dir), read_json(run_dir / runs.METRICS)
     training = read_json(run_dir / runs.TRAINING)
-    return {"mode": mode, "subset": _label(subset), "n_train": config.data.n_train, "seed": seed,
-            "recipe": config.train.transfer["recipe"], "epochs": config.train.epochs,
+    return {"mode": member.mode, "subset": _label(member.subset), "n_train": config.data.n_train,
+            "seed": member.seed, "recipe": config.train.transfer["recipe"], "epochs": config.train.epochs,
             "batch_size": config.train.batch_size, "test_acc": metrics["accuracy"],
             "val_acc": training["best_val_acc"], "train_seconds": training["train_seconds"],
-            "reused": done, "run_dir": str(run_dir)}
+            "reused": reused, "run_dir": str(run_dir)}
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -142,15 +143,15 @@ def _csv(summary: list[dict[str, Any]]) -> str:
 def transfer_curve(source_dir: str | Path, to: str, subsets: Sequence[int | None], seeds: Sequence[int], *,
                    out: str | Path, modes: Sequence[str] = tuple(TRANSFER_MODES), epochs: int | None = None,
                    data_dir: str | None = None, force: bool = False, progress: bool = True,
-                   threads: int | None = None) -> dict[str, Any]:
+                   threads: int | None = None, options: RepeatOptions | None = None,
+                   resume_command: str | None = None) -> dict[str, Any]:
     """Run the curve into ``out``; returns ``{"rows", "summary", "conditions"}`` (also in ``curve.json``)."""
     bad = [m for m in modes if m not in TRANSFER_MODES]
     if bad:
         raise UserError(f"--modes: {bad[0]!r} is not one of {', '.join(TRANSFER_MODES)}")
     source_dir, out = Path(source_dir), Path(out)
     source = open_source(source_dir, to)  # refuses a bad source before anything trains
-    out.mkdir(parents=True, exist_ok=True)
-    t0, rows, previous = time.perf_counter(), [], None
+    t0, previous, points = time.perf_counter(), None, []
     for subset in subsets:
         data = load_train_val(to, data_dir=data_dir, train_subset=subset)
         picked = set(data.train_indices.tolist())
@@ -158,11 +159,13 @@ def transfer_curve(source_dir: str | Path, to: str, subsets: Sequence[int | None
             raise UserError(f"--subsets: the {_label(subset)}-image subset does not contain the smaller one; "
                             "choose sizes further apart")
         previous = picked
-        for seed in seeds:
-            for mode in modes:
-                run_dir = out / "runs" / mode / f"n{_label(subset)}" / f"seed{seed}"
-                rows.append(_one(source_dir, to, mode, seed, subset, data, run_dir, data_dir, force, progress,
-                                 epochs, threads))
+        points += [TransferMember(point_name(mode, subset, seed), source=str(source_dir), to=to, mode=mode,
+                                  seed=seed, subset=subset, epochs=epochs, threads=threads)
+                   for seed in seeds for mode in modes]
+    out.mkdir(parents=True, exist_ok=True)
+    states = run_members(points, out, options or RepeatOptions(), what="transfer-curve", data_dir=data_dir,
+                         force=force, progress=progress, resume_command=resume_command)
+    rows = [_row(p, out / p.name, states[p.name] == "done") for p in points]
     summary = summarise(rows)
     conditions = {"source_run": str(source_dir), "source_sha256": source.sha256,
                   "source_dataset": source.config.dataset,

@@ -71,8 +71,19 @@ def run_sweep(space: SweepSpace, settings: SweepSettings, *, join: bool = False,
               resume_command: str | None = None) -> SweepResult:
     """Run the sweep to its end with ``settings.workers`` worker processes; the results, also written."""
     prepare(space, settings, join=join)
-    command = [sys.executable, "-m", "mnistlab.sweep.worker", str(Path(settings.out) / SETTINGS_FILE)]
-    workers = [subprocess.Popen([*command, str(i)]) for i in range(settings.workers)]
+    codes, stopped = start_workers(Path(settings.out) / SETTINGS_FILE, settings.workers)
+    result = write_results(settings)
+    if settings.track:
+        track_trials(result, settings)
+    check_codes(codes, stopped, resume_command, settings.out)
+    return result
+
+
+def start_workers(settings_file: Path, count: int) -> tuple[list[int], int | None]:
+    """``count`` worker processes on ``settings_file``, waited for: (their exit codes, the signal that
+    stopped this process or None). On SIGINT/SIGTERM here the workers get SIGTERM and stop cleanly too."""
+    command = [sys.executable, "-m", "mnistlab.sweep.worker", str(settings_file)]
+    workers = [subprocess.Popen([*command, str(i)]) for i in range(count)]
     stopped: int | None = None
     try:
         with stop_on_signals():
@@ -83,18 +94,19 @@ def run_sweep(space: SweepSpace, settings: SweepSettings, *, join: bool = False,
             if w.poll() is None:
                 w.send_signal(signal.SIGTERM)
         codes = [w.wait() for w in workers]
-    result = write_results(settings)
-    if settings.track:
-        track_trials(result, settings)
+    return codes, stopped
+
+
+def check_codes(codes: list[int], stopped: int | None, resume_command: str | None, out: str) -> None:
+    """Interrupted (with the command that resumes), a UserError or SweepFailed for the workers' exit codes."""
     stopped = stopped or next((c - 128 for c in codes if c in (128 + signal.SIGINT, 128 + signal.SIGTERM)), None)
     if stopped:
         raise Interrupted(stopped, resume_command)
     if EXIT_USAGE in codes:
-        raise UserError("a sweep worker stopped on a mistake (its message is above)")
+        raise UserError("a worker stopped on a mistake (its message is above)")
     if any(codes):
         raise SweepFailed(f"{sum(map(bool, codes))} of {len(codes)} workers failed (their messages are above); "
-                          f"the results so far are in {settings.out}")
-    return result
+                          f"the results so far are in {out}")
 
 
 def track_trials(result: SweepResult, settings: SweepSettings) -> None:

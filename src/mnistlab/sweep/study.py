@@ -54,6 +54,7 @@ class SweepSettings:
     data_dir: str | None = None
     quiet: bool = False
     track: str | None = None  # an MLflow tracking URI: each finished trial is logged there (mnistlab.tracking)
+    job: str = "space"  # what the workers run: a search space (``space.toml``) or a fixed list of members (repeats)
 
     def __post_init__(self) -> None:
         checks = [
@@ -73,8 +74,10 @@ class SweepSettings:
             return self.storage
         return f"sqlite:///{(Path(self.out) / DEFAULT_DB).resolve()}"
 
-    def write(self) -> None:
-        write_json(Path(self.out) / SETTINGS_FILE, dataclasses.asdict(self))
+    def write(self, name: str = SETTINGS_FILE) -> Path:
+        path = Path(self.out) / name
+        write_json(path, dataclasses.asdict(self))
+        return path
 
     @classmethod
     def read(cls, path: str | Path) -> "SweepSettings":

@@ -8,18 +8,23 @@ accuracy to the study; when the pruner says so the run ends after that epoch wit
 ``stop_reason: "pruned"`` in its training.json (the loop's ``stop_when``), its files complete.
 The objective is the run's best validation accuracy: the test split is never opened.
 SIGINT and SIGTERM stop the running trial at a consistent point; Optuna records it as failed.
+
+What a trial runs is the settings' ``job`` (:data:`JOBS`): ``space``, a trial drawn from the sweep
+file, as above; ``members``, the run of a fixed list that the trial names (repeats:
+:mod:`mnistlab.sweep.memberjob`), trained into its own folder, never pruned.
 """
 
 from __future__ import annotations
 
-import os
-import socket
+import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from mnistlab.runconfig import SweepTrial
+from mnistlab.sweep.job import Job, worker_name
+from mnistlab.sweep.memberjob import members_job
 from mnistlab.sweep.space import SweepSpace, read_space
 from mnistlab.sweep.study import SPACE_FILE, SweepFailed, SweepSettings, open_study
 
@@ -44,11 +49,11 @@ def objective(trial: Any, space: SweepSpace, settings: SweepSettings) -> float:
     from mnistlab import frameworks
 
     params = {p.name: p.suggest(trial) for p in space.params}
-    extra = {"threads": settings.threads} if settings.threads and "threads" not in {**space.base, **params} else {}
+    extra = {"threads": settings.threads} if settings.threads and "threads" not in space.settings(params) else {}
     cfg = space.train_config(params, **extra)
     out = trial_dir(settings.out, trial.number)
     trial.set_user_attr("run_dir", str(out))
-    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    trial.set_user_attr("worker", worker_name())
 
     def report(row: dict[str, float]) -> str | None:
         trial.report(row["val_acc"], int(row["epoch"]))
@@ -62,6 +67,18 @@ def objective(trial: Any, space: SweepSpace, settings: SweepSettings) -> float:
     if summary["stop_reason"] == "pruned":
         raise optuna.TrialPruned(f"after epoch {summary['epochs_run']}")
     return float(summary["best_val_acc"])
+
+
+def space_job(settings: SweepSettings) -> Job:
+    """A search: trials drawn from the sweep file copied into the sweep folder."""
+    space = read_space(Path(settings.out) / SPACE_FILE)
+    return Job(text=space.text, epochs=space.train_config({}).epochs,
+               target=None if settings.sampler == "grid" else settings.trials,
+               objective=lambda trial: objective(trial, space, settings))
+
+
+# SweepSettings.job → the job its workers run.
+JOBS: dict[str, Callable[[SweepSettings], Job]] = {"space": space_job, "members": members_job}
 
 
 def next_move(trials: list[Any], target: int | None, heartbeat: bool) -> str:
@@ -82,7 +99,7 @@ def next_move(trials: list[Any], target: int | None, heartbeat: bool) -> str:
     return "wait" if running and heartbeat else "stop"
 
 
-def run_worker(settings: SweepSettings, space: SweepSpace, index: int) -> None:
+def run_worker(settings: SweepSettings, job: Job, index: int) -> None:
     """Run trials until :func:`next_move` says stop."""
     from optuna.storages import fail_stale_trials
     from optuna.trial import TrialState
@@ -90,10 +107,9 @@ def run_worker(settings: SweepSettings, space: SweepSpace, index: int) -> None:
     from mnistlab.training.loop import TrainingFailed
 
     # Each worker its own sampler seed: the same seed in two workers would draw the same first trials.
-    study = open_study(settings, epochs=space.train_config({}).epochs, seed=settings.seed + index, create=False,
-                       space_text=space.text)
+    study = open_study(settings, epochs=job.epochs, seed=settings.seed + index, create=False, space_text=job.text)
     heartbeat = not settings.storage_url().startswith("journal:")
-    target = None if settings.sampler == "grid" else settings.trials
+    target = job.target
     failures: list[bool] = []
     while True:
         if heartbeat:
@@ -105,11 +121,17 @@ def run_worker(settings: SweepSettings, space: SweepSpace, index: int) -> None:
             time.sleep(POLL_SECONDS)
             continue
         ran: list[Any] = []
-        study.optimize(lambda trial: objective(trial, space, settings), n_trials=1, catch=(TrainingFailed,),
+        study.optimize(job.objective, n_trials=1, catch=(TrainingFailed,),
                        callbacks=[lambda _study, frozen, ran=ran: ran.append(frozen)], gc_after_trial=False)
         failures = [*failures, ran[0].state == TrialState.FAIL][-MAX_FAILURES_IN_A_ROW:]
         if len(failures) == MAX_FAILURES_IN_A_ROW and all(failures):
             raise SweepFailed(f"{MAX_FAILURES_IN_A_ROW} trials in a row failed; see their messages above")
+
+
+def _no_traceback_when_stopped(record: logging.LogRecord) -> bool:
+    """Optuna logs a trial's exception with its traceback; a trial stopped by SIGINT/SIGTERM is no
+    failure to debug (its "failed" line stays)."""
+    return not (record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,14 +143,15 @@ def main(argv: list[str] | None = None) -> int:
 
     path, index = (argv if argv is not None else sys.argv[1:])[:2]
     settings = SweepSettings.read(path)
+    logging.getLogger("optuna").addFilter(_no_traceback_when_stopped)
     try:
         with stop_on_signals():
-            run_worker(settings, read_space(Path(settings.out) / SPACE_FILE), int(index))
+            run_worker(settings, JOBS[settings.job](settings), int(index))
     except UserError as exc:
-        print(f"mnistlab sweep: worker {index}: error: {exc}", file=sys.stderr)
+        print(f"mnistlab worker {index} of study {settings.study}: error: {exc}", file=sys.stderr)
         return 2
     except SweepFailed as exc:
-        print(f"mnistlab sweep: worker {index}: failed: {exc}", file=sys.stderr)
+        print(f"mnistlab worker {index} of study {settings.study}: failed: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:  # the sweep command says what stopped it and how to resume
         return 128 + getattr(exc, "signum", signal.SIGINT)

@@ -154,9 +154,9 @@ def _resume_command(source_dir: str | Path, to: str, mode: str, out: Path, *, re
     """The ``mnistlab transfer`` command that continues this transfer (its options, ``--out``, ``--resume``)."""
     options = {"--recipe": None if recipe == "auto" else recipe, "--train-subset": train_subset, "--epochs": epochs,
                "--seed": seed or None, "--out": out}
-    words = ["mnistlab", "transfer", str(source_dir), "--to", to, "--mode", mode]
+    words = ["transfer", str(source_dir), "--to", to, "--mode", mode]
     words += [w for flag, value in options.items() if value is not None for w in (flag, str(value))]
-    return shlex.join([*words, "--resume"])
+    return "mnistlab " + shlex.join([*words, "--resume"])
 
 
 def transfer_run(source_dir: str | Path, to: str, mode: str, *, recipe: str = "auto", train_subset: int | None = None,
