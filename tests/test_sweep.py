@@ -201,3 +201,38 @@ def test_the_benchmark_sweep_files_are_valid(path):
     if all(not isinstance(p, Range) or p.kind is int or p.step for p in space.params):
         points = space.grid()
         assert len({json.dumps(space.train_config(p).to_dict(), sort_keys=True) for p in points}) == len(points)
+
+
+TAKE_TRIALS = """
+import sys, warnings
+import optuna
+from mnistlab.sweep.study import SweepSettings, open_storage
+warnings.simplefilter("ignore")
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+storage = open_storage(SweepSettings(out=sys.argv[1], study="race", trials=1))
+if sys.argv[2] == "make":
+    study = optuna.create_study(study_name="race", storage=storage)
+    for i in range(90):
+        study.enqueue_trial({"x": i})
+else:
+    study = optuna.load_study(study_name="race", storage=storage)
+    for _ in range(30):
+        trial = study.ask()
+        print(trial.number, flush=True)
+        study.tell(trial, 1.0)
+"""
+
+
+def test_workers_on_one_sqlite_study_never_take_the_same_waiting_trial(tmp_path):
+    """SQLite ignores the FOR UPDATE that Optuna takes a waiting trial with; without immediate
+    transactions (study.serialise_sqlite) two of three processes here fail or take one trial twice."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("optuna")
+    command = [sys.executable, "-c", TAKE_TRIALS, str(tmp_path)]
+    subprocess.run([*command, "make"], check=True, timeout=120)
+    takers = [subprocess.Popen([*command, "take"], stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    taken = [int(n) for p in takers for n in p.communicate(timeout=120)[0].split()]
+    assert [p.returncode for p in takers] == [0, 0, 0]
+    assert sorted(taken) == list(range(90))

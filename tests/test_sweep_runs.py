@@ -132,7 +132,7 @@ def test_the_objective_never_reads_the_test_split(space_file, journal_sweep, tmp
     from mnistlab.sweep.space import read_space
     from mnistlab.sweep.study import SweepSettings
     from mnistlab.sweep.summary import write_results
-    from mnistlab.sweep.worker import run_worker
+    from mnistlab.sweep.worker import run_worker, space_job
 
     real, asked = datasets.load_split, []
 
@@ -149,7 +149,7 @@ def test_the_objective_never_reads_the_test_split(space_file, journal_sweep, tmp
     space, threads = read_space(space_file), torch.get_num_threads()
     try:
         prepare(space, settings, join=False)
-        run_worker(settings, space, 0)
+        run_worker(settings, space_job(settings), 0)
     finally:
         torch.set_num_threads(threads)  # the trials set one thread: the next tests get this process's own
     values = {t.params["lr"]: t.value for t in write_results(settings).trials}

@@ -138,12 +138,37 @@ def open_storage(settings: SweepSettings) -> Any:
     # Several worker processes write one SQLite file: wait for its lock rather than fail at once.
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     try:
-        return optuna.storages.RDBStorage(
+        storage = optuna.storages.RDBStorage(
             url, engine_kwargs=engine, heartbeat_interval=settings.heartbeat,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
     except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.OperationalError, ImportError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"--storage {url!r:.80}: cannot open it ({first:.160})") from None
+    if url.startswith("sqlite"):
+        serialise_sqlite(storage.engine)
+    return storage
+
+
+def serialise_sqlite(engine: Any) -> None:
+    """Every transaction on ``engine`` takes SQLite's write lock when it begins (``BEGIN IMMEDIATE``).
+
+    A worker takes a waiting trial by reading its state and setting it to running in one
+    transaction, with ``SELECT ... FOR UPDATE``; SQLite ignores FOR UPDATE, so two workers could
+    both read "waiting" and run the same trial. An immediate transaction makes the read and the
+    write one step. (SQLAlchemy's recipe for pysqlite: the driver's own implicit BEGIN switched off,
+    ours emitted on the engine's ``begin`` event.)
+    """
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened before the listeners (Optuna's schema check) are not reused
 
 
 def open_study(settings: SweepSettings, *, epochs: int, seed: int, create: bool, space_text: str) -> Any:
