@@ -86,39 +86,3 @@ def test_an_ensemble_stopped_by_sigterm_continues_without_training_a_finished_me
     assert {states[n] for n in done} == {"reused"} and "trained" in states.values(), states
     assert _trained(out, done) == before  # the finished members' files untouched
     assert all((out / n / runs.METRICS).is_file() for n in states)
-
-
-def test_a_transfer_curve_on_two_workers_completes_and_is_reused(trained_run, tmp_path, data_dir, capsys):
-    out = tmp_path / "curve"
-    args = [
-        "transfer-curve",
-        str(trained_run),
-        "--to",
-        "fashion-mnist",
-        "--subsets",
-        "50",
-        "--seeds",
-        "0",
-        "--modes",
-        "features,scratch",
-        "--epochs",
-        "2",
-        "--threads",
-        "1",
-        "--out",
-        str(out),
-        "--data-dir",
-        str(data_dir),
-        "--workers",
-        "2",
-        "--quiet",
-        "--json",
-    ]
-    assert main(args) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert sorted(r["run_dir"] for r in result["rows"]) == [
-        str(out / "runs" / m / "n50" / "seed0") for m in ("features", "scratch")
-    ]
-    assert not any(r["reused"] for r in result["rows"]) and (out / "curve.md").is_file()
-    assert main(args) == 0
-    assert all(r["reused"] for r in json.loads(capsys.readouterr().out)["rows"])

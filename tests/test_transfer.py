@@ -110,12 +110,17 @@ def test_finetune_chooses_its_recipe_on_validation_and_scratch_starts_afresh(tra
 
 
 @pytest.mark.slow
-def test_the_curve_writes_its_table_and_reuses_finished_points(trained_run, tmp_path, data_dir, capsys):
+def test_the_curve_on_two_workers_writes_its_table_and_reuses_finished_points(trained_run, tmp_path, data_dir, capsys):
+    pytest.importorskip("optuna", reason="--workers needs mnistlab[sweep]")
     out = tmp_path / "curve"
     args = ["transfer-curve", str(trained_run), "--to", "fashion-mnist", "--subsets", "50,100", "--seeds", "0",
-            "--modes", "features,scratch", "--epochs", "2", "--out", str(out), "--quiet", "--json"]
+            "--modes", "features,scratch", "--epochs", "2", "--threads", "1", "--workers", "2", "--out", str(out),
+            "--quiet", "--json"]
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out)
+    assert sorted(r["run_dir"] for r in result["rows"]) == sorted(
+        str(out / "runs" / m / f"n{n}" / "seed0") for m in ("features", "scratch") for n in (50, 100))
+    assert not any(r["reused"] for r in result["rows"])
     assert {(r["subset"], r["mode"]) for r in result["summary"]} == {
         (s, m) for s in ("50", "100") for m in ("features", "scratch")}
     assert all(0 < r["test_acc_mean"] <= 1 for r in result["summary"])
