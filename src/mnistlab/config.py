@@ -248,6 +248,26 @@ def preset(name: str, **overrides: Any) -> TrainConfig:
     return TrainConfig(**{**dataset_defaults(overrides.get("dataset", "mnist")), **PRESETS[name], **overrides})
 
 
+# Settings that change how fast a run trains or what it logs, not what it learns: a run stored with
+# other values of these is still the same run (reusing a finished member, resuming a transfer).
+NOT_LEARNT = ("threads", "device", "tensorboard")
+
+
+def learnt_difference(stored: Mapping[str, Any], cfg: TrainConfig) -> tuple[str, Any, Any] | None:
+    """The first setting outside :data:`NOT_LEARNT` where ``cfg`` differs from the ``stored`` settings:
+    (name, stored value, new value); None when they would learn the same.
+
+    >>> learnt_difference(TrainConfig(threads=1).to_dict(), TrainConfig(threads=2)) is None
+    True
+    >>> learnt_difference(TrainConfig().to_dict(), TrainConfig(lr=0.01))
+    ('lr', 0.003, 0.01)
+    """
+    for key, value in cfg.to_dict().items():
+        if key not in NOT_LEARNT and stored.get(key) != value:
+            return key, stored.get(key), value
+    return None
+
+
 def dataset_defaults(dataset: str) -> dict[str, Any]:
     """The data set's own training defaults (its registry entry), under any preset and flag.
 

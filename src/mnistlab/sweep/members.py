@@ -1,6 +1,6 @@
 """Named runs of a fixed list (repeats): what each member trains, the state its folder is in, how it runs.
 
-    >>> from mnistlab.config import TrainConfig
+    >>> from mnistlab.config import NOT_LEARNT, TrainConfig, learnt_difference
     >>> m = TrainMember("seed3", TrainConfig(arch="simple", seed=3, epochs=1))
     >>> member_from_dict(m.to_dict()) == m, m.kind
     (True, 'train')
@@ -23,14 +23,12 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 from mnistlab import frameworks, runs
-from mnistlab.config import TrainConfig
+from mnistlab.config import NOT_LEARNT, TrainConfig, learnt_difference
 from mnistlab.errors import UserError
 from mnistlab.evaluation.evaluate import evaluate_run
 from mnistlab.fileio import read_json
 from mnistlab.runconfig import RunConfig
 
-# Settings that change how fast a member trains or what it logs, not what it learns.
-NOT_COMPARED = ("threads", "device", "tensorboard")
 EVALUATED = (runs.METRICS, runs.PREDICTIONS, runs.VAL_PREDICTIONS)
 # A member's state → what running it does, as the log line says it.
 DOING = {
@@ -42,18 +40,18 @@ DOING = {
 
 
 def check_same(run_dir: Path, stored: RunConfig, cfg: TrainConfig) -> None:
-    """The run in ``run_dir`` was trained with ``cfg`` (up to :data:`NOT_COMPARED`), or a one-line error."""
+    """The run in ``run_dir`` was trained with ``cfg`` (up to :data:`~mnistlab.config.NOT_LEARNT`), or one line."""
     if stored.kind != "train" or stored.framework != cfg.framework or stored.train is None:
         raise UserError(
             f"{run_dir}: not a {cfg.framework} training run; pass --force to replace it or choose another --out"
         )
-    old, new = stored.train.to_dict(), cfg.to_dict()
-    for key in new:
-        if key not in NOT_COMPARED and old.get(key) != new[key]:
-            raise UserError(
-                f"{run_dir}: trained with {key}={old.get(key)!r}, not {new[key]!r}; "
-                "pass --force to train every member again, or choose another --out"
-            )
+    difference = learnt_difference(stored.train.to_dict(), cfg)
+    if difference is not None:
+        key, old, value = difference
+        raise UserError(
+            f"{run_dir}: trained with {key}={old!r}, not {value!r}; "
+            "pass --force to train every member again, or choose another --out"
+        )
 
 
 def member_state(run_dir: Path, cfg: TrainConfig) -> str:
@@ -68,6 +66,11 @@ def member_state(run_dir: Path, cfg: TrainConfig) -> str:
     # No checkpoint: no epoch had finished. A checkpoint of a finished run without training.json: the
     # resume writes what is missing.
     return "resume" if (run_dir / runs.CHECKPOINT).is_file() else "restart"
+
+
+def evaluated(run_dir: Path) -> bool:
+    """The run has the files ``mnistlab evaluate`` writes (metrics and both splits' predictions)."""
+    return all((run_dir / f).is_file() for f in EVALUATED)
 
 
 @dataclass
@@ -104,18 +107,16 @@ class TrainMember:
         return cls(name=raw["name"], cfg=TrainConfig.from_dict(raw["cfg"]), evaluate=bool(raw["evaluate"]))
 
     def identity(self) -> dict[str, Any]:
-        """What the member learns: its dict less the settings of :data:`NOT_COMPARED`."""
+        """What the member learns: its dict less the settings of :data:`~mnistlab.config.NOT_LEARNT`."""
         raw = self.to_dict()
-        return {**raw, "cfg": {k: v for k, v in raw["cfg"].items() if k not in NOT_COMPARED}}
+        return {**raw, "cfg": {k: v for k, v in raw["cfg"].items() if k not in NOT_LEARNT}}
 
     def state(self, folder: Path, force: bool) -> str:
         return "new" if force else member_state(folder / self.name, self.cfg)
 
     def finished(self, folder: Path) -> bool:
         run_dir = folder / self.name
-        return (run_dir / runs.TRAINING).is_file() and (
-            not self.evaluate or all((run_dir / f).is_file() for f in EVALUATED)
-        )
+        return (run_dir / runs.TRAINING).is_file() and (not self.evaluate or evaluated(run_dir))
 
     def run(self, folder: Path, ctx: RunContext) -> str:
         """Train (or resume, or reuse) the member, evaluate it if asked; the state it was found in."""
@@ -143,7 +144,7 @@ class TrainMember:
         elif state == "resume":
             train(None, run_dir, data_dir=ctx.data_dir, resume=True, progress=ctx.progress)
         # A run trained or rebuilt here has no evaluation files yet; a reused one may have them already.
-        if self.evaluate and not all((run_dir / f).is_file() for f in EVALUATED):
+        if self.evaluate and not evaluated(run_dir):
             evaluate_run(run_dir, data_dir=ctx.data_dir)
         return state
 

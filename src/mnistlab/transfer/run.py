@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from mnistlab import runs
-from mnistlab.config import TRANSFER_MODES, TrainConfig, capped_val_size
+from mnistlab.config import TRANSFER_MODES, TrainConfig, capped_val_size, learnt_difference
 from mnistlab.data.datasets import TrainValData, load_train_val
 from mnistlab.errors import Interrupted, UserError
 from mnistlab.fileio import read_json, write_with
@@ -63,8 +63,6 @@ TARGET_STEPS, MIN_EPOCHS, MAX_EPOCHS = 400, 3, 40
 TRIALS = "trials"
 # What a finished trial leaves that the chosen run's folder takes over (config.json is rewritten last).
 RUN_FILES = (runs.WEIGHTS, runs.CHECKPOINT, runs.HISTORY, runs.TRAINING, "grad_norms.csv")
-# Settings that change how fast a run trains or what it logs, not what it learns: a resume may change them.
-NOT_COMPARED = ("threads", "device", "tensorboard")
 
 
 def default_budget(n_train: int) -> tuple[int, int]:
@@ -110,15 +108,15 @@ def _train_one(cfg: TrainConfig, source: Source, out: Path, data: TrainValData, 
 
 
 def _check_same(run_dir: Path, cfg: TrainConfig | None, source: Source) -> None:
-    """The run in ``run_dir`` is ``cfg`` from ``source``'s current weights (up to :data:`NOT_COMPARED`), or one line."""
+    """The run in ``run_dir`` is ``cfg`` from ``source``'s current weights (up to :data:`~mnistlab.config.NOT_LEARNT`), or one line."""
     stored = runs.read_config(run_dir)
     fix = "give the options it was started with, or pass --force to start again"
     if stored.train is None or cfg is None or stored.transfer_from is None:
         raise UserError(f"{run_dir}: not a transfer run of these options; {fix}")
-    old = stored.train.to_dict()
-    for key, value in cfg.to_dict().items():
-        if key not in NOT_COMPARED and old.get(key) != value:
-            raise UserError(f"{run_dir}: started with {key}={old.get(key)!r}, not {value!r}; {fix}")
+    difference = learnt_difference(stored.train.to_dict(), cfg)
+    if difference is not None:
+        key, old, value = difference
+        raise UserError(f"{run_dir}: started with {key}={old!r}, not {value!r}; {fix}")
     if stored.transfer_from.sha256 != source.sha256:
         raise UserError(f"{run_dir}: started from other weights of {source.run_dir} (SHA-256 differs); "
                         "pass --force to start again from the current ones")
