@@ -176,10 +176,21 @@ def environment_rows(models: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def render_page(template: str, **context: Any) -> str:
+    """A page template of this folder (each includes ``page_head.html``) rendered with ``context``, the
+    version and the time it was generated; a missing variable is an error, not an empty string."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent),
+                             autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
+    return env.get_template(template).render(
+        version=__version__, generated=_dt.datetime.now().astimezone().isoformat(timespec="seconds"), **context)
+
+
 def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, data_dir: str | None = None,
                  mc_limit: int | None = None, log: Callable[[str], None] = lambda _msg: None) -> Path:
     """Write the report for ``run_dirs`` to ``out`` (comparison files go beside it); return its path."""
-    import jinja2
+    import jinja2  # noqa: F401  (before minutes of analyses: a missing jinja2 fails at once)
 
     dirs = [Path(d) for d in run_dirs]
     if not dirs:
@@ -197,11 +208,8 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, data_dir: s
     models = [model_section(d, label) for d, label in zip(dirs, _labels(dirs))]
     first = models[0]
     examples = next((m["figures"]["examples"] for m in models if "examples" in m["figures"]), None)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent),
-                             autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
-    html = env.get_template(TEMPLATE).render(
-        version=__version__, generated=_dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        models=models, data=first["config"].data, dataset=first["config"].dataset,
+    html = render_page(
+        TEMPLATE, models=models, data=first["config"].data, dataset=first["config"].dataset,
         datasets=sorted({m["config"].dataset for m in models}),
         test_count=first["metrics"]["n_samples"],
         test_counts=[c["support"] for c in first["metrics"]["per_class"]], examples=examples,

@@ -10,16 +10,14 @@ only PNGs that resolve inside the folder are embedded.
 from __future__ import annotations
 
 import collections
-import datetime as _dt
 import json
 from pathlib import Path
 
 from mnistlab.errors import UserError
 from mnistlab.fileio import write_text
-from mnistlab.report.html import MAX_EMBED_BYTES, png_inside
+from mnistlab.report.html import MAX_EMBED_BYTES, png_inside, render_page
 from mnistlab.sweep.study import SPACE_FILE
 from mnistlab.sweep.summary import FIGURES, SUMMARY_JSON, TrialRow, trial_row_from_dict
-from mnistlab.version import __version__
 
 TEMPLATE = "sweep_template.html"
 
@@ -45,18 +43,13 @@ def read_summary(sweep_dir: Path) -> tuple[dict, list[TrialRow]]:
 
 def build_sweep_report(sweep_dir: str | Path, out: str | Path) -> Path:
     """Write the sweep's report to ``out``; its path."""
-    import jinja2
-
     sweep_dir, out = Path(sweep_dir), Path(out)
     head, trials = read_summary(sweep_dir)
     done = [t for t in trials if t.state == "complete" and t.value is not None]
     best = max(done, key=lambda t: (t.value, -t.number)) if done else None
     figures = [f for f in (png_inside(sweep_dir, name) for name in FIGURES) if f is not None]
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent),
-                             autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
-    html = env.get_template(TEMPLATE).render(
-        version=__version__, generated=_dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        study=head["study"], storage=head["storage"], trials=trials, best=best, figures=figures,
+    html = render_page(
+        TEMPLATE, study=head["study"], storage=head["storage"], trials=trials, best=best, figures=figures,
         names=sorted({k for t in trials for k in t.params}), states=collections.Counter(t.state for t in trials))
     write_text(out, html)
     return out
