@@ -20,6 +20,9 @@ pytestmark = pytest.mark.slow
 
 # One epoch on 300 images, one thread per run: the same seed gives the same numbers in any process.
 TINY = ["--epochs", "1", "--train-subset", "300", "--val-size", "100", "--batch-size", "50", "--threads", "1"]
+# Long enough that the member a worker takes after its first one is still training when SIGTERM
+# comes (a stop waits for the end of an epoch: a one-epoch member of 300 images could finish first).
+LONGER = ["--epochs", "2", "--train-subset", "1000", "--val-size", "100", "--batch-size", "50", "--threads", "1"]
 
 
 def _trained(out, names):
@@ -63,7 +66,7 @@ def test_an_ensemble_stopped_by_sigterm_continues_without_training_a_finished_me
         "--data-dir",
         str(data_dir),
         "--quiet",
-        *TINY,
+        *LONGER,
     ]
     proc = subprocess.Popen(
         [sys.executable, "-m", "mnistlab", *argv, "--workers", "2"],
