@@ -64,6 +64,18 @@ def keras_run(tmp_path_factory, data_dir):
     return out
 
 
+@pytest.fixture(scope="session")
+def smoke_quickstart(tmp_path_factory, data_dir):
+    """The main job on its smoke budget with `simple` and, where Keras is installed, `keras:simple` (and so
+    their ensemble): its folder and its result. Read it, do not change it: several tests share it."""
+    from mnistlab import frameworks
+    from mnistlab.experiments.quickstart import quickstart
+
+    models = ("simple", "keras:simple") if frameworks.available("keras") else ("simple",)
+    out = tmp_path_factory.mktemp("quickstart") / "qs"
+    return out, quickstart(out, smoke=True, data_dir=str(data_dir), progress=False, models=models)
+
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]

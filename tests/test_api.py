@@ -167,11 +167,8 @@ def test_keras_runs_train_predict_and_explain_through_the_same_api(tmp_path, tes
 
 @pytest.mark.slow
 @needs_keras
-def test_load_works_on_a_quickstart_ensemble(tmp_path, test_images, data_dir):
-    from mnistlab.experiments.quickstart import quickstart
-
-    result = quickstart(tmp_path / "qs", smoke=True, data_dir=str(data_dir), progress=False,
-                        models=("simple", "keras:simple"))
+def test_load_works_on_a_quickstart_ensemble(smoke_quickstart, test_images):
+    _, result = smoke_quickstart  # simple and keras:simple, and their ensemble
     ensemble_dir = Path([r for r in result["models"] if "+" in r["framework"]][0]["run_dir"])
     ensemble = mnistlab.load(ensemble_dir)
     assert ensemble.config.is_ensemble and len(ensemble.members) == 2

@@ -9,23 +9,22 @@ import pytest
 
 from mnistlab import frameworks
 from mnistlab.cli import main
-from mnistlab.experiments.quickstart import quickstart
 
 SMOKE_FLOOR = 0.5
 
 
 @pytest.mark.slow  # trains two models and writes the report
-def test_smoke_quickstart_trains_evaluates_and_reports(tmp_path, data_dir):
+def test_smoke_quickstart_trains_evaluates_and_reports(smoke_quickstart):
+    out, result = smoke_quickstart
     models = ("simple", "keras:simple") if frameworks.available("keras") else ("simple",)
-    result = quickstart(tmp_path / "qs", smoke=True, progress=False, models=models)
     rows = result["models"]
     assert [r["framework"] for r in rows[: len(models)]] == [m.rpartition(":")[0] or "torch" for m in models]
     for row in rows:
         # One epoch on 2,000 images reached 0.57-0.70 validation accuracy over seeds 0-2 for both
         # frameworks (0.70 and 0.62 at seed 0); chance is 0.1. Below SMOKE_FLOOR something is broken.
         assert SMOKE_FLOOR <= row["test_accuracy"] <= 1, row
-        assert (tmp_path / "qs").joinpath(row["run_dir"].rsplit("/", 1)[-1], "metrics.json").is_file()
-    html = (tmp_path / "qs" / "report.html").read_text(encoding="utf-8")
+        assert out.joinpath(row["run_dir"].rsplit("/", 1)[-1], "metrics.json").is_file()
+    html = (out / "report.html").read_text(encoding="utf-8")
     trained = rows[: len(models)]
     comparison = _section(html, "comparison")
     table = [cells for tr in re.findall(r"<tr>(.*?)</tr>", comparison, re.S)

@@ -251,7 +251,7 @@ def test_a_worker_killed_after_its_run_was_deleted_does_not_crash_loop(trained_r
         while len(_workers(proc.pid) - {victim}) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
         replacement = _workers(proc.pid) - {victim}
-        time.sleep(20)  # today: a new worker every 2-3 s, each with a 40-line traceback
+        time.sleep(10)  # before the fix: a new worker every 2-3 s, each with a 40-line traceback
         assert _workers(proc.pid) == replacement  # the replacement stayed up, not ready, retrying
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
