@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -38,7 +39,7 @@ def _as_server_user(argv: list[str]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def postgres_url():
-    """``postgresql+psycopg2://sweep@127.0.0.1:PORT/optuna`` on a server that lives for the module."""
+    """``postgresql+psycopg2://sweep:PASSWORD@127.0.0.1:PORT/optuna`` on a server that lives for the module."""
     pytest.importorskip("psycopg2", reason="needs mnistlab[sweep] (psycopg2-binary)")
     bins = bin_dir()
     if bins is None:
@@ -49,8 +50,15 @@ def postgres_url():
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
     data, port = root / "data", free_port()
-    run = lambda *argv: subprocess.run(_as_server_user([*argv]), check=True, capture_output=True)  # noqa: E731
-    run(str(bins / "initdb"), "-D", str(data), "-U", "sweep", "--auth=trust", "-E", "UTF8")
+    # A password over TCP, as on a shared server: the sweep must carry it to its workers without writing it down.
+    password = secrets.token_hex(12)
+    (root / "pw").write_text(password + "\n")
+    if os.geteuid() == 0:
+        shutil.chown(root / "pw", "postgres", "postgres")
+    env = {**os.environ, "PGPASSWORD": password}
+    run = lambda *argv: subprocess.run(_as_server_user([*argv]), check=True, capture_output=True, env=env)  # noqa: E731
+    run(str(bins / "initdb"), "-D", str(data), "-U", "sweep", "--auth-local=trust", "--auth-host=scram-sha-256",
+        f"--pwfile={root / 'pw'}", "-E", "UTF8")
     server = subprocess.Popen(_as_server_user([str(bins / "postgres"), "-D", str(data), "-p", str(port), "-k",
                                                str(root), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -61,7 +69,7 @@ def postgres_url():
             assert server.poll() is None and time.monotonic() < deadline, "the PostgreSQL server did not start"
             time.sleep(0.2)
         run(str(bins / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "sweep", "optuna")
-        yield f"postgresql+psycopg2://sweep@127.0.0.1:{port}/optuna"
+        yield f"postgresql+psycopg2://sweep:{password}@127.0.0.1:{port}/optuna"
     finally:
         subprocess.run(_as_server_user([str(bins / "pg_ctl"), "stop", "-D", str(data), "-m", "fast"]),
                        capture_output=True)

@@ -236,3 +236,23 @@ def test_workers_on_one_sqlite_study_never_take_the_same_waiting_trial(tmp_path)
     taken = [int(n) for p in takers for n in p.communicate(timeout=120)[0].split()]
     assert [p.returncode for p in takers] == [0, 0, 0]
     assert sorted(taken) == list(range(90))
+
+
+def test_a_storage_password_reaches_the_workers_through_their_environment_only(tmp_path, monkeypatch):
+    pytest.importorskip("sqlalchemy")
+    from mnistlab.sweep.study import STORAGE_ENV, SweepSettings
+
+    url = "postgresql+psycopg2://me:s3cret-pw@db.lab:5432/optuna"
+    settings = SweepSettings(out=str(tmp_path), study="s", trials=2, storage=url)
+    path = settings.write()
+    written = json.loads(path.read_text())["storage"]
+    assert "s3cret-pw" not in path.read_text() and written.endswith("me:***@db.lab:5432/optuna")
+    env = settings.worker_env()
+    assert env[STORAGE_ENV] == url
+    monkeypatch.setenv(STORAGE_ENV, url)
+    assert SweepSettings.read(path) == settings  # a worker started with that environment
+    monkeypatch.setenv(STORAGE_ENV, "postgresql+psycopg2://me:other@elsewhere/optuna")
+    assert SweepSettings.read(path).storage.endswith("me:***@db.lab:5432/optuna")  # not another server's password
+    monkeypatch.delenv(STORAGE_ENV)
+    without = SweepSettings(out=str(tmp_path), study="s", trials=2, storage="postgresql+psycopg2://me@db.lab/optuna")
+    assert STORAGE_ENV not in without.worker_env() and SweepSettings.read(without.write()) == without

@@ -164,7 +164,8 @@ LONGER = SPACE.replace("epochs = 2", "epochs = 3").replace("[0.003, 0.01, 0.0000
 def test_two_machines_share_a_postgres_study_and_rerun_a_killed_workers_trial(postgres_url, tmp_path):
     """Two sweep commands on one PostgreSQL study (the second with --join, as on another machine); a
     worker killed with SIGKILL leaves its trial running, the other worker's heartbeat check marks it
-    failed and runs it again; every grid point ends complete exactly once."""
+    failed and runs it again; every grid point ends complete exactly once; the server's password is
+    in no file of either sweep."""
     space = tmp_path / "grid.toml"
     space.write_text(LONGER)
     storage = ["--storage", postgres_url, "--heartbeat", "2", "--pruner", "none"]
@@ -196,6 +197,11 @@ def test_two_machines_share_a_postgres_study_and_rerun_a_killed_workers_trial(po
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     assert sorted(t.params["lr"] for t in complete) == [0.002, 0.003, 0.01]
     assert len({t.user_attrs["run_dir"] for t in complete}) == 3
+    # The workers reached the server with the URL's password, and it was written nowhere.
+    password = postgres_url.split(":")[2].split("@")[0].encode()
+    written = json.loads((tmp_path / "a" / "sweep.json").read_text())["storage"]
+    assert written.startswith("postgresql+psycopg2://sweep:***@")
+    assert [f for f in tmp_path.rglob("*") if f.is_file() and password in f.read_bytes()] == []
 
 
 def test_train_and_sweep_track_their_runs_in_mlflow(journal_sweep, tmp_path, data_dir):

@@ -138,7 +138,7 @@ def _run_on_study(
             "--workers above 1, --storage and --join run members on Optuna: pip install 'mnistlab[sweep]'"
         ) from None
     from mnistlab.sweep.runner import check_codes, start_workers, worker_threads
-    from mnistlab.sweep.study import open_study
+    from mnistlab.sweep.study import open_study, shown_url
 
     folder.mkdir(parents=True, exist_ok=True)
     storage = options.storage or f"sqlite:///{(folder / DEFAULT_DB).resolve()}"
@@ -164,12 +164,12 @@ def _run_on_study(
         queued = enqueue(study, members, folder, force)
         log(
             f"{len(queued)} of {len(members)} members to run on {options.workers} worker(s); "
-            f"study {settings.study} in {storage}"
+            f"study {settings.study} in {shown_url(storage)}"
         )
     # No more workers here than members left (none when every member finished); joined: all of them.
     count = options.workers if options.join else min(options.workers, len(pending(study)))
     if count:
-        codes, stopped = start_workers(settings.write(SETTINGS_FILE), count)
+        codes, stopped = start_workers(settings.write(SETTINGS_FILE), count, settings.worker_env())
         check_codes(codes, stopped, resume_command, str(folder))
     left = [m.name for m in members if not m.finished(folder)]
     if left:

@@ -71,7 +71,7 @@ def run_sweep(space: SweepSpace, settings: SweepSettings, *, join: bool = False,
               resume_command: str | None = None) -> SweepResult:
     """Run the sweep to its end with ``settings.workers`` worker processes; the results, also written."""
     prepare(space, settings, join=join)
-    codes, stopped = start_workers(Path(settings.out) / SETTINGS_FILE, settings.workers)
+    codes, stopped = start_workers(Path(settings.out) / SETTINGS_FILE, settings.workers, settings.worker_env())
     result = write_results(settings)
     if settings.track:
         track_trials(result, settings)
@@ -79,11 +79,12 @@ def run_sweep(space: SweepSpace, settings: SweepSettings, *, join: bool = False,
     return result
 
 
-def start_workers(settings_file: Path, count: int) -> tuple[list[int], int | None]:
-    """``count`` worker processes on ``settings_file``, waited for: (their exit codes, the signal that
-    stopped this process or None). On SIGINT/SIGTERM here the workers get SIGTERM and stop cleanly too."""
+def start_workers(settings_file: Path, count: int, env: dict[str, str]) -> tuple[list[int], int | None]:
+    """``count`` worker processes on ``settings_file`` with the environment ``env``
+    (:meth:`SweepSettings.worker_env`), waited for: (their exit codes, the signal that stopped this process
+    or None). On SIGINT/SIGTERM here the workers get SIGTERM and stop cleanly too."""
     command = [sys.executable, "-m", "mnistlab.sweep.worker", str(settings_file)]
-    workers = [subprocess.Popen([*command, str(i)]) for i in range(count)]
+    workers = [subprocess.Popen([*command, str(i)], env=env) for i in range(count)]
     stopped: int | None = None
     try:
         with stop_on_signals():

@@ -10,12 +10,17 @@ the study between machines). SQL storages record a heartbeat for each running tr
 silent for twice ``heartbeat`` seconds (its worker was killed) is marked failed by the next
 worker to start a trial and enqueued again (Optuna's ``RetryHeartbeatStaleTrialCallback``). A journal file
 has no heartbeat: a worker killed with SIGKILL leaves its trial running there for ever.
+
+A storage URL's password never reaches a file: ``sweep.json`` holds the URL with ``***`` in its
+place, and the workers this machine starts get the whole URL in their environment
+(:data:`STORAGE_ENV`). The summaries and messages show the masked URL too.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +30,7 @@ from mnistlab.errors import UserError
 from mnistlab.fileio import write_json
 
 SETTINGS_FILE = "sweep.json"  # what the workers read: this object
+STORAGE_ENV = "MNISTLAB_SWEEP_STORAGE"  # the storage URL with its password, for the workers (never in a file)
 SPACE_FILE = "space.toml"  # the sweep file, copied: the folder explains itself
 DEFAULT_DB = "study.db"
 MAX_RETRY = 2  # a trial whose worker died is run again at most this many times
@@ -75,13 +81,49 @@ class SweepSettings:
         return f"sqlite:///{(Path(self.out) / DEFAULT_DB).resolve()}"
 
     def write(self, name: str = SETTINGS_FILE) -> Path:
+        """The settings for the workers in ``out/name``, the storage's password masked (see :meth:`worker_env`)."""
         path = Path(self.out) / name
-        write_json(path, dataclasses.asdict(self))
+        record = dataclasses.asdict(self)
+        if self.storage:
+            record["storage"] = shown_url(self.storage)
+        write_json(path, record)
         return path
+
+    def worker_env(self) -> dict[str, str]:
+        """The environment of a worker this process starts: its own, and the storage URL where its password
+        was masked in the settings file."""
+        env = dict(os.environ)
+        if self.storage and shown_url(self.storage) != self.storage:
+            env[STORAGE_ENV] = self.storage
+        return env
 
     @classmethod
     def read(cls, path: str | Path) -> "SweepSettings":
-        return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
+        """The settings a sweep wrote, with the storage's password from :data:`STORAGE_ENV` where it was masked."""
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+        secret = os.environ.get(STORAGE_ENV)
+        if secret and record.get("storage") == shown_url(secret):
+            record["storage"] = secret
+        return cls(**record)
+
+
+def shown_url(url: str) -> str:
+    """A storage URL as files and messages show it: its password replaced by ``***``.
+
+    >>> shown_url("postgresql+psycopg2://me:s3cret@db:5432/optuna")
+    'postgresql+psycopg2://me:***@db:5432/optuna'
+    >>> shown_url("journal:sweeps/a/study.journal")
+    'journal:sweeps/a/study.journal'
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if url.startswith(("journal:", "sqlite")):
+        return url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):  # not a URL: open_storage says so; nothing to hide in it
+        return url
 
 
 def _tpe(seed: int) -> Any:
@@ -143,7 +185,7 @@ def open_storage(settings: SweepSettings) -> Any:
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
     except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.OperationalError, ImportError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"--storage {url!r:.80}: cannot open it ({first:.160})") from None
+        raise UserError(f"--storage {shown_url(url)!r:.80}: cannot open it ({first:.160})") from None
     if url.startswith("sqlite"):
         serialise_sqlite(storage.engine)
     return storage
@@ -187,7 +229,7 @@ def open_study(settings: SweepSettings, *, epochs: int, seed: int, create: bool,
         try:
             study = optuna.load_study(study_name=settings.study, storage=storage, sampler=sampler, pruner=pruner)
         except KeyError:
-            raise UserError(f"--join: no study {settings.study!r} in {settings.storage_url()!r:.80}; "
+            raise UserError(f"--join: no study {settings.study!r} in {shown_url(settings.storage_url())!r:.80}; "
                             "start it without --join first") from None
     if study.user_attrs.get("space") != space_text:
         raise UserError(f"study {settings.study!r} was made from another sweep file; use the same file, "

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mnistlab.fileio import write_json, write_text, write_with
-from mnistlab.sweep.study import SweepSettings, open_storage
+from mnistlab.sweep.study import SweepSettings, open_storage, shown_url
 
 SUMMARY_JSON = "summary.json"
 # Optuna's matplotlib figures: file name → the function of optuna.visualization.matplotlib
@@ -91,17 +91,8 @@ def collect(study: Any, settings: SweepSettings) -> SweepResult:
     rows = tuple(trial_row(t) for t in study.get_trials(deepcopy=False))
     done = [r for r in rows if r.state == "complete" and r.value is not None]
     best = max(done, key=lambda r: (r.value, -r.number)) if done else None
-    return SweepResult(study=settings.study, storage=_shown_url(settings.storage_url()), out=settings.out,
+    return SweepResult(study=settings.study, storage=shown_url(settings.storage_url()), out=settings.out,
                        trials=rows, best=best, figures=())
-
-
-def _shown_url(url: str) -> str:
-    """The storage URL without its password (the summary is shared; the password is not)."""
-    from sqlalchemy.engine import make_url
-
-    if url.startswith(("journal:", "sqlite")):
-        return url
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def write_results(settings: SweepSettings) -> SweepResult:
