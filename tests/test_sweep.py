@@ -256,3 +256,43 @@ def test_a_storage_password_reaches_the_workers_through_their_environment_only(t
     monkeypatch.delenv(STORAGE_ENV)
     without = SweepSettings(out=str(tmp_path), study="s", trials=2, storage="postgresql+psycopg2://me@db.lab/optuna")
     assert STORAGE_ENV not in without.worker_env() and SweepSettings.read(without.write()) == without
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # trials taken by hand here, not by optimize
+@pytest.mark.parametrize("storage", ["journal", "sqlite"])
+def test_a_trial_whose_worker_here_was_killed_runs_again_when_the_command_is_run_again(tmp_path, storage):
+    """A worker killed with SIGKILL leaves its trial running (a journal file has no heartbeat; SQLite's
+    takes two intervals). The same command marks it failed at once and enqueues its point again; a
+    trial whose worker still runs, or ran on another machine, is left alone."""
+    import socket
+    import subprocess
+    import sys
+
+    optuna = pytest.importorskip("optuna")
+    from mnistlab.sweep.runner import prepare
+    from mnistlab.sweep.study import SweepSettings, open_study
+
+    space = parse_space('[base]\narch = "simple"\n[search]\nlr = [0.001, 0.002, 0.003]\n', "g.toml")
+    settings = SweepSettings(out=str(tmp_path / "sweep"), study="g", sampler="grid", quiet=True,
+                             storage=f"journal:{tmp_path / 'g.journal'}" if storage == "journal" else None)
+    prepare(space, settings, join=False)
+    study = open_study(settings, epochs=1, seed=0, create=False, space_text=space.text)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "mnistlab.sweep.worker"])
+    host = socket.gethostname()
+    try:
+        taken = []
+        for worker in (f"{host}:{int(dead.stdout)}", f"{host}:{alive.pid}", "another-machine:1"):
+            trial = study.ask()  # a waiting grid point, as a worker takes it
+            trial.set_user_attr("worker", worker)
+            taken.append((trial.number, study.get_trials()[trial.number].system_attrs["fixed_params"]["lr"]))
+        prepare(space, settings, join=False)  # the same command, again
+        states = {t.number: t.state.name for t in study.get_trials()}
+        assert [states[n] for n, _ in taken] == ["FAIL", "RUNNING", "RUNNING"]
+        waiting = [t.params or t.system_attrs["fixed_params"] for t in study.get_trials()
+                   if t.state == optuna.trial.TrialState.WAITING]
+        assert waiting == [{"lr": taken[0][1]}]  # the lost point, once; the others still run
+    finally:
+        alive.kill()
+        alive.wait()

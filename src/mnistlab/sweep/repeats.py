@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -137,6 +138,7 @@ def _run_on_study(
         raise UserError(
             "--workers above 1, --storage and --join run members on Optuna: pip install 'mnistlab[sweep]'"
         ) from None
+    from mnistlab.sweep.job import fail_lost_trials
     from mnistlab.sweep.runner import check_codes, start_workers, worker_threads
     from mnistlab.sweep.study import open_study, shown_url
 
@@ -160,6 +162,8 @@ def _run_on_study(
         json.dumps({"force": force, "progress": progress, "members": [m.to_dict() for m in members]}, indent=1) + "\n",
     )
     study = open_study(settings, epochs=1, seed=0, create=not options.join, space_text=plan_text(members))
+    for line in fail_lost_trials(study):  # members whose workers here were killed outright: a warning
+        print(line, file=sys.stderr)
     if not options.join:
         queued = enqueue(study, members, folder, force)
         log(

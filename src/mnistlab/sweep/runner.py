@@ -10,8 +10,9 @@
 The sweep folder holds ``space.toml`` (the sweep file), ``sweep.json`` (the settings the workers
 read), the study (``study.db`` unless ``--storage``), ``trials/trial-NNNN`` (one run each) and
 the results. Running the same command again continues the study: finished trials are kept, a
-trial that was interrupted is failed and (on a grid) its point run again, and new trials are
-drawn until ``--trials`` have finished.
+trial that was interrupted is failed (one whose worker on this machine was killed outright, too:
+:func:`~mnistlab.sweep.job.fail_lost_trials`) and (on a grid) its point run again, and new trials
+are drawn until ``--trials`` have finished.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 from mnistlab.errors import Interrupted, UserError
 from mnistlab.fileio import write_text
 from mnistlab.stopping import stop_on_signals
+from mnistlab.sweep.job import fail_lost_trials
 from mnistlab.sweep.space import SweepSpace
 from mnistlab.sweep.study import SETTINGS_FILE, SPACE_FILE, SweepFailed, SweepSettings, open_study
 from mnistlab.sweep.summary import SweepResult, write_results
@@ -51,6 +53,8 @@ def prepare(space: SweepSpace, settings: SweepSettings, *, join: bool) -> None:
     write_text(copy, space.text)
     study = open_study(settings, epochs=space.train_config({}).epochs, seed=settings.seed, create=not join,
                        space_text=space.text)
+    for line in fail_lost_trials(study):  # workers of an earlier command here, killed outright: a warning
+        print(line, file=sys.stderr)
     if settings.sampler == "grid" and not join:
         enqueue_grid(study, space, settings.trials)
     settings.write()
