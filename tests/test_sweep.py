@@ -296,3 +296,31 @@ def test_a_trial_whose_worker_here_was_killed_runs_again_when_the_command_is_run
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_workers_spread_over_the_gpus_they_may_use(tmp_path, monkeypatch):
+    """Five workers on a machine where GPUs 4 and 6 are visible: worker k sees GPU k mod 2 only, each
+    with the sweep's environment; on one GPU (or none) all keep the environment as it is."""
+    from mnistlab.sweep import runner
+
+    started = []
+
+    class Process:
+        def __init__(self, argv, env):
+            started.append((argv[-1], env))
+
+        def wait(self):
+            return 0
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(runner.subprocess, "Popen", Process)
+    env = {"CUDA_VISIBLE_DEVICES": "4,6", "MNISTLAB_SWEEP_STORAGE": "postgresql://me:pw@db/optuna"}
+    assert runner.start_workers(tmp_path / "sweep.json", 5, env) == ([0] * 5, None)
+    assert [(i, e["CUDA_VISIBLE_DEVICES"]) for i, e in started] == [("0", "4"), ("1", "6"), ("2", "4"), ("3", "6"),
+                                                                   ("4", "4")]
+    assert all(e["MNISTLAB_SWEEP_STORAGE"] == env["MNISTLAB_SWEEP_STORAGE"] for _, e in started)
+    started.clear()
+    runner.start_workers(tmp_path / "sweep.json", 2, {"CUDA_VISIBLE_DEVICES": "1"})
+    assert [e for _, e in started] == [{"CUDA_VISIBLE_DEVICES": "1"}] * 2

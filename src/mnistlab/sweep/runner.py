@@ -83,12 +83,43 @@ def run_sweep(space: SweepSpace, settings: SweepSettings, *, join: bool = False,
     return result
 
 
+def visible_gpus(env: dict[str, str]) -> list[str]:
+    """The CUDA devices the workers may use: ``CUDA_VISIBLE_DEVICES``'s entries where it is set, else each
+    device torch counts (none on a machine without CUDA).
+
+    >>> visible_gpus({"CUDA_VISIBLE_DEVICES": "2, 3"}), visible_gpus({"CUDA_VISIBLE_DEVICES": ""})
+    (['2', '3'], [])
+    """
+    if "CUDA_VISIBLE_DEVICES" in env:
+        return [d.strip() for d in env["CUDA_VISIBLE_DEVICES"].split(",") if d.strip() and d.strip() != "-1"]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def worker_envs(env: dict[str, str], count: int, gpus: list[str]) -> list[dict[str, str]]:
+    """Each of ``count`` workers' environment: with several GPUs, worker i sees only ``gpus[i % n]``
+    (``CUDA_VISIBLE_DEVICES``), so K workers pack K / n on each GPU; with one GPU or none all share ``env``
+    (K on the one GPU, each with its own process and CUDA context).
+
+    >>> [e.get("CUDA_VISIBLE_DEVICES") for e in worker_envs({}, 5, ["0", "1"])]
+    ['0', '1', '0', '1', '0']
+    >>> [e.get("CUDA_VISIBLE_DEVICES") for e in worker_envs({}, 2, ["0"])]
+    [None, None]
+    """
+    if len(gpus) < 2:
+        return [env] * count
+    return [{**env, "CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} for i in range(count)]
+
+
 def start_workers(settings_file: Path, count: int, env: dict[str, str]) -> tuple[list[int], int | None]:
     """``count`` worker processes on ``settings_file`` with the environment ``env``
-    (:meth:`SweepSettings.worker_env`), waited for: (their exit codes, the signal that stopped this process
-    or None). On SIGINT/SIGTERM here the workers get SIGTERM and stop cleanly too."""
+    (:meth:`SweepSettings.worker_env`), spread over this machine's GPUs (:func:`worker_envs`), waited for:
+    (their exit codes, the signal that stopped this process or None). On SIGINT/SIGTERM here the workers
+    get SIGTERM and stop cleanly too."""
     command = [sys.executable, "-m", "mnistlab.sweep.worker", str(settings_file)]
-    workers = [subprocess.Popen([*command, str(i)], env=env) for i in range(count)]
+    envs = worker_envs(env, count, visible_gpus(env) if count > 1 else [])
+    workers = [subprocess.Popen([*command, str(i)], env=envs[i]) for i in range(count)]
     stopped: int | None = None
     try:
         with stop_on_signals():
