@@ -49,10 +49,17 @@ STYLE = {
 
 
 @contextlib.contextmanager
-def figure(path: str | Path, width: float = 8.0, height: float = 4.5, title: str | None = None) -> Iterator[Figure]:
-    """Yield a styled figure of ``width × height`` inches; on exit write it to ``path`` as PNG."""
+def figure(path: str | Path, width: float = 8.0, height: float = 4.5, title: str | None = None,
+           margins: dict[str, float] | None = None) -> Iterator[Figure]:
+    """Yield a styled figure of ``width × height`` inches; on exit write it to ``path`` as PNG.
+
+    Laid out by matplotlib's constrained layout, or, given ``margins`` (``subplots_adjust``'s
+    arguments), placed by hand: a grid of many images laid out by constraints takes seconds to draw.
+    """
     with matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+        fig = Figure(figsize=(width, height), dpi=DPI, layout=None if margins else "constrained")
+        if margins:
+            fig.subplots_adjust(**margins)
         FigureCanvasAgg(fig)
         if title:
             fig.suptitle(title, fontsize=14, fontweight="bold")
