@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -53,9 +54,9 @@ def worker_alive(pid: int, command: str = WORKER_COMMAND) -> bool:
     return command.encode() in cmdline
 
 
-def fail_lost_trials(study: Any) -> list[str]:
+def fail_lost_trials(study: Any) -> list[int]:
     """Mark failed each running trial whose worker ran on this machine and is gone (killed with SIGKILL,
-    out of memory, the machine restarted); a line for each, to show.
+    out of memory, the machine restarted), with a warning line on stderr for each; their numbers.
 
     The same command then runs their points (or members) again at once, where an SQL storage's
     heartbeat takes two intervals and a journal file has none. Trials of other machines, and of
@@ -63,12 +64,13 @@ def fail_lost_trials(study: Any) -> list[str]:
     """
     from optuna.trial import TrialState
 
-    host, lines = socket.gethostname(), []
+    host, lost = socket.gethostname(), []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         name, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
         if name == host and pid.isdigit() and not worker_alive(int(pid)):
             study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+            lost.append(trial.number)
             what = f"member {trial.user_attrs['member']} (trial {trial.number})" if "member" in trial.user_attrs \
                 else f"trial {trial.number}"
-            lines.append(f"{what}: its worker ({name}:{pid}) is gone; marked failed, to run again")
-    return lines
+            print(f"{what}: its worker ({name}:{pid}) is gone; marked failed, to run again", file=sys.stderr)
+    return lost

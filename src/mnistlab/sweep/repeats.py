@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -162,8 +161,7 @@ def _run_on_study(
         json.dumps({"force": force, "progress": progress, "members": [m.to_dict() for m in members]}, indent=1) + "\n",
     )
     study = open_study(settings, epochs=1, seed=0, create=not options.join, space_text=plan_text(members))
-    for line in fail_lost_trials(study):  # members whose workers here were killed outright: a warning
-        print(line, file=sys.stderr)
+    fail_lost_trials(study)  # members whose workers here were killed outright: they run again
     if not options.join:
         queued = enqueue(study, members, folder, force)
         log(

@@ -53,8 +53,7 @@ def prepare(space: SweepSpace, settings: SweepSettings, *, join: bool) -> None:
     write_text(copy, space.text)
     study = open_study(settings, epochs=space.train_config({}).epochs, seed=settings.seed, create=not join,
                        space_text=space.text)
-    for line in fail_lost_trials(study):  # workers of an earlier command here, killed outright: a warning
-        print(line, file=sys.stderr)
+    fail_lost_trials(study)  # workers of an earlier command here, killed outright
     if settings.sampler == "grid" and not join:
         enqueue_grid(study, space, settings.trials)
     settings.write()
